@@ -1,0 +1,291 @@
+//! A client for one ComfyUI server over HTTP (and, for jobs, its WebSocket), with the server's auth.
+
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
+use serde::Deserialize;
+
+use crate::servers::{AuthKind, Credentials};
+
+/// Bodies larger than this are not read: a real `/system_stats` is under 1 KB.
+pub const STATS_BODY_LIMIT: usize = 1024 * 1024;
+/// `/queue` carries every queued prompt; hundreds of large workflows fit.
+pub const QUEUE_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Why a call to ComfyUI failed, classified for status and messages. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComfyError {
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("no answer in time")]
+    Timeout,
+    #[error("the server asks for credentials (HTTP {status})")]
+    Unauthorized { status: u16, credentials_sent: bool },
+    #[error("the server refused the request (HTTP 403)")]
+    Forbidden,
+    #[error("the server redirects to {location}")]
+    Redirect { location: String },
+    #[error("HTTP {status} from {path}")]
+    Http { status: u16, path: String, snippet: String },
+    #[error("{path} answered with more than {limit} bytes")]
+    TooLarge { path: String, limit: usize },
+    #[error("{path} did not answer like ComfyUI: {reason}")]
+    NotComfy { path: String, reason: String },
+    #[error("the connection failed: {0}")]
+    Transport(String),
+}
+
+/// `GET /system_stats`, as far as ComfyFleet needs it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SystemStats {
+    pub system: SystemInfo,
+    #[serde(default)]
+    pub devices: Vec<DeviceInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SystemInfo {
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub comfyui_version: Option<String>,
+    #[serde(default)]
+    pub python_version: Option<String>,
+    #[serde(default)]
+    pub pytorch_version: Option<String>,
+    #[serde(default)]
+    pub ram_total: Option<u64>,
+    #[serde(default)]
+    pub ram_free: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeviceInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub vram_total: u64,
+    #[serde(default)]
+    pub vram_free: u64,
+}
+
+/// Counts from `GET /queue` (items are `[number, prompt_id, prompt, extra, outputs]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    pub running: u32,
+    pub pending: u32,
+}
+
+#[derive(Deserialize)]
+struct QueueBody {
+    queue_running: Vec<serde_json::Value>,
+    queue_pending: Vec<serde_json::Value>,
+}
+
+/// Build the headers a server's auth needs. The ComfyUI-Login token goes as `Bearer` (the plugin
+/// checks the scheme case-sensitively).
+pub fn auth_headers(creds: Option<&Credentials>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    let Some(creds) = creds else { return headers };
+    let Some(secret) = creds.secret.as_ref() else { return headers };
+    let sensitive = |v: String| {
+        HeaderValue::from_str(&v).ok().map(|mut h| {
+            h.set_sensitive(true);
+            h
+        })
+    };
+    match creds.auth.kind {
+        AuthKind::None => {}
+        AuthKind::Basic => {
+            let user = creds.auth.user.clone().unwrap_or_default();
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{}", secret.expose()));
+            if let Some(v) = sensitive(format!("Basic {token}")) {
+                headers.insert(AUTHORIZATION, v);
+            }
+        }
+        AuthKind::Bearer | AuthKind::ComfyuiLogin => {
+            if let Some(v) = sensitive(format!("Bearer {}", secret.expose())) {
+                headers.insert(AUTHORIZATION, v);
+            }
+        }
+        AuthKind::ApiKey => {
+            let name = creds.auth.header.as_deref().unwrap_or("X-API-Key");
+            if let (Ok(n), Some(v)) = (HeaderName::from_bytes(name.as_bytes()), sensitive(secret.expose().to_string())) {
+                headers.insert(n, v);
+            }
+        }
+    }
+    headers
+}
+
+/// The HTTP client shared by every server call: no redirects followed (a redirect to a login page
+/// means auth is needed), no proxy surprises for loopback, connection reuse.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("ComfyFleet/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// A client for one server.
+#[derive(Clone)]
+pub struct ComfyClient {
+    http: reqwest::Client,
+    base: String,
+    headers: HeaderMap,
+    credentials_sent: bool,
+}
+
+impl ComfyClient {
+    pub fn new(http: reqwest::Client, base_url: &str, creds: Option<&Credentials>) -> Self {
+        Self {
+            http,
+            base: base_url.trim_end_matches('/').to_string(),
+            headers: auth_headers(creds),
+            credentials_sent: creds.is_some_and(|c| c.secret.is_some() && c.auth.kind != AuthKind::None),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, limit: usize) -> Result<T, ComfyError> {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = resp.status();
+        if status.as_u16() == 401 {
+            return Err(ComfyError::Unauthorized { status: 401, credentials_sent: self.credentials_sent });
+        }
+        if status.as_u16() == 403 {
+            return Err(ComfyError::Forbidden);
+        }
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            if location.contains("login") {
+                return Err(ComfyError::Unauthorized { status: status.as_u16(), credentials_sent: self.credentials_sent });
+            }
+            return Err(ComfyError::Redirect { location });
+        }
+        let body = read_limited(resp, limit, path).await?;
+        if !status.is_success() {
+            let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Err(ComfyError::Http { status: status.as_u16(), path: path.into(), snippet });
+        }
+        serde_json::from_slice(&body).map_err(|e| ComfyError::NotComfy {
+            path: path.into(),
+            reason: if body.first().is_some_and(|b| *b == b'<') {
+                "it sent an HTML page".into()
+            } else {
+                format!("unexpected content ({e})")
+            },
+        })
+    }
+
+    /// `GET /system_stats`: versions and devices.
+    pub async fn system_stats(&self) -> Result<SystemStats, ComfyError> {
+        self.get_json("/system_stats", STATS_BODY_LIMIT).await
+    }
+
+    /// `GET /queue`: how many prompts run and wait.
+    pub async fn queue(&self) -> Result<QueueCounts, ComfyError> {
+        let q: QueueBody = self.get_json("/queue", QUEUE_BODY_LIMIT).await?;
+        Ok(QueueCounts {
+            running: q.queue_running.len() as u32,
+            pending: q.queue_pending.len() as u32,
+        })
+    }
+}
+
+async fn read_limited(mut resp: reqwest::Response, limit: usize, path: &str) -> Result<Vec<u8>, ComfyError> {
+    if resp.content_length().is_some_and(|n| n as usize > limit) {
+        return Err(ComfyError::TooLarge { path: path.into(), limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ComfyError::TooLarge { path: path.into(), limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn transport_error(e: reqwest::Error) -> ComfyError {
+    // reqwest's text names the URL (ours never carries secrets) and the OS error.
+    let detail = std::error::Error::source(&e)
+        .map(|s| {
+            let mut text = s.to_string();
+            let mut cur = s.source();
+            while let Some(inner) = cur {
+                text = inner.to_string();
+                cur = inner.source();
+            }
+            text
+        })
+        .unwrap_or_else(|| e.to_string());
+    if e.is_timeout() {
+        ComfyError::Timeout
+    } else if e.is_connect() {
+        ComfyError::Connect(detail)
+    } else {
+        ComfyError::Transport(detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Secret;
+    use crate::servers::AuthView;
+
+    fn creds(kind: AuthKind, user: Option<&str>, header: Option<&str>, secret: &str) -> Credentials {
+        Credentials {
+            auth: AuthView { kind, user: user.map(Into::into), header: header.map(Into::into) },
+            secret: Some(Secret::new(secret)),
+        }
+    }
+
+    #[test]
+    fn auth_headers_follow_each_auth_kind() {
+        let h = auth_headers(Some(&creds(AuthKind::Basic, Some("bob"), None, "pw")));
+        assert_eq!(h[AUTHORIZATION], "Basic Ym9iOnB3");
+        assert!(h[AUTHORIZATION].is_sensitive());
+        let h = auth_headers(Some(&creds(AuthKind::ComfyuiLogin, None, None, "$2b$12$abc")));
+        assert_eq!(h[AUTHORIZATION], "Bearer $2b$12$abc");
+        let h = auth_headers(Some(&creds(AuthKind::Bearer, None, None, "t")));
+        assert_eq!(h[AUTHORIZATION], "Bearer t");
+        let h = auth_headers(Some(&creds(AuthKind::ApiKey, None, Some("X-API-Key"), "k")));
+        assert_eq!(h["x-api-key"], "k");
+        assert!(!h.contains_key(AUTHORIZATION));
+        let h = auth_headers(None);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn system_stats_parses_the_recorded_answer() {
+        let recorded = r#"{"system": {"os": "posix", "ram_total": 25325273088, "ram_free": 23772950528, "comfyui_version": "0.3.64", "required_frontend_version": "1.27.10", "installed_templates_version": "0.1.95", "required_templates_version": "0.1.95", "python_version": "3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]", "pytorch_version": "2.8.0+cu128", "embedded_python": false, "argv": ["main.py", "--cpu", "--listen", "127.0.0.1", "--port", "8188"]}, "devices": [{"name": "cpu", "type": "cpu", "index": null, "vram_total": 25325273088, "vram_free": 23772950528, "torch_vram_total": 25325273088, "torch_vram_free": 23772950528}]}"#;
+        let s: SystemStats = serde_json::from_str(recorded).unwrap();
+        assert_eq!(s.system.comfyui_version.as_deref(), Some("0.3.64"));
+        assert_eq!(s.system.pytorch_version.as_deref(), Some("2.8.0+cu128"));
+        assert_eq!(s.devices[0].kind, "cpu");
+        assert_eq!(s.devices[0].vram_total, 25325273088);
+    }
+}

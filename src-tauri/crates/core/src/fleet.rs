@@ -1,0 +1,50 @@
+//! The core's front door: opens the app home, database and keychain, and hands out each capability.
+
+use crate::health::Health;
+use crate::home::{AppHome, HomeError};
+use crate::secrets::Secrets;
+use crate::servers::ServerList;
+use crate::settings::SettingsStore;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("{0}")]
+    Home(#[from] HomeError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl crate::HasErrorInfo for FleetError {
+    fn code(&self) -> &'static str {
+        match self {
+            FleetError::Home(e) => e.code(),
+            FleetError::Store(e) => e.code(),
+        }
+    }
+}
+
+/// Everything the desktop shell and the CLI call. Each field is a cheap, cloneable handle.
+#[derive(Clone)]
+pub struct Fleet {
+    pub home: AppHome,
+    pub store: Store,
+    pub servers: ServerList,
+    pub health: Health,
+    pub settings: SettingsStore,
+}
+
+impl Fleet {
+    /// Open the fleet at `home` with the OS keychain.
+    pub fn open(home: AppHome) -> Result<Self, FleetError> {
+        Self::open_with(home, Secrets::default())
+    }
+
+    pub fn open_with(home: AppHome, secrets: Secrets) -> Result<Self, FleetError> {
+        let store = Store::open(&home.database())?;
+        let servers = ServerList::new(store.clone(), secrets);
+        let health = Health::new(servers.clone());
+        let settings = SettingsStore::new(store.clone());
+        Ok(Self { home, store, servers, health, settings })
+    }
+}

@@ -1,0 +1,25 @@
+//! comfyfleet-core: every ComfyFleet capability, shared by the desktop shell and the CLI. No Tauri here.
+
+pub mod comfyui;
+pub mod error_info;
+pub mod fleet;
+pub mod health;
+pub mod home;
+pub mod logging;
+pub mod secrets;
+pub mod servers;
+pub mod settings;
+pub mod store;
+
+pub use error_info::{ErrorInfo, HasErrorInfo};
+pub use fleet::Fleet;
+
+/// Milliseconds since the Unix epoch: the one place core reads the wall clock for timestamps.
+/// Decisions take `now` as a parameter; effects call this.
+pub fn now_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,51 @@
+//! App settings shared by the desktop app and the CLI (stored in the database): auto-switch and friends.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Settings {
+    /// When the active server stops answering, make the next healthy server active.
+    pub auto_switch: bool,
+}
+
+#[derive(Clone)]
+pub struct SettingsStore {
+    store: Store,
+}
+
+const KEY: &str = "app_settings";
+
+impl SettingsStore {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub async fn get(&self) -> Result<Settings, StoreError> {
+        self.store
+            .call(|c| {
+                let raw: Option<String> = c
+                    .query_row("SELECT value FROM settings WHERE key = ?1", [KEY], |r| r.get(0))
+                    .map(Some)
+                    .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+                Ok(raw.and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default())
+            })
+            .await
+    }
+
+    pub async fn set(&self, settings: Settings) -> Result<Settings, StoreError> {
+        let text = serde_json::to_string(&settings).unwrap_or_default();
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO settings(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [KEY, &text],
+                )?;
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        Ok(settings)
+    }
+}

@@ -1,0 +1,258 @@
+//! The embedded database (SQLite in WAL mode) and its migrations, shared safely by the desktop app and the CLI.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// How long a writer waits for another process (the CLI or the app) to finish its transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Ordered migrations; `PRAGMA user_version` records how many have run. Never edit a shipped one: append.
+const MIGRATIONS: &[&str] = &[
+    // 1: the server list, the active server and app settings.
+    r#"
+    CREATE TABLE servers (
+        id                TEXT PRIMARY KEY,
+        name              TEXT NOT NULL,
+        name_key          TEXT NOT NULL UNIQUE,
+        url               TEXT NOT NULL,
+        kind              TEXT NOT NULL DEFAULT 'comfyui',
+        auth_kind         TEXT NOT NULL DEFAULT 'none',
+        auth_user         TEXT,
+        auth_header       TEXT,
+        has_secret        INTEGER NOT NULL DEFAULT 0,
+        tags              TEXT NOT NULL DEFAULT '[]',
+        timeout_ms        INTEGER NOT NULL,
+        max_queue         INTEGER,
+        notes             TEXT NOT NULL DEFAULT '',
+        position          INTEGER NOT NULL,
+        last_connected_ms INTEGER,
+        created_ms        INTEGER NOT NULL,
+        updated_ms        INTEGER NOT NULL
+    );
+    CREATE TABLE active_server (
+        slot      INTEGER PRIMARY KEY CHECK (slot = 1),
+        server_id TEXT REFERENCES servers(id) ON DELETE SET NULL
+    );
+    INSERT INTO active_server (slot, server_id) VALUES (1, NULL);
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Could not open the database {path}: {source}. Check that the folder is writable and not on a full disk.")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("The database {path} was written by a newer ComfyFleet (schema {found}, this version knows {known}). Update ComfyFleet.")]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("The database is busy (another ComfyFleet process holds it). Try again in a moment.")]
+    Busy,
+    #[error("Database error: {0}")]
+    Sql(rusqlite::Error),
+    #[error("A database task stopped unexpectedly.")]
+    TaskLost,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy
+            }
+            _ => StoreError::Sql(e),
+        }
+    }
+}
+
+impl crate::HasErrorInfo for StoreError {
+    fn code(&self) -> &'static str {
+        match self {
+            StoreError::Open { .. } => "store.open_failed",
+            StoreError::TooNew { .. } => "store.too_new",
+            StoreError::Busy => "store.busy",
+            StoreError::Sql(_) => "store.sql",
+            StoreError::TaskLost => "store.task_lost",
+        }
+    }
+}
+
+/// A handle to the database. Cheap to clone; calls run on the blocking pool.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        migrate(&mut conn, path)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` with the connection on the blocking pool.
+    pub async fn call<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|_| E::from(StoreError::TaskLost))?
+    }
+
+    /// Run `f` inside one write transaction (`BEGIN IMMEDIATE`), committed only if `f` succeeds.
+    /// Taking the write lock up front means two processes never interleave a read-modify-write.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| E::from(StoreError::from(e)))?;
+            let out = f(&tx)?;
+            tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn store_migrates_a_new_database_to_the_latest_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        let (version, mode): (i64, String) = store
+            .call(|c| {
+                Ok::<_, StoreError>((
+                    c.pragma_query_value(None, "user_version", |r| r.get(0))?,
+                    c.pragma_query_value(None, "journal_mode", |r| r.get(0))?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn store_reopen_keeps_data_and_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|tx| {
+                tx.execute("INSERT INTO settings(key, value) VALUES ('k', 'v')", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let v: String = store
+            .call(|c| Ok::<_, StoreError>(c.query_row("SELECT value FROM settings WHERE key='k'", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(v, "v");
+    }
+
+    #[tokio::test]
+    async fn store_refuses_a_database_from_a_newer_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "user_version", 999).unwrap();
+        }
+        match Store::open(&path) {
+            Err(StoreError::TooNew { found: 999, .. }) => {}
+            other => panic!("expected TooNew, got {:?}", other.err()),
+        }
+    }
+
+    #[tokio::test]
+    async fn store_failed_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        let r: Result<(), StoreError> = store
+            .write(|tx| {
+                tx.execute("INSERT INTO settings(key, value) VALUES ('x', '1')", [])?;
+                Err(StoreError::Busy)
+            })
+            .await;
+        assert!(r.is_err());
+        let n: i64 = store
+            .call(|c| Ok::<_, StoreError>(c.query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,219 @@
+//! `comfyfleet-testkit`: runs the fake servers from shell scripts (end-to-end tests, benchmarks).
+//!
+//! `comfyui` runs one fake ComfyUI and prints `LISTENING http://127.0.0.1:PORT`; `fleet` runs many, prints one JSON
+//! line per server and then `READY`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, ValueEnum};
+use comfyfleet_testkit::{FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault};
+
+#[derive(Parser)]
+#[command(name = "comfyfleet-testkit", about = "Fake servers on 127.0.0.1 for tests and benchmarks")]
+enum Command {
+    /// Run one fake ComfyUI until killed. Prints `LISTENING http://127.0.0.1:PORT` once it accepts connections.
+    Comfyui(ComfyArgs),
+    /// Run many fake ComfyUIs. Prints one JSON line per server, then `READY`; runs until killed or until stdin (a
+    /// pipe) closes.
+    Fleet(FleetArgs),
+}
+
+#[derive(Args)]
+struct ComfyArgs {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 8188)]
+    port: u16,
+    /// `comfyui_version` in /system_stats.
+    #[arg(long)]
+    version: Option<String>,
+    /// Report this CUDA GPU instead of the CPU, e.g. "NVIDIA GeForce RTX 4090".
+    #[arg(long, requires = "vram_total")]
+    gpu_name: Option<String>,
+    /// Total VRAM of the GPU in bytes.
+    #[arg(long, requires = "gpu_name")]
+    vram_total: Option<u64>,
+    /// Free VRAM of the GPU in bytes (default: all of it).
+    #[arg(long, requires = "gpu_name")]
+    vram_free: Option<u64>,
+    /// Jobs of other clients shown running.
+    #[arg(long, default_value_t = 0)]
+    queue_running: u32,
+    /// Jobs of other clients shown pending.
+    #[arg(long, default_value_t = 0)]
+    queue_pending: u32,
+    /// Wait this long before every answer.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    #[arg(long, value_enum, default_value_t = CliFault::None)]
+    fault: CliFault,
+    /// Require this ComfyUI-Login token (`Authorization: Bearer T` or `?token=T`).
+    #[arg(long)]
+    login_token: Option<String>,
+}
+
+#[derive(Args)]
+struct FleetArgs {
+    /// How many fakes to run.
+    #[arg(long, default_value_t = 50)]
+    count: u16,
+    /// How many of them (the first ones) hang.
+    #[arg(long, default_value_t = 0)]
+    hang: u16,
+    /// Ports base-port, base-port+1, …; free ports when absent.
+    #[arg(long)]
+    base_port: Option<u16>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliFault {
+    None,
+    Refuse,
+    Hang,
+    Http500,
+    NotJson,
+    EndlessBody,
+    WrongShape,
+}
+
+impl From<CliFault> for Fault {
+    fn from(fault: CliFault) -> Fault {
+        match fault {
+            CliFault::None => Fault::None,
+            CliFault::Refuse => Fault::Refuse,
+            CliFault::Hang => Fault::Hang,
+            CliFault::Http500 => Fault::Http500,
+            CliFault::NotJson => Fault::NotJson,
+            CliFault::EndlessBody => Fault::EndlessBody,
+            CliFault::WrongShape => Fault::WrongShape,
+        }
+    }
+}
+
+impl ComfyArgs {
+    fn config(&self) -> FakeComfyConfig {
+        let mut config = FakeComfyConfig::default();
+        if let Some(version) = &self.version {
+            config.version = version.clone();
+        }
+        if let (Some(name), Some(total)) = (&self.gpu_name, self.vram_total) {
+            config.devices = vec![FakeDevice::cuda(name, total, self.vram_free.unwrap_or(total))];
+        }
+        config.queue_running = self.queue_running;
+        config.queue_pending = self.queue_pending;
+        config.latency = Duration::from_millis(self.latency_ms);
+        config.fault = self.fault.into();
+        config.auth = self.login_token.clone().map(|token| FakeAuth::ComfyuiLogin { token });
+        config
+    }
+}
+
+#[derive(serde::Serialize)]
+struct FleetLine<'a> {
+    name: &'a str,
+    url: &'a str,
+    fault: &'a str,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Command::parse() {
+        Command::Comfyui(args) => {
+            let fake = FakeComfy::start_on(args.port, args.config())
+                .await
+                .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+            print_flushed(&format!("LISTENING {}", fake.url()))?;
+            until_killed(false).await;
+            fake.shutdown().await;
+        }
+        Command::Fleet(args) => {
+            let width = args.count.to_string().len().max(2);
+            let mut fakes = Vec::with_capacity(usize::from(args.count));
+            let mut lines = String::new();
+            for i in 0..args.count {
+                let fault = if i < args.hang { Fault::Hang } else { Fault::None };
+                let config = FakeComfyConfig { fault: fault.clone(), ..FakeComfyConfig::default() };
+                let port = match args.base_port {
+                    Some(base) => base.checked_add(i).context("--base-port + --count goes past port 65535")?,
+                    None => 0,
+                };
+                let fake = FakeComfy::start_on(port, config)
+                    .await
+                    .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+                let name = format!("bench-{:0width$}", i + 1);
+                let line = FleetLine { name: &name, url: &fake.url(), fault: fault.name() };
+                lines.push_str(&serde_json::to_string(&line)?);
+                lines.push('\n');
+                fakes.push(fake);
+            }
+            lines.push_str("READY");
+            print_flushed(&lines)?;
+            until_killed(true).await;
+            for fake in fakes {
+                fake.shutdown().await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_flushed(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM and, with `watch_stdin`, for stdin to close when it is a pipe or socket (a script
+/// that started us in the background with stdin from /dev/null keeps us running).
+async fn until_killed(watch_stdin: bool) {
+    let stdin_closed = async {
+        if watch_stdin && stdin_is_pipe() {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated() => {}
+        _ = stdin_closed => {}
+    }
+}
+
+#[cfg(unix)]
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminated() {
+    std::future::pending().await
+}
+
+#[cfg(unix)]
+fn stdin_is_pipe() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+}
+
+#[cfg(not(unix))]
+fn stdin_is_pipe() -> bool {
+    false
+}

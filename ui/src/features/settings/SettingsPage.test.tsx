@@ -1,0 +1,40 @@
+import { screen, waitFor } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { installFakeBackend, uiError } from "../../test/fakeBackend";
+import { renderApp } from "../../test/render";
+
+describe("Settings page", () => {
+  it("shows the version and data folder, and saves the auto-switch toggle", async () => {
+    const fake = installFakeBackend({ settings: { auto_switch: false }, appInfo: { version: "0.4.2", home: "/data/fleet" } });
+    const { user } = renderApp();
+    await user.click(screen.getByTestId("nav-settings"));
+
+    expect(await screen.findByTestId("app-version")).toHaveTextContent("0.4.2");
+    expect(screen.getByTestId("app-home")).toHaveTextContent("/data/fleet");
+    const toggle = await screen.findByTestId("auto-switch");
+    expect(toggle).not.toBeChecked();
+    expect(screen.getByText("When the active server stops answering, switch to the next healthy server")).toBeInTheDocument();
+
+    await user.click(toggle);
+    await waitFor(() => expect(fake.callsTo("settings_set")).toHaveLength(1));
+    expect(fake.callsTo("settings_set")[0].args).toEqual({ settings: { auto_switch: true } });
+    await waitFor(() => expect(toggle).toBeEnabled());
+    expect(toggle).toBeChecked();
+    expect(fake.state.settings.auto_switch).toBe(true);
+  });
+
+  it("puts the toggle back and shows why when saving fails", async () => {
+    installFakeBackend({ settings: { auto_switch: true } }, {
+      settings_set: () => {
+        throw uiError("Settings could not be written to /data/fleet/settings.json: disk full. Free some space and try again.", "io");
+      },
+    });
+    const { user } = renderApp();
+    await user.click(screen.getByTestId("nav-settings"));
+    const toggle = await screen.findByTestId("auto-switch");
+    await user.click(toggle);
+    expect(await screen.findByTestId("toast")).toHaveTextContent("disk full. Free some space and try again.");
+    await waitFor(() => expect(toggle).toBeEnabled());
+    expect(toggle).toBeChecked();
+  });
+});

@@ -1,0 +1,112 @@
+import { useEffect, useState } from "react";
+import { commands, type AppInfo, type Settings } from "../../bindings";
+import { Spinner } from "../../components/Spinner";
+import { useToast } from "../../components/Toast";
+import { call, errorMessage } from "../../lib/errors";
+
+export function SettingsPage() {
+  const toast = useToast();
+  const [settings, setSettings] = useState<Settings | null>(null);
+  const [settingsError, setSettingsError] = useState<string | null>(null);
+  const [info, setInfo] = useState<AppInfo | null>(null);
+  const [infoError, setInfoError] = useState<string | null>(null);
+  const [saving, setSaving] = useState(false);
+
+  useEffect(() => {
+    let live = true;
+    call(commands.settingsGet())
+      .then((s) => live && setSettings(s))
+      .catch((e) => live && setSettingsError(errorMessage(e)));
+    call(commands.appInfo())
+      .then((i) => live && setInfo(i))
+      .catch((e) => live && setInfoError(errorMessage(e)));
+    return () => {
+      live = false;
+    };
+  }, []);
+
+  async function setAutoSwitch(on: boolean) {
+    if (!settings) return;
+    const before = settings;
+    setSettings({ ...settings, auto_switch: on });
+    setSaving(true);
+    try {
+      setSettings(await call(commands.settingsSet({ ...before, auto_switch: on })));
+    } catch (e) {
+      setSettings(before);
+      toast.show(errorMessage(e), { kind: "error", title: "The setting was not saved" });
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  return (
+    <div className="page">
+      <header className="page-header">
+        <div>
+          <h1 className="page-title">Settings</h1>
+        </div>
+      </header>
+
+      <section className="card" aria-labelledby="settings-failover">
+        <h2 id="settings-failover" className="card-title">
+          Failover
+        </h2>
+        {settingsError ? (
+          <p className="notice notice-bad" role="alert">
+            {settingsError}
+          </p>
+        ) : !settings ? (
+          <p className="loading" role="status">
+            <Spinner /> Loading settings…
+          </p>
+        ) : (
+          <label className="check-row">
+            <input
+              type="checkbox"
+              data-testid="auto-switch"
+              checked={settings.auto_switch}
+              disabled={saving}
+              aria-describedby="auto-switch-hint"
+              onChange={(e) => void setAutoSwitch(e.target.checked)}
+            />
+            <span>
+              <span className="check-label">When the active server stops answering, switch to the next healthy server</span>
+              <span id="auto-switch-hint" className="field-hint">
+                ComfyFleet checks your servers in the background. With this on, the next connected server in your list
+                becomes active and you are told which one.
+              </span>
+            </span>
+          </label>
+        )}
+      </section>
+
+      <section className="card" aria-labelledby="settings-about">
+        <h2 id="settings-about" className="card-title">
+          About
+        </h2>
+        {infoError ? (
+          <p className="notice notice-bad" role="alert">
+            {infoError}
+          </p>
+        ) : !info ? (
+          <p className="loading" role="status">
+            <Spinner /> Loading…
+          </p>
+        ) : (
+          <dl className="facts">
+            <dt>Version</dt>
+            <dd data-testid="app-version">ComfyFleet {info.version}</dd>
+            <dt>Data folder</dt>
+            <dd>
+              <code className="path" data-testid="app-home">
+                {info.home}
+              </code>
+              <span className="field-hint">Set the COMFYFLEET_HOME environment variable to keep the data elsewhere.</span>
+            </dd>
+          </dl>
+        )}
+      </section>
+    </div>
+  );
+}
