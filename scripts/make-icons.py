@@ -40,9 +40,7 @@ def rounded_mask(size: int, inset: int, radius: int) -> Image.Image:
 def diagonal_gradient(size: int, c0: tuple, c1: tuple) -> Image.Image:
     """A top-left to bottom-right linear gradient, built from a 2-pixel ramp (fast)."""
     ramp = Image.linear_gradient("L").resize((size, size))  # vertical 0..255
-    diag = ImageChops.add(
-        ramp.rotate(90).transpose(Image.Transpose.FLIP_LEFT_RIGHT), ramp, scale=2.0
-    )
+    diag = ImageChops.add(ramp.rotate(90), ramp, scale=2.0)  # (x + y) / 2
     a = Image.new("RGB", (size, size), c0)
     b = Image.new("RGB", (size, size), c1)
     return Image.composite(b, a, diag)
@@ -59,26 +57,40 @@ def bezier(p0, p1, p2, p3, steps=64):
     return pts
 
 
+def stroke(draw: ImageDraw.ImageDraw, pts, width: float, colour) -> None:
+    """A smooth thick curve: round stamps every pixel (PIL's wide polylines are jagged)."""
+    r = width / 2
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        n = max(1, int(math.hypot(x1 - x0, y1 - y0)))
+        for i in range(n + 1):
+            x = x0 + (x1 - x0) * i / n
+            y = y0 + (y1 - y0) * i / n
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+
+
 def draw_glyph(draw: ImageDraw.ImageDraw, size: int, colour, bold: bool) -> None:
-    """One source node on the left wired to three worker nodes on the right."""
+    """A workflow node on the left wired to a column of worker nodes (the fleet) on the right,
+    drawn as ComfyUI-style boxes joined by curved noodles."""
     k = size / 1024
-    wire = int((58 if bold else 40) * k)
-    src = (300 * k, 512 * k)
-    src_r = (118 if bold else 104) * k
-    dst_r = (86 if bold else 74) * k
-    dsts = [(730 * k, 262 * k), (760 * k, 512 * k), (730 * k, 762 * k)]
-    if bold:  # tray: fewer, fatter shapes survive 32 px
-        dsts = [(740 * k, 290 * k), (740 * k, 734 * k)]
-
-    for d in dsts:
-        dx = (d[0] - src[0]) * 0.55
-        pts = bezier(src, (src[0] + dx, src[1]), (d[0] - dx, d[1]), d)
-        draw.line(pts, fill=colour, width=wire, joint="curve")
-
-    x, y = src
-    draw.ellipse((x - src_r, y - src_r, x + src_r, y + src_r), fill=colour)
-    for x, y in dsts:
-        draw.ellipse((x - dst_r, y - dst_r, x + dst_r, y + dst_r), fill=colour)
+    wire = (54 if bold else 40) * k
+    # Source node: a tall rounded box with an output socket on its right edge.
+    sx0, sy0, sx1, sy1 = 190 * k, 330 * k, 430 * k, 694 * k
+    if bold:
+        sx0, sy0, sx1, sy1 = 170 * k, 320 * k, 440 * k, 704 * k
+    out_pt = (sx1, 512 * k)
+    # Worker nodes: small rounded boxes with an input socket on their left edge.
+    bw, bh = (230 * k, 150 * k) if not bold else (270 * k, 210 * k)
+    ys = [250, 512, 774] if not bold else [300, 724]
+    bx0 = 620 * k if not bold else 590 * k
+    for y in ys:
+        y *= k
+        inp = (bx0, y)
+        dx = (inp[0] - out_pt[0]) * 0.6
+        stroke(draw, bezier(out_pt, (out_pt[0] + dx, out_pt[1]), (inp[0] - dx, inp[1]), inp), wire, colour)
+    draw.rounded_rectangle((sx0, sy0, sx1, sy1), radius=52 * k, fill=colour)
+    for y in ys:
+        y *= k
+        draw.rounded_rectangle((bx0, y - bh / 2, bx0 + bw, y + bh / 2), radius=40 * k, fill=colour)
 
 
 def app_icon() -> Image.Image:
@@ -89,8 +101,8 @@ def app_icon() -> Image.Image:
     body = diagonal_gradient(S, TOP_LEFT, BOTTOM_RIGHT).convert("RGBA")
     # Soft top highlight for depth.
     hl = Image.new("L", (S, S), 0)
-    ImageDraw.Draw(hl).ellipse((-S * 0.3, -S * 0.75, S * 1.3, S * 0.42), fill=46)
-    hl = hl.filter(ImageFilter.GaussianBlur(S / 20))
+    ImageDraw.Draw(hl).ellipse((-S * 0.3, -S * 0.75, S * 1.3, S * 0.42), fill=40)
+    hl = hl.filter(ImageFilter.GaussianBlur(S / 8))
     body = Image.composite(Image.new("RGBA", (S, S), (255, 255, 255, 255)), body, hl)
 
     glyph = Image.new("RGBA", (S, S), (0, 0, 0, 0))
@@ -138,7 +150,6 @@ def main() -> None:
     }
     for name, px in pngs.items():
         down(master, px).save(OUT / name, optimize=True)
-    master.save(OUT / "icon-1024.png", optimize=True)
 
     ico_sizes = [16, 24, 32, 48, 64, 128, 256]
     down(master, 256).save(OUT / "icon.ico", sizes=[(s, s) for s in ico_sizes])

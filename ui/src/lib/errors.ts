@@ -1,5 +1,8 @@
 // Turning command results into values or human messages. Every failure the UI shows comes from here.
-import type { Result, UiError } from "../bindings";
+import type { UiError } from "../bindings";
+
+/** The result shape every generated command returns. */
+export type Result<T, E> = { status: "ok"; data: T } | { status: "error"; error: E };
 
 /** A failed command, carrying the UiError the Rust side returned (stable `code`, human `message`). */
 export class CommandError extends Error {

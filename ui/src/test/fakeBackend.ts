@@ -6,7 +6,7 @@ import type {
   ImportReport,
   ServerInput,
   ServerStatus,
-  ServerView,
+  Server,
   Settings,
   UiError,
 } from "../bindings";
@@ -14,7 +14,7 @@ import type {
 export type Call = { cmd: string; args: Record<string, unknown> };
 
 type Init = {
-  servers?: ServerView[];
+  servers?: Server[];
   statuses?: ServerStatus[];
   settings?: Settings;
   appInfo?: AppInfo;
@@ -22,12 +22,13 @@ type Init = {
 
 const GIB = 1024 ** 3;
 
-export function server(overrides: Partial<ServerView> & { name: string }): ServerView {
+export function server(overrides: Partial<Server> & { name: string }): Server {
   return {
     id: `id-${overrides.name.toLowerCase().replace(/\W+/g, "-")}`,
     url: "http://127.0.0.1:8188",
     kind: "comfyui",
     auth: { kind: "none", user: null, header: null },
+    last_connected_ms: null,
     tags: [],
     timeout_ms: 10000,
     max_queue: null,
@@ -89,12 +90,12 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     appInfo: init.appInfo ?? { version: "0.1.0", home: "/home/artist/.local/share/comfyfleet" },
     dialogOpenPath: "/home/artist/servers.json" as string | null,
     dialogSavePath: "/home/artist/comfyfleet-servers.json" as string | null,
-    importReport: { added: [], skipped: [], needs_credentials: [] } as ImportReport,
+    importReport: { added: [], skipped: [], needs_credentials: [], activated: null } as ImportReport,
   };
   const calls: Call[] = [];
   let nextId = 1;
 
-  function viewFromInput(id: string, input: ServerInput, previous?: ServerView): ServerView {
+  function viewFromInput(id: string, input: ServerInput, previous?: Server): Server {
     return {
       id,
       name: input.name,
@@ -109,6 +110,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       has_secret: input.auth.secret != null || (previous?.has_secret ?? false),
       needs_credentials: false,
       plain_http_warning: null,
+      last_connected_ms: previous?.last_connected_ms ?? null,
     };
   }
 

@@ -170,13 +170,18 @@ fn print_flushed(text: &str) -> anyhow::Result<()> {
 async fn until_killed(watch_stdin: bool) {
     let stdin_closed = async {
         if watch_stdin && stdin_is_pipe() {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = [0u8; 1024];
-            while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
-                if n == 0 {
-                    break;
+            // A plain thread, not the blocking pool: the runtime must not wait for this read when we exit.
+            let (closed, on_closed) = tokio::sync::oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = std::io::Read::read(&mut std::io::stdin(), &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
                 }
-            }
+                let _ = closed.send(());
+            });
+            let _ = on_closed.await;
         } else {
             std::future::pending::<()>().await;
         }

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
-import { commands, type AuthKind, type ServerStatus, type ServerView } from "../../bindings";
+import { commands, type AuthKind, type ServerStatus, type Server } from "../../bindings";
 import { Button } from "../../components/Button";
 import { Field } from "../../components/Field";
 import { Modal } from "../../components/Modal";
@@ -22,9 +22,9 @@ import { StatusBadge } from "./StatusBadge";
 
 type Props = {
   /** The server being edited, or null to add a new one. */
-  server: ServerView | null;
+  server: Server | null;
   onClose: () => void;
-  onSaved: (saved: ServerView, isNew: boolean) => void;
+  onSaved: (saved: Server, isNew: boolean) => void;
 };
 
 type TestResult = { kind: "status"; status: ServerStatus } | { kind: "error"; message: string };

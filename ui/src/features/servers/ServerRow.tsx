@@ -1,4 +1,4 @@
-import type { ServerStatus, ServerView } from "../../bindings";
+import type { ServerStatus, Server } from "../../bindings";
 import { Badge } from "../../components/Badge";
 import { Button } from "../../components/Button";
 import { timeAgo } from "../../lib/format";
@@ -14,14 +14,14 @@ import {
 } from "./statusFormat";
 
 type Props = {
-  server: ServerView;
+  server: Server;
   status: ServerStatus | undefined;
   testing: boolean;
   activating: boolean;
-  onActivate: (s: ServerView) => void;
-  onTest: (s: ServerView) => void;
-  onEdit: (s: ServerView) => void;
-  onDelete: (s: ServerView) => void;
+  onActivate: (s: Server) => void;
+  onTest: (s: Server) => void;
+  onEdit: (s: Server) => void;
+  onDelete: (s: Server) => void;
 };
 
 function Meter({ fraction, label }: { fraction: number; label: string }) {
@@ -33,7 +33,7 @@ function Meter({ fraction, label }: { fraction: number; label: string }) {
   );
 }
 
-function authSummary(server: ServerView): string {
+function authSummary(server: Server): string {
   const a = server.auth;
   if (a.kind === "none") return "No authentication";
   if (a.kind === "basic" && a.user) return `Basic auth as ${a.user}`;

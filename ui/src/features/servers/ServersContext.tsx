@@ -1,17 +1,17 @@
 // The server list and live statuses as the UI knows them: loaded on start, kept fresh by the events the
 // Rust monitor pushes (no polling). Shared by the Servers page and the status line.
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
-import { commands, events, type ServerStatus, type ServerView } from "../../bindings";
+import { commands, events, type ServerStatus, type Server } from "../../bindings";
 import { call, errorMessage } from "../../lib/errors";
 import { useToast } from "../../components/Toast";
 
 type ServersApi = {
   /** null until the first load finishes. */
-  servers: ServerView[] | null;
+  servers: Server[] | null;
   statuses: Record<string, ServerStatus>;
   /** Why the list could not be loaded; null when it could. */
   loadError: string | null;
-  activeServer: ServerView | null;
+  activeServer: Server | null;
   refresh: () => Promise<void>;
   applyStatuses: (statuses: ServerStatus[]) => void;
 };
@@ -36,7 +36,7 @@ function mergeStatuses(prev: Record<string, ServerStatus>, incoming: ServerStatu
 
 export function ServersProvider({ children }: { children: ReactNode }) {
   const toast = useToast();
-  const [servers, setServers] = useState<ServerView[] | null>(null);
+  const [servers, setServers] = useState<Server[] | null>(null);
   const [statuses, setStatuses] = useState<Record<string, ServerStatus>>({});
   const [loadError, setLoadError] = useState<string | null>(null);
   const loadSeq = useRef(0);

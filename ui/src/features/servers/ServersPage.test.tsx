@@ -186,7 +186,7 @@ describe("Servers page", () => {
 
     const pushed = failed(gpu.id, "timeout", "GPU box did not answer within 10 s.", 2000);
     await waitFor(async () => {
-      await act(() => events.serverStatusChanged.emit({ server_id: gpu.id, name: gpu.name, previous: "connected", current: pushed }));
+      await act(() => events.serverStatusChanged.emit({ server_id: gpu.id, name: gpu.name, previous: "connected", current: pushed, availability_changed: true }));
       expect(within(r).getByTestId("status-badge")).toHaveAttribute("data-status", "timeout");
     });
     expect(within(r).getByTestId("status-badge")).toHaveTextContent("Timed out");
@@ -222,6 +222,7 @@ describe("Servers page", () => {
     fake.state.importReport = {
       added: ["GPU box", "Cloud"],
       skipped: [{ name: "Laptop", reason: "a server with this name already exists" }],
+      activated: null,
       needs_credentials: ["Cloud"],
     };
     const { user } = renderApp();

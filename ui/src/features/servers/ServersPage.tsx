@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { open, save } from "@tauri-apps/plugin-dialog";
-import { commands, type ImportReport, type ServerView } from "../../bindings";
+import { commands, type ImportReport, type Server } from "../../bindings";
 import { Button } from "../../components/Button";
 import { ConfirmDialog } from "../../components/ConfirmDialog";
 import { EmptyState } from "../../components/EmptyState";
@@ -15,13 +15,13 @@ import { useServers } from "./ServersContext";
 
 const JSON_FILTER = [{ name: "ComfyFleet server list", extensions: ["json"] }];
 
-type FormState = { server: ServerView | null } | null;
+type FormState = { server: Server | null } | null;
 
 export function ServersPage() {
   const { servers, statuses, loadError, refresh, applyStatuses } = useServers();
   const toast = useToast();
   const [form, setForm] = useState<FormState>(null);
-  const [toDelete, setToDelete] = useState<ServerView | null>(null);
+  const [toDelete, setToDelete] = useState<Server | null>(null);
   const [deleting, setDeleting] = useState(false);
   const [testingAll, setTestingAll] = useState(false);
   const [testing, setTesting] = useState<ReadonlySet<string>>(new Set());
@@ -32,7 +32,7 @@ export function ServersPage() {
 
   const fail = (title: string) => (e: unknown) => toast.show(errorMessage(e), { kind: "error", title });
 
-  async function testOne(server: ServerView) {
+  async function testOne(server: Server) {
     setTesting((s) => new Set(s).add(server.id));
     try {
       applyStatuses([await call(commands.serversTest(server.id, true))]);
@@ -61,7 +61,7 @@ export function ServersPage() {
     }
   }
 
-  async function activate(server: ServerView) {
+  async function activate(server: Server) {
     setActivating(server.id);
     try {
       await call(commands.serversActivate(server.id));
@@ -89,7 +89,7 @@ export function ServersPage() {
     }
   }
 
-  async function onSaved(saved: ServerView, isNew: boolean) {
+  async function onSaved(saved: Server, isNew: boolean) {
     setForm(null);
     toast.show(isNew ? `Added ${saved.name}.` : `Saved ${saved.name}.`, { kind: "success" });
     await refresh();

@@ -1,6 +1,6 @@
 // The add/edit server form as plain data: its values, the obvious-mistake checks, the live plain-HTTP
 // warning, and the ServerInput sent to Rust (which remains the authority on what is valid).
-import type { AuthKind, ServerInput, ServerView } from "../../bindings";
+import type { AuthKind, ServerInput, Server } from "../../bindings";
 
 export type FormValues = {
   name: string;
@@ -36,7 +36,7 @@ export function emptyValues(): FormValues {
   };
 }
 
-export function valuesFromServer(s: ServerView): FormValues {
+export function valuesFromServer(s: Server): FormValues {
   return {
     name: s.name,
     url: s.url,

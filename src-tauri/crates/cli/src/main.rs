@@ -1,0 +1,72 @@
+//! comfyfleet: the ComfyFleet CLI — thin subcommands over comfyfleet-core.
+
+mod servers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use comfyfleet_core::home::AppHome;
+use comfyfleet_core::Fleet;
+
+#[derive(Parser)]
+#[command(name = "comfyfleet", version, about = "Run ComfyUI anywhere: your GPU, a LAN box, or the cloud")]
+struct Cli {
+    /// Data folder (default: the platform data dir).
+    #[arg(long, global = true, env = "COMFYFLEET_HOME", hide_env_values = true)]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the server list.
+    #[command(subcommand)]
+    Servers(servers::ServersCmd),
+}
+
+/// An error for the user: printed as one line on stderr.
+pub struct CliError(pub String);
+
+impl<E: comfyfleet_core::HasErrorInfo> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// A command's outcome: success, or "ran, but the result is a failure" (e.g. a server is down).
+pub enum Outcome {
+    Ok,
+    Failed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: could not start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let home = match cli.home {
+            Some(dir) => AppHome::at(dir)?,
+            None => AppHome::resolve()?,
+        };
+        let _log = comfyfleet_core::logging::init_file(&home, "cli");
+        let fleet = Fleet::open(home)?;
+        match cli.command {
+            Command::Servers(cmd) => servers::run(&fleet, cmd).await,
+        }
+    });
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(CliError(message)) => {
+            eprintln!("error: {}", message.replace('\n', " "));
+            ExitCode::from(2)
+        }
+    }
+}

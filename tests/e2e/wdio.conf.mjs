@@ -1,0 +1,179 @@
+// WebdriverIO config for end-to-end tests of the real, built ComfyFleet app.
+//
+// tauri-driver (port 4444) starts the app through WebKitWebDriver; the app gets a fresh data
+// dir (COMFYFLEET_HOME) per run through tauri-driver's environment, and talks to a fake ComfyUI
+// from the testkit on loopback. Build first (scripts/test.sh does):
+//   npm --prefix ui run build
+//   cargo build -p comfyfleet-app --features custom-protocol
+//   cargo build -p comfyfleet-testkit
+// Needs a display (xvfb-run) and a Secret Service (scripts/with-keyring.sh).
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), ".cache/comfyfleet/target");
+const APP = path.resolve(targetDir, "debug/comfyfleet-app");
+const TESTKIT = path.resolve(targetDir, "debug/comfyfleet-testkit");
+const LOG_DIR = path.join(here, "logs");
+const DRIVER_PORT = 4444;
+
+let tauriDriver;
+let fakeComfy;
+let home;
+let exiting = false;
+
+function requireBinary(file, how) {
+  if (!fs.existsSync(file)) {
+    throw new Error(`${file} not found: build it first with \`${how}\` (or run scripts/test.sh)`);
+  }
+}
+
+/** Start the testkit's fake ComfyUI and resolve with its URL from the `LISTENING <url>` line. */
+function startFakeComfy(log) {
+  const args = [
+    "comfyui",
+    "--port", "0",
+    "--gpu-name", "NVIDIA GeForce RTX 4090",
+    "--vram-total", "25757220864",
+    "--vram-free", "24000000000",
+    "--queue-running", "1",
+    "--queue-pending", "1",
+  ];
+  const child = spawn(TESTKIT, args, { stdio: ["ignore", "pipe", "pipe"] });
+  child.stderr.pipe(log);
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error("fake ComfyUI did not print LISTENING within 20 s")), 20_000);
+    child.on("exit", (code) => reject(new Error(`fake ComfyUI exited early (code ${code}); see ${LOG_DIR}/fake-comfyui.log`)));
+    child.stdout.on("data", (chunk) => {
+      log.write(chunk);
+      buf += chunk.toString();
+      const m = buf.match(/LISTENING (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1].replace(/\/$/, "") });
+      }
+    });
+  });
+}
+
+function waitForPort(port, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const sock = net.connect(port, "127.0.0.1");
+      sock.once("connect", () => {
+        sock.end();
+        resolve();
+      });
+      sock.once("error", () => {
+        sock.destroy();
+        if (Date.now() > deadline) reject(new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+function killTree(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, "SIGTERM"); // its own process group: the driver, WebKitWebDriver, the app
+  } catch {
+    child.kill("SIGTERM");
+  }
+}
+
+export const config = {
+  runner: "local",
+  // The app is started by tauri-driver from the launcher, so the display must come from outside
+  // (xvfb-run in scripts/test.sh), not from a per-worker Xvfb.
+  autoXvfb: false,
+  specs: ["./specs/**/*.e2e.mjs"],
+  maxInstances: 1,
+  hostname: "127.0.0.1",
+  port: DRIVER_PORT,
+  capabilities: [
+    {
+      maxInstances: 1,
+      browserName: "wry",
+      "wdio:enforceWebDriverClassic": true,
+      "tauri:options": { application: APP },
+    },
+  ],
+  logLevel: "warn",
+  outputDir: LOG_DIR,
+  bail: 0,
+  waitforTimeout: 15_000,
+  connectionRetryTimeout: 120_000,
+  connectionRetryCount: 1,
+  framework: "mocha",
+  reporters: ["spec"],
+  mochaOpts: { ui: "bdd", timeout: 180_000 },
+
+  onPrepare: async () => {
+    requireBinary(APP, "cargo build -p comfyfleet-app --features custom-protocol");
+    requireBinary(TESTKIT, "cargo build -p comfyfleet-testkit");
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+
+    home = fs.mkdtempSync(path.join(os.tmpdir(), "comfyfleet-e2e-"));
+    process.env.COMFYFLEET_HOME = home; // inherited by tauri-driver, hence by the app
+    process.env.COMFYFLEET_E2E_HOME = home; // for the specs
+
+    const fake = await startFakeComfy(fs.createWriteStream(path.join(LOG_DIR, "fake-comfyui.log")));
+    fakeComfy = fake.child;
+    process.env.COMFYFLEET_E2E_COMFYUI_URL = fake.url; // workers inherit the launcher's env
+    console.log(`[e2e] fake ComfyUI at ${fake.url}; COMFYFLEET_HOME=${home}`);
+
+    const driverLog = fs.createWriteStream(path.join(LOG_DIR, "tauri-driver.log"));
+    tauriDriver = spawn("tauri-driver", ["--port", String(DRIVER_PORT)], {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        COMFYFLEET_HOME: home,
+        RUST_LOG: process.env.RUST_LOG || "info",
+        // Software rendering under Xvfb: no GPU buffers, no compositing surprises.
+        WEBKIT_DISABLE_DMABUF_RENDERER: "1",
+        WEBKIT_DISABLE_COMPOSITING_MODE: "1",
+        LIBGL_ALWAYS_SOFTWARE: "1",
+      },
+    });
+    tauriDriver.stdout.pipe(driverLog);
+    tauriDriver.stderr.pipe(driverLog);
+    tauriDriver.on("error", (err) => {
+      console.error(`[e2e] tauri-driver failed to start: ${err.message} (install it: cargo install tauri-driver --locked)`);
+      process.exit(1);
+    });
+    tauriDriver.on("exit", (code, signal) => {
+      if (!exiting) console.error(`[e2e] tauri-driver exited early (code ${code}, signal ${signal}); see ${LOG_DIR}/tauri-driver.log`);
+    });
+    await waitForPort(DRIVER_PORT, 20_000);
+  },
+
+  onComplete: (exitCode) => {
+    exiting = true;
+    killTree(tauriDriver);
+    if (fakeComfy && fakeComfy.exitCode === null) fakeComfy.kill("SIGTERM");
+    if (home && exitCode === 0 && !process.env.COMFYFLEET_E2E_KEEP_HOME) {
+      fs.rmSync(home, { recursive: true, force: true });
+    } else if (home) {
+      console.log(`[e2e] kept the app's data dir for inspection: ${home}`);
+    }
+  },
+};
+
+// If the launcher is interrupted, don't leave the driver, the app or the fake behind.
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    exiting = true;
+    killTree(tauriDriver);
+    if (fakeComfy && fakeComfy.exitCode === null) fakeComfy.kill("SIGTERM");
+    process.exit(130);
+  });
+}
