@@ -1,0 +1,55 @@
+//! End-to-end tests of the `comfyfleet` binary: real processes, a real database, the real keychain, testkit servers.
+
+mod servers;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+/// A scratch app home and a way to run the CLI against it.
+pub struct Cli {
+    pub home: tempfile::TempDir,
+}
+
+impl Cli {
+    pub fn new() -> Self {
+        Cli { home: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_comfyfleet"));
+        c.args(args).env("COMFYFLEET_HOME", self.home.path());
+        c
+    }
+
+    /// Run with `stdin` piped in (empty when None).
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            let mut input = child.stdin.take().unwrap();
+            if let Some(s) = stdin {
+                input.write_all(s.as_bytes()).unwrap();
+            }
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args, None)).unwrap()
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
