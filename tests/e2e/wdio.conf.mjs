@@ -110,7 +110,7 @@ export const config = {
   outputDir: LOG_DIR,
   bail: 0,
   waitforTimeout: 15_000,
-  connectionRetryTimeout: 120_000,
+  connectionRetryTimeout: 60_000,
   connectionRetryCount: 1,
   framework: "mocha",
   reporters: ["spec"],
@@ -138,10 +138,8 @@ export const config = {
         ...process.env,
         COMFYFLEET_HOME: home,
         RUST_LOG: process.env.RUST_LOG || "info",
-        // Software rendering under Xvfb: no GPU buffers, no compositing surprises.
-        WEBKIT_DISABLE_DMABUF_RENDERER: "1",
-        WEBKIT_DISABLE_COMPOSITING_MODE: "1",
-        LIBGL_ALWAYS_SOFTWARE: "1",
+        // Note: WEBKIT_DISABLE_DMABUF_RENDERER=1 makes WebKitWebDriver's screenshot hang under
+        // Xvfb, so the webview keeps its default renderer here.
       },
     });
     tauriDriver.stdout.pipe(driverLog);

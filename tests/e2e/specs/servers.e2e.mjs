@@ -15,11 +15,24 @@ const tid = (id) => `[data-testid="${id}"]`;
 const rowSelector = `${tid("server-row")}[data-server-name="${NAME}"]`;
 const inRow = (id) => `${rowSelector} ${tid(id)}`;
 
+/** Wait until the webview has painted the current DOM (two animation frames, then a beat). */
+async function settle() {
+  await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
+  await browser.pause(300);
+}
+
+/** Save a screenshot a person can look at; a blank one (taken before the first paint) is retried. */
 async function shot(name) {
   fs.mkdirSync(SHOTS, { recursive: true });
   const file = path.join(SHOTS, name);
-  await browser.saveScreenshot(file);
-  return file;
+  for (let attempt = 1; ; attempt++) {
+    await settle();
+    await browser.saveScreenshot(file);
+    // A blank 1200x800 frame compresses to a few KB; any rendered page is far larger.
+    if (fs.statSync(file).size > 20_000) return file;
+    if (attempt === 10) throw new Error(`screenshot ${name} is still blank after ${attempt} tries`);
+    await browser.pause(500);
+  }
 }
 
 async function fill(id, value) {
