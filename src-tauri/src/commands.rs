@@ -24,7 +24,11 @@ impl<E: HasErrorInfo> From<E> for UiError {
     fn from(e: E) -> Self {
         let info = e.to_info();
         tracing::warn!(code = %info.code, "command failed: {}", info.message);
-        UiError { code: info.code, message: info.message, details: info.details }
+        UiError {
+            code: info.code,
+            message: info.message,
+            details: info.details,
+        }
     }
 }
 
@@ -33,7 +37,10 @@ type Res<T> = Result<T, UiError>;
 /// Refresh the tray and tell every window the list changed.
 async fn list_changed(app: &AppHandle, reason: &str) {
     tray::refresh(app).await;
-    let _ = ServersChanged { reason: reason.into() }.emit(app);
+    let _ = ServersChanged {
+        reason: reason.into(),
+    }
+    .emit(app);
 }
 
 #[tauri::command]
@@ -44,7 +51,11 @@ pub async fn servers_list(state: State<'_, AppState>) -> Res<Vec<Server>> {
 
 #[tauri::command]
 #[specta::specta]
-pub async fn servers_add(app: AppHandle, state: State<'_, AppState>, input: ServerInput) -> Res<Server> {
+pub async fn servers_add(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    input: ServerInput,
+) -> Res<Server> {
     let server = state.fleet.servers.add(input).await?;
     list_changed(&app, "added").await;
     Ok(server)
@@ -52,7 +63,12 @@ pub async fn servers_add(app: AppHandle, state: State<'_, AppState>, input: Serv
 
 #[tauri::command]
 #[specta::specta]
-pub async fn servers_update(app: AppHandle, state: State<'_, AppState>, id: String, input: ServerInput) -> Res<Server> {
+pub async fn servers_update(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    id: String,
+    input: ServerInput,
+) -> Res<Server> {
     let server = state.fleet.servers.update(&id, input).await?;
     list_changed(&app, "edited").await;
     Ok(server)
@@ -60,33 +76,55 @@ pub async fn servers_update(app: AppHandle, state: State<'_, AppState>, id: Stri
 
 #[tauri::command]
 #[specta::specta]
-pub async fn servers_delete(app: AppHandle, state: State<'_, AppState>, id: String) -> Res<DeleteOutcome> {
+pub async fn servers_delete(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    id: String,
+) -> Res<DeleteOutcome> {
     let outcome = state.fleet.servers.delete(&id).await?;
     list_changed(&app, "deleted").await;
     if outcome.was_active {
-        let _ = ActiveServerChanged { server_id: None, name: None, message: outcome.message.clone() }.emit(&app);
+        let _ = ActiveServerChanged {
+            server_id: None,
+            name: None,
+            message: outcome.message.clone(),
+        }
+        .emit(&app);
     }
     Ok(outcome)
 }
 
 #[tauri::command]
 #[specta::specta]
-pub async fn servers_activate(app: AppHandle, state: State<'_, AppState>, id: Option<String>) -> Res<()> {
+pub async fn servers_activate(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    id: Option<String>,
+) -> Res<()> {
     let server = state.fleet.servers.activate(id.as_deref()).await?;
     tray::refresh(&app).await;
-    let _ = crate::events::ActiveServerChanged::from(tray::activation_message(server.as_ref())).emit(&app);
+    let _ = crate::events::ActiveServerChanged::from(tray::activation_message(server.as_ref()))
+        .emit(&app);
     Ok(())
 }
 
 #[tauri::command]
 #[specta::specta]
-pub async fn servers_test(state: State<'_, AppState>, id: String, fresh: bool) -> Res<ServerStatus> {
+pub async fn servers_test(
+    state: State<'_, AppState>,
+    id: String,
+    fresh: bool,
+) -> Res<ServerStatus> {
     Ok(state.fleet.health.test(&id, fresh).await?)
 }
 
 #[tauri::command]
 #[specta::specta]
-pub async fn servers_test_input(state: State<'_, AppState>, input: ServerInput, id: Option<String>) -> Res<ServerStatus> {
+pub async fn servers_test_input(
+    state: State<'_, AppState>,
+    input: ServerInput,
+    id: Option<String>,
+) -> Res<ServerStatus> {
     Ok(state.fleet.health.test_input(&input, id.as_deref()).await?)
 }
 
@@ -105,13 +143,25 @@ pub async fn servers_statuses(state: State<'_, AppState>) -> Res<Vec<ServerStatu
 #[tauri::command]
 #[specta::specta]
 pub async fn servers_export(state: State<'_, AppState>, path: String) -> Res<ExportReport> {
-    Ok(state.fleet.servers.export_to(std::path::Path::new(&path)).await?)
+    Ok(state
+        .fleet
+        .servers
+        .export_to(std::path::Path::new(&path))
+        .await?)
 }
 
 #[tauri::command]
 #[specta::specta]
-pub async fn servers_import(app: AppHandle, state: State<'_, AppState>, path: String) -> Res<ImportReport> {
-    let report = state.fleet.servers.import_from(std::path::Path::new(&path)).await?;
+pub async fn servers_import(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    path: String,
+) -> Res<ImportReport> {
+    let report = state
+        .fleet
+        .servers
+        .import_from(std::path::Path::new(&path))
+        .await?;
     list_changed(&app, "imported").await;
     Ok(report)
 }

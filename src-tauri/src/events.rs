@@ -37,7 +37,11 @@ pub struct ActiveServerChanged {
 
 impl From<ActiveChange> for ActiveServerChanged {
     fn from(c: ActiveChange) -> Self {
-        Self { server_id: c.server_id, name: c.name, message: c.message }
+        Self {
+            server_id: c.server_id,
+            name: c.name,
+            message: c.message,
+        }
     }
 }
 

@@ -21,7 +21,11 @@ pub fn activation_message(server: Option<&Server>) -> ActiveChange {
             name: Some(s.name.clone()),
             message: format!("'{}' is now the active server.", s.name),
         },
-        None => ActiveChange { server_id: None, name: None, message: "No server is active now.".into() },
+        None => ActiveChange {
+            server_id: None,
+            name: None,
+            message: "No server is active now.".into(),
+        },
     }
 }
 
@@ -30,15 +34,40 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>, servers: &[Server]) -> tauri::Resu
     let title = MenuItem::with_id(app, "title", "Active server", false, None::<&str>)?;
     menu.append(&title)?;
     if servers.is_empty() {
-        menu.append(&MenuItem::with_id(app, "none", "No servers yet — add one in the app", false, None::<&str>)?)?;
+        menu.append(&MenuItem::with_id(
+            app,
+            "none",
+            "No servers yet — add one in the app",
+            false,
+            None::<&str>,
+        )?)?;
     }
     for s in servers {
-        let item = CheckMenuItem::with_id(app, format!("{SERVER_PREFIX}{}", s.id), &s.name, true, s.active, None::<&str>)?;
+        let item = CheckMenuItem::with_id(
+            app,
+            format!("{SERVER_PREFIX}{}", s.id),
+            &s.name,
+            true,
+            s.active,
+            None::<&str>,
+        )?;
         menu.append(&item)?;
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(app, "show", "Show ComfyFleet", true, None::<&str>)?)?;
-    menu.append(&MenuItem::with_id(app, "quit", "Quit ComfyFleet", true, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "show",
+        "Show ComfyFleet",
+        true,
+        None::<&str>,
+    )?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "quit",
+        "Quit ComfyFleet",
+        true,
+        None::<&str>,
+    )?)?;
     Ok(menu)
 }
 
@@ -59,7 +88,9 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
                 "show" => show_window(&app),
                 _ => {
                     if let Some(server_id) = id.strip_prefix(SERVER_PREFIX).map(str::to_string) {
-                        tauri::async_runtime::spawn(async move { activate_from_tray(&app, &server_id).await });
+                        tauri::async_runtime::spawn(async move {
+                            activate_from_tray(&app, &server_id).await
+                        });
                     }
                 }
             }
@@ -84,7 +115,10 @@ async fn activate_from_tray(app: &AppHandle, server_id: &str) {
         Ok(server) => {
             refresh(app).await;
             let _ = ActiveServerChanged::from(activation_message(server.as_ref())).emit(app);
-            let _ = ServersChanged { reason: "activated from the tray".into() }.emit(app);
+            let _ = ServersChanged {
+                reason: "activated from the tray".into(),
+            }
+            .emit(app);
         }
         Err(e) => tracing::warn!(error = %e, "tray activation failed"),
     }
@@ -92,7 +126,9 @@ async fn activate_from_tray(app: &AppHandle, server_id: &str) {
 
 /// Rebuild the tray menu from the current list.
 pub async fn refresh(app: &AppHandle) {
-    let Some(state) = app.try_state::<AppState>() else { return };
+    let Some(state) = app.try_state::<AppState>() else {
+        return;
+    };
     let servers = match state.fleet.servers.list().await {
         Ok(s) => s,
         Err(e) => {
@@ -104,7 +140,11 @@ pub async fn refresh(app: &AppHandle) {
         match build_menu(app, &servers) {
             Ok(menu) => {
                 let _ = tray.set_menu(Some(menu));
-                let active = servers.iter().find(|s| s.active).map(|s| s.name.as_str()).unwrap_or("no active server");
+                let active = servers
+                    .iter()
+                    .find(|s| s.active)
+                    .map(|s| s.name.as_str())
+                    .unwrap_or("no active server");
                 let _ = tray.set_tooltip(Some(format!("ComfyFleet — {active}")));
             }
             Err(e) => tracing::warn!(error = %e, "could not build the tray menu"),

@@ -10,7 +10,11 @@ use comfyfleet_core::home::AppHome;
 use comfyfleet_core::Fleet;
 
 #[derive(Parser)]
-#[command(name = "comfyfleet", version, about = "Run ComfyUI anywhere: your GPU, a LAN box, or the cloud")]
+#[command(
+    name = "comfyfleet",
+    version,
+    about = "Run ComfyUI anywhere: your GPU, a LAN box, or the cloud"
+)]
 struct Cli {
     /// Data folder (default: the platform data dir).
     #[arg(long, global = true, env = "COMFYFLEET_HOME", hide_env_values = true)]
@@ -43,7 +47,10 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: could not start: {e}");

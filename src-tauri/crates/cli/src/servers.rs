@@ -110,28 +110,36 @@ pub struct EditArgs {
 }
 
 fn parse_auth(s: &str) -> Result<AuthKind, String> {
-    AuthKind::parse(s).ok_or_else(|| format!("unknown auth '{s}': use none, basic, bearer, api-key or comfyui-login"))
+    AuthKind::parse(s).ok_or_else(|| {
+        format!("unknown auth '{s}': use none, basic, bearer, api-key or comfyui-login")
+    })
 }
 
 fn timeout_ms(secs: Option<f64>) -> Result<Option<u32>, CliError> {
     match secs {
         None => Ok(None),
         Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Some((s * 1000.0).round() as u32)),
-        Some(s) => Err(CliError(format!("--timeout {s} is not a number of seconds between 0.5 and 300"))),
+        Some(s) => Err(CliError(format!(
+            "--timeout {s} is not a number of seconds between 0.5 and 300"
+        ))),
     }
 }
 
 /// Read a secret: from a prompt when stdin is a terminal, else the whole of stdin (one trailing newline dropped).
 fn read_secret(what: &str) -> Result<Secret, CliError> {
     let value = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("{what}: ")).map_err(|e| CliError(format!("could not read {what}: {e}")))?
+        rpassword::prompt_password(format!("{what}: "))
+            .map_err(|e| CliError(format!("could not read {what}: {e}")))?
     } else {
         let mut s = String::new();
         std::io::stdin()
             .take(64 * 1024)
             .read_to_string(&mut s)
             .map_err(|e| CliError(format!("could not read {what} from stdin: {e}")))?;
-        s.strip_suffix("\r\n").or_else(|| s.strip_suffix('\n')).unwrap_or(&s).to_string()
+        s.strip_suffix("\r\n")
+            .or_else(|| s.strip_suffix('\n'))
+            .unwrap_or(&s)
+            .to_string()
     };
     if value.is_empty() {
         return Err(CliError(format!("{what} is empty: pipe it on stdin (e.g. `printf %s \"$TOKEN\" | comfyfleet servers add …`) or type it at the prompt")));
@@ -153,15 +161,31 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
             let servers = fleet.servers.list().await?;
             if json {
                 let items: Vec<_> = servers.iter().map(list_json).collect();
-                println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&items).unwrap_or_default()
+                );
             } else if servers.is_empty() {
                 println!("No servers yet. Add one: comfyfleet servers add --name \"Local\" --url http://127.0.0.1:8188");
             } else {
                 for s in &servers {
                     let mark = if s.active { "*" } else { " " };
-                    let tags = if s.tags.is_empty() { String::new() } else { format!("  [{}]", s.tags.join(", ")) };
-                    let creds = if s.needs_credentials { "  (needs credentials)" } else { "" };
-                    println!("{mark} {:<24} {:<40} {}{tags}{creds}", s.name, s.url, s.auth.kind.as_str());
+                    let tags = if s.tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  [{}]", s.tags.join(", "))
+                    };
+                    let creds = if s.needs_credentials {
+                        "  (needs credentials)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{mark} {:<24} {:<40} {}{tags}{creds}",
+                        s.name,
+                        s.url,
+                        s.auth.kind.as_str()
+                    );
                     if let Some(w) = &s.plain_http_warning {
                         println!("    warning: {w}");
                     }
@@ -170,11 +194,20 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
             Ok(Outcome::Ok)
         }
         ServersCmd::Add(a) => {
-            let secret = if a.auth.needs_secret() { Some(read_secret(secret_label(a.auth))?) } else { None };
+            let secret = if a.auth.needs_secret() {
+                Some(read_secret(secret_label(a.auth))?)
+            } else {
+                None
+            };
             let input = ServerInput {
                 name: a.name,
                 url: a.url,
-                auth: AuthInput { kind: a.auth, user: a.user, header: a.header, secret },
+                auth: AuthInput {
+                    kind: a.auth,
+                    user: a.user,
+                    header: a.header,
+                    secret,
+                },
                 tags: a.tags,
                 timeout_ms: timeout_ms(a.timeout)?,
                 max_queue: a.max_queue,
@@ -191,7 +224,11 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
             let cur = fleet.servers.find(&e.server).await?;
             let kind = e.auth.unwrap_or(cur.auth.kind);
             let needs_new = e.secret || (kind.needs_secret() && !cur.auth.kind.needs_secret());
-            let secret = if needs_new && kind.needs_secret() { Some(read_secret(secret_label(kind))?) } else { None };
+            let secret = if needs_new && kind.needs_secret() {
+                Some(read_secret(secret_label(kind))?)
+            } else {
+                None
+            };
             let input = ServerInput {
                 name: e.name.unwrap_or(cur.name.clone()),
                 url: e.url.unwrap_or(cur.url.clone()),
@@ -201,7 +238,13 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
                     header: e.header.or(cur.auth.header.clone()),
                     secret,
                 },
-                tags: if e.clear_tags { vec![] } else if e.tags.is_empty() { cur.tags.clone() } else { e.tags },
+                tags: if e.clear_tags {
+                    vec![]
+                } else if e.tags.is_empty() {
+                    cur.tags.clone()
+                } else {
+                    e.tags
+                },
                 timeout_ms: timeout_ms(e.timeout)?.or(Some(cur.timeout_ms)),
                 max_queue: e.max_queue.or(cur.max_queue),
                 notes: e.notes.unwrap_or(cur.notes.clone()),
@@ -226,7 +269,12 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
             }
             Ok(Outcome::Ok)
         }
-        ServersCmd::Test { server, all, cached, json } => {
+        ServersCmd::Test {
+            server,
+            all,
+            cached,
+            json,
+        } => {
             let servers = fleet.servers.list().await?;
             let results = if all {
                 fleet.health.test_all(!cached).await?
@@ -236,7 +284,10 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
             };
             if json {
                 let items: Vec<_> = results.iter().map(|r| test_json(r, &servers)).collect();
-                println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&items).unwrap_or_default()
+                );
             } else {
                 if results.is_empty() {
                     println!("No servers to test. Add one with: comfyfleet servers add --name NAME --url URL");
@@ -250,7 +301,10 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
         }
         ServersCmd::Export { file } => {
             let r = fleet.servers.export_to(&file).await?;
-            println!("Exported {} server(s) to {} (no secrets included).", r.count, r.path);
+            println!(
+                "Exported {} server(s) to {} (no secrets included).",
+                r.count, r.path
+            );
             Ok(Outcome::Ok)
         }
         ServersCmd::Import { file } => {
@@ -302,9 +356,17 @@ fn gb(bytes: u64) -> String {
 }
 
 fn human_status(r: &ServerStatus, servers: &[Server]) -> String {
-    let name = servers.iter().find(|s| s.id == r.server_id).map(|s| s.name.as_str()).unwrap_or("?");
+    let name = servers
+        .iter()
+        .find(|s| s.id == r.server_id)
+        .map(|s| s.name.as_str())
+        .unwrap_or("?");
     if r.status != Status::Connected {
-        return format!("✗ {name:<24} {:<12} {}", r.status.as_str(), r.error.as_deref().unwrap_or(""));
+        return format!(
+            "✗ {name:<24} {:<12} {}",
+            r.status.as_str(),
+            r.error.as_deref().unwrap_or("")
+        );
     }
     let mut parts = vec![format!("✓ {name:<24} connected   ")];
     if let Some(l) = r.latency_ms {
@@ -314,10 +376,18 @@ fn human_status(r: &ServerStatus, servers: &[Server]) -> String {
         parts.push(format!("ComfyUI {v}"));
     }
     if let Some(d) = r.devices.first() {
-        parts.push(format!("{}: VRAM {}/{} GB free", d.name, gb(d.vram_free), gb(d.vram_total)));
+        parts.push(format!(
+            "{}: VRAM {}/{} GB free",
+            d.name,
+            gb(d.vram_free),
+            gb(d.vram_total)
+        ));
     }
     if let Some(q) = r.queue {
-        parts.push(format!("queue {} running, {} pending", q.running, q.pending));
+        parts.push(format!(
+            "queue {} running, {} pending",
+            q.running, q.pending
+        ));
     }
     parts.join("  ")
 }

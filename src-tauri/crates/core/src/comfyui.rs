@@ -27,7 +27,11 @@ pub enum ComfyError {
     #[error("the server redirects to {location}")]
     Redirect { location: String },
     #[error("HTTP {status} from {path}")]
-    Http { status: u16, path: String, snippet: String },
+    Http {
+        status: u16,
+        path: String,
+        snippet: String,
+    },
     #[error("{path} answered with more than {limit} bytes")]
     TooLarge { path: String, limit: usize },
     #[error("{path} did not answer like ComfyUI: {reason}")]
@@ -90,7 +94,9 @@ pub fn auth_headers(creds: Option<&Credentials>) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let Some(creds) = creds else { return headers };
-    let Some(secret) = creds.secret.as_ref() else { return headers };
+    let Some(secret) = creds.secret.as_ref() else {
+        return headers;
+    };
     let sensitive = |v: String| {
         HeaderValue::from_str(&v).ok().map(|mut h| {
             h.set_sensitive(true);
@@ -114,7 +120,10 @@ pub fn auth_headers(creds: Option<&Credentials>) -> HeaderMap {
         }
         AuthKind::ApiKey => {
             let name = creds.auth.header.as_deref().unwrap_or("X-API-Key");
-            if let (Ok(n), Some(v)) = (HeaderName::from_bytes(name.as_bytes()), sensitive(secret.expose().to_string())) {
+            if let (Ok(n), Some(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                sensitive(secret.expose().to_string()),
+            ) {
                 headers.insert(n, v);
             }
         }
@@ -149,7 +158,8 @@ impl ComfyClient {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             headers: auth_headers(creds),
-            credentials_sent: creds.is_some_and(|c| c.secret.is_some() && c.auth.kind != AuthKind::None),
+            credentials_sent: creds
+                .is_some_and(|c| c.secret.is_some() && c.auth.kind != AuthKind::None),
         }
     }
 
@@ -157,7 +167,11 @@ impl ComfyClient {
         &self.base
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, limit: usize) -> Result<T, ComfyError> {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        limit: usize,
+    ) -> Result<T, ComfyError> {
         let resp = self
             .http
             .get(format!("{}{}", self.base, path))
@@ -167,7 +181,10 @@ impl ComfyClient {
             .map_err(transport_error)?;
         let status = resp.status();
         if status.as_u16() == 401 {
-            return Err(ComfyError::Unauthorized { status: 401, credentials_sent: self.credentials_sent });
+            return Err(ComfyError::Unauthorized {
+                status: 401,
+                credentials_sent: self.credentials_sent,
+            });
         }
         if status.as_u16() == 403 {
             return Err(ComfyError::Forbidden);
@@ -180,14 +197,22 @@ impl ComfyClient {
                 .unwrap_or("")
                 .to_string();
             if location.contains("login") {
-                return Err(ComfyError::Unauthorized { status: status.as_u16(), credentials_sent: self.credentials_sent });
+                return Err(ComfyError::Unauthorized {
+                    status: status.as_u16(),
+                    credentials_sent: self.credentials_sent,
+                });
             }
             return Err(ComfyError::Redirect { location });
         }
         let body = read_limited(resp, limit, path).await?;
         if !status.is_success() {
-            let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return Err(ComfyError::Http { status: status.as_u16(), path: path.into(), snippet });
+            let snippet: String =
+                String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Err(ComfyError::Http {
+                status: status.as_u16(),
+                path: path.into(),
+                snippet,
+            });
         }
         serde_json::from_slice(&body).map_err(|e| ComfyError::NotComfy {
             path: path.into(),
@@ -214,14 +239,24 @@ impl ComfyClient {
     }
 }
 
-async fn read_limited(mut resp: reqwest::Response, limit: usize, path: &str) -> Result<Vec<u8>, ComfyError> {
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+    path: &str,
+) -> Result<Vec<u8>, ComfyError> {
     if resp.content_length().is_some_and(|n| n as usize > limit) {
-        return Err(ComfyError::TooLarge { path: path.into(), limit });
+        return Err(ComfyError::TooLarge {
+            path: path.into(),
+            limit,
+        });
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
         if body.len() + chunk.len() > limit {
-            return Err(ComfyError::TooLarge { path: path.into(), limit });
+            return Err(ComfyError::TooLarge {
+                path: path.into(),
+                limit,
+            });
         }
         body.extend_from_slice(&chunk);
     }
@@ -256,9 +291,18 @@ mod tests {
     use crate::secrets::Secret;
     use crate::servers::AuthView;
 
-    fn creds(kind: AuthKind, user: Option<&str>, header: Option<&str>, secret: &str) -> Credentials {
+    fn creds(
+        kind: AuthKind,
+        user: Option<&str>,
+        header: Option<&str>,
+        secret: &str,
+    ) -> Credentials {
         Credentials {
-            auth: AuthView { kind, user: user.map(Into::into), header: header.map(Into::into) },
+            auth: AuthView {
+                kind,
+                user: user.map(Into::into),
+                header: header.map(Into::into),
+            },
             secret: Some(Secret::new(secret)),
         }
     }
@@ -268,7 +312,12 @@ mod tests {
         let h = auth_headers(Some(&creds(AuthKind::Basic, Some("bob"), None, "pw")));
         assert_eq!(h[AUTHORIZATION], "Basic Ym9iOnB3");
         assert!(h[AUTHORIZATION].is_sensitive());
-        let h = auth_headers(Some(&creds(AuthKind::ComfyuiLogin, None, None, "$2b$12$abc")));
+        let h = auth_headers(Some(&creds(
+            AuthKind::ComfyuiLogin,
+            None,
+            None,
+            "$2b$12$abc",
+        )));
         assert_eq!(h[AUTHORIZATION], "Bearer $2b$12$abc");
         let h = auth_headers(Some(&creds(AuthKind::Bearer, None, None, "t")));
         assert_eq!(h[AUTHORIZATION], "Bearer t");

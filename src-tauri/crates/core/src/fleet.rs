@@ -45,6 +45,12 @@ impl Fleet {
         let servers = ServerList::new(store.clone(), secrets);
         let health = Health::new(servers.clone());
         let settings = SettingsStore::new(store.clone());
-        Ok(Self { home, store, servers, health, settings })
+        Ok(Self {
+            home,
+            store,
+            servers,
+            health,
+            settings,
+        })
     }
 }

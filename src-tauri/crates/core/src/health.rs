@@ -106,7 +106,12 @@ impl ServerStatus {
 pub type ProbeOutcome = Result<(SystemStats, QueueCounts), ComfyError>;
 
 /// Turn what a probe saw into a status with a message that says what to do. Pure.
-pub fn classify(server: &Server, outcome: ProbeOutcome, latency_ms: u32, now_ms: i64) -> ServerStatus {
+pub fn classify(
+    server: &Server,
+    outcome: ProbeOutcome,
+    latency_ms: u32,
+    now_ms: i64,
+) -> ServerStatus {
     let mut st = ServerStatus::unknown(server);
     st.checked_at_ms = now_ms;
     let name = &server.name;
@@ -122,9 +127,17 @@ pub fn classify(server: &Server, outcome: ProbeOutcome, latency_ms: u32, now_ms:
             st.devices = stats
                 .devices
                 .into_iter()
-                .map(|d| Device { name: d.name, kind: d.kind, vram_total: d.vram_total, vram_free: d.vram_free })
+                .map(|d| Device {
+                    name: d.name,
+                    kind: d.kind,
+                    vram_total: d.vram_total,
+                    vram_free: d.vram_free,
+                })
                 .collect();
-            st.queue = Some(QueueInfo { running: queue.running, pending: queue.pending });
+            st.queue = Some(QueueInfo {
+                running: queue.running,
+                pending: queue.pending,
+            });
             st.last_connected_ms = Some(now_ms);
         }
         Err(e) => {
@@ -172,7 +185,11 @@ fn format_bytes(n: usize) -> String {
 }
 
 /// Probe one server: `/system_stats` and `/queue` at once, the whole bounded by the server's timeout.
-pub async fn probe(http: &reqwest::Client, server: &Server, creds: Option<&Credentials>) -> ServerStatus {
+pub async fn probe(
+    http: &reqwest::Client,
+    server: &Server,
+    creds: Option<&Credentials>,
+) -> ServerStatus {
     let client = ComfyClient::new(http.clone(), &server.url, creds);
     let start = Instant::now();
     let timeout = Duration::from_millis(server.timeout_ms as u64);
@@ -189,7 +206,12 @@ pub async fn probe(http: &reqwest::Client, server: &Server, creds: Option<&Crede
         Ok((outcome, took)) => (outcome, took),
         Err(_) => (Err(ComfyError::Timeout), timeout),
     };
-    classify(server, outcome, took.as_millis().min(u32::MAX as u128) as u32, crate::now_ms())
+    classify(
+        server,
+        outcome,
+        took.as_millis().min(u32::MAX as u128) as u32,
+        crate::now_ms(),
+    )
 }
 
 /// A status change worth telling the user about.
@@ -235,7 +257,11 @@ pub fn visible_change(prev: Option<&ServerStatus>, next: &ServerStatus) -> bool 
 
 /// The server auto-switch should make active when the active one fails: the next healthy server
 /// after it in list order (wrapping around). Pure.
-pub fn next_active<'a>(servers: &'a [Server], failed_id: &str, statuses: &HashMap<String, Status>) -> Option<&'a Server> {
+pub fn next_active<'a>(
+    servers: &'a [Server],
+    failed_id: &str,
+    statuses: &HashMap<String, Status>,
+) -> Option<&'a Server> {
     let start = servers.iter().position(|s| s.id == failed_id)?;
     (1..servers.len())
         .map(|i| &servers[(start + i) % servers.len()])
@@ -282,7 +308,10 @@ impl Health {
 
     fn cached(&self, id: &str) -> Option<ServerStatus> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(id).filter(|e| e.at.elapsed() < self.ttl).map(|e| e.status.clone())
+        cache
+            .get(id)
+            .filter(|e| e.at.elapsed() < self.ttl)
+            .map(|e| e.status.clone())
     }
 
     /// The last known status of every server (no probing), in list order.
@@ -291,7 +320,12 @@ impl Health {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         Ok(servers
             .iter()
-            .map(|s| cache.get(&s.id).map(|e| e.status.clone()).unwrap_or_else(|| ServerStatus::unknown(s)))
+            .map(|s| {
+                cache
+                    .get(&s.id)
+                    .map(|e| e.status.clone())
+                    .unwrap_or_else(|| ServerStatus::unknown(s))
+            })
             .collect())
     }
 
@@ -299,11 +333,21 @@ impl Health {
         let prev = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             let prev = cache.get(&server.id).map(|e| e.status.clone());
-            cache.insert(server.id.clone(), CacheEntry { at: Instant::now(), status: status.clone() });
+            cache.insert(
+                server.id.clone(),
+                CacheEntry {
+                    at: Instant::now(),
+                    status: status.clone(),
+                },
+            );
             prev
         };
         if status.status == Status::Connected {
-            if let Err(e) = self.servers.record_connected(&server.id, status.checked_at_ms).await {
+            if let Err(e) = self
+                .servers
+                .record_connected(&server.id, status.checked_at_ms)
+                .await
+            {
                 tracing::warn!(error = %e, "could not record the last connection time");
             }
         }
@@ -316,7 +360,8 @@ impl Health {
                 server_id: server.id.clone(),
                 name: server.name.clone(),
                 previous,
-                availability_changed: previous != Status::Unknown && previous.is_online() != status.status.is_online(),
+                availability_changed: previous != Status::Unknown
+                    && previous.is_online() != status.status.is_online(),
                 current: status,
             }));
         }
@@ -329,7 +374,10 @@ impl Health {
                 let mut st = ServerStatus::unknown(server);
                 st.status = Status::Error;
                 st.checked_at_ms = crate::now_ms();
-                st.error = Some(format!("Could not read the credentials of '{}': {e}", server.name));
+                st.error = Some(format!(
+                    "Could not read the credentials of '{}': {e}",
+                    server.name
+                ));
                 st
             }
         };
@@ -364,7 +412,11 @@ impl Health {
 
     /// Test a server that is not saved yet (the form's Test connection). With `id`, a missing secret
     /// is taken from that server's keychain entry.
-    pub async fn test_input(&self, input: &ServerInput, id: Option<&str>) -> Result<ServerStatus, ServersError> {
+    pub async fn test_input(
+        &self,
+        input: &ServerInput,
+        id: Option<&str>,
+    ) -> Result<ServerStatus, ServersError> {
         let existing = match id {
             Some(id) => Some(self.servers.find(id).await?),
             None => None,
@@ -394,7 +446,10 @@ impl Health {
             plain_http_warning: None,
             last_connected_ms: None,
         };
-        let creds = Credentials { auth: valid.auth, secret };
+        let creds = Credentials {
+            auth: valid.auth,
+            secret,
+        };
         Ok(probe(&self.http, &server, Some(&creds)).await)
     }
 
@@ -402,12 +457,20 @@ impl Health {
     pub async fn monitor_round(&self, settings: &SettingsStore) -> Result<(), ServersError> {
         let before: HashMap<String, Status> = {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.iter().map(|(k, v)| (k.clone(), v.status.status)).collect()
+            cache
+                .iter()
+                .map(|(k, v)| (k.clone(), v.status.status))
+                .collect()
         };
         let results = self.test_all(true).await?;
         let servers = self.servers.list().await?;
-        let now: HashMap<String, Status> = results.iter().map(|s| (s.server_id.clone(), s.status)).collect();
-        let Some(active) = servers.iter().find(|s| s.active) else { return Ok(()) };
+        let now: HashMap<String, Status> = results
+            .iter()
+            .map(|s| (s.server_id.clone(), s.status))
+            .collect();
+        let Some(active) = servers.iter().find(|s| s.active) else {
+            return Ok(());
+        };
         let active_now = now.get(&active.id).copied().unwrap_or_default();
         let was = before.get(&active.id).copied().unwrap_or_default();
         let failed_now = active_now != Status::Connected && active_now != Status::Unknown;
@@ -494,14 +557,62 @@ mod tests {
     fn classify_maps_each_failure_to_a_status_and_a_fix() {
         let s = server("1");
         let cases = [
-            (ComfyError::Connect("refused".into()), Status::Unreachable, "running"),
+            (
+                ComfyError::Connect("refused".into()),
+                Status::Unreachable,
+                "running",
+            ),
             (ComfyError::Timeout, Status::Timeout, "2 s"),
-            (ComfyError::Unauthorized { status: 401, credentials_sent: false }, Status::AuthFailed, "Add its credentials"),
-            (ComfyError::Unauthorized { status: 401, credentials_sent: true }, Status::AuthFailed, "Update them"),
-            (ComfyError::Http { status: 500, path: "/system_stats".into(), snippet: String::new() }, Status::Error, "HTTP 500"),
-            (ComfyError::Http { status: 404, path: "/system_stats".into(), snippet: String::new() }, Status::NotComfyui, "not ComfyUI"),
-            (ComfyError::NotComfy { path: "/system_stats".into(), reason: "it sent an HTML page".into() }, Status::NotComfyui, "HTML"),
-            (ComfyError::TooLarge { path: "/system_stats".into(), limit: 1 << 20 }, Status::NotComfyui, "1 MB"),
+            (
+                ComfyError::Unauthorized {
+                    status: 401,
+                    credentials_sent: false,
+                },
+                Status::AuthFailed,
+                "Add its credentials",
+            ),
+            (
+                ComfyError::Unauthorized {
+                    status: 401,
+                    credentials_sent: true,
+                },
+                Status::AuthFailed,
+                "Update them",
+            ),
+            (
+                ComfyError::Http {
+                    status: 500,
+                    path: "/system_stats".into(),
+                    snippet: String::new(),
+                },
+                Status::Error,
+                "HTTP 500",
+            ),
+            (
+                ComfyError::Http {
+                    status: 404,
+                    path: "/system_stats".into(),
+                    snippet: String::new(),
+                },
+                Status::NotComfyui,
+                "not ComfyUI",
+            ),
+            (
+                ComfyError::NotComfy {
+                    path: "/system_stats".into(),
+                    reason: "it sent an HTML page".into(),
+                },
+                Status::NotComfyui,
+                "HTML",
+            ),
+            (
+                ComfyError::TooLarge {
+                    path: "/system_stats".into(),
+                    limit: 1 << 20,
+                },
+                Status::NotComfyui,
+                "1 MB",
+            ),
             (ComfyError::Forbidden, Status::Error, "403"),
         ];
         for (err, status, hint) in cases {
@@ -516,13 +627,42 @@ mod tests {
     #[test]
     fn classify_reports_versions_devices_and_queue_when_connected() {
         let stats = SystemStats {
-            system: SystemInfo { os: None, comfyui_version: Some("0.3.64".into()), python_version: Some("3.11".into()), pytorch_version: Some("2.8".into()), ram_total: None, ram_free: None },
-            devices: vec![DeviceInfo { name: "cuda:0".into(), kind: "cuda".into(), vram_total: 24, vram_free: 20 }],
+            system: SystemInfo {
+                os: None,
+                comfyui_version: Some("0.3.64".into()),
+                python_version: Some("3.11".into()),
+                pytorch_version: Some("2.8".into()),
+                ram_total: None,
+                ram_free: None,
+            },
+            devices: vec![DeviceInfo {
+                name: "cuda:0".into(),
+                kind: "cuda".into(),
+                vram_total: 24,
+                vram_free: 20,
+            }],
         };
-        let st = classify(&server("1"), Ok((stats, QueueCounts { running: 1, pending: 3 })), 12, 777);
+        let st = classify(
+            &server("1"),
+            Ok((
+                stats,
+                QueueCounts {
+                    running: 1,
+                    pending: 3,
+                },
+            )),
+            12,
+            777,
+        );
         assert_eq!(st.status, Status::Connected);
         assert_eq!(st.latency_ms, Some(12));
-        assert_eq!(st.queue, Some(QueueInfo { running: 1, pending: 3 }));
+        assert_eq!(
+            st.queue,
+            Some(QueueInfo {
+                running: 1,
+                pending: 3
+            })
+        );
         assert_eq!(st.devices[0].vram_total, 24);
         assert_eq!(st.last_connected_ms, Some(777));
         assert_eq!(st.error, None);

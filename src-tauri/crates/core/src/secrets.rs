@@ -107,8 +107,10 @@ impl Secrets {
     /// Store (or replace) the secret for `account`.
     pub async fn set(&self, account: &str, secret: &Secret) -> Result<(), SecretsError> {
         let value = secret.clone();
-        self.blocking(account, move |e| e.set_password(value.expose()).map_err(map_err))
-            .await
+        self.blocking(account, move |e| {
+            e.set_password(value.expose()).map_err(map_err)
+        })
+        .await
     }
 
     /// Read the secret for `account`, `None` when there is none.
@@ -157,7 +159,10 @@ mod tests {
             secrets.get(&account).await.unwrap().unwrap().expose(),
             "s3cret"
         );
-        secrets.set(&account, &Secret::new("changed")).await.unwrap();
+        secrets
+            .set(&account, &Secret::new("changed"))
+            .await
+            .unwrap();
         assert_eq!(
             secrets.get(&account).await.unwrap().unwrap().expose(),
             "changed"

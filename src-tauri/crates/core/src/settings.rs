@@ -27,10 +27,20 @@ impl SettingsStore {
         self.store
             .call(|c| {
                 let raw: Option<String> = c
-                    .query_row("SELECT value FROM settings WHERE key = ?1", [KEY], |r| r.get(0))
+                    .query_row("SELECT value FROM settings WHERE key = ?1", [KEY], |r| {
+                        r.get(0)
+                    })
                     .map(Some)
-                    .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
-                Ok(raw.and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default())
+                    .or_else(|e| {
+                        if e == rusqlite::Error::QueryReturnedNoRows {
+                            Ok(None)
+                        } else {
+                            Err(e)
+                        }
+                    })?;
+                Ok(raw
+                    .and_then(|r| serde_json::from_str(&r).ok())
+                    .unwrap_or_default())
             })
             .await
     }

@@ -218,7 +218,13 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap();
         let v: String = store
-            .call(|c| Ok::<_, StoreError>(c.query_row("SELECT value FROM settings WHERE key='k'", [], |r| r.get(0))?))
+            .call(|c| {
+                Ok::<_, StoreError>(c.query_row(
+                    "SELECT value FROM settings WHERE key='k'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
             .await
             .unwrap();
         assert_eq!(v, "v");
@@ -250,7 +256,9 @@ mod tests {
             .await;
         assert!(r.is_err());
         let n: i64 = store
-            .call(|c| Ok::<_, StoreError>(c.query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))?))
+            .call(|c| {
+                Ok::<_, StoreError>(c.query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))?)
+            })
             .await
             .unwrap();
         assert_eq!(n, 0);

@@ -11,7 +11,10 @@ use clap::{Args, Parser, ValueEnum};
 use comfyfleet_testkit::{FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault};
 
 #[derive(Parser)]
-#[command(name = "comfyfleet-testkit", about = "Fake servers on 127.0.0.1 for tests and benchmarks")]
+#[command(
+    name = "comfyfleet-testkit",
+    about = "Fake servers on 127.0.0.1 for tests and benchmarks"
+)]
 enum Command {
     /// Run one fake ComfyUI until killed. Prints `LISTENING http://127.0.0.1:PORT` once it accepts connections.
     Comfyui(ComfyArgs),
@@ -98,13 +101,20 @@ impl ComfyArgs {
             config.version = version.clone();
         }
         if let (Some(name), Some(total)) = (&self.gpu_name, self.vram_total) {
-            config.devices = vec![FakeDevice::cuda(name, total, self.vram_free.unwrap_or(total))];
+            config.devices = vec![FakeDevice::cuda(
+                name,
+                total,
+                self.vram_free.unwrap_or(total),
+            )];
         }
         config.queue_running = self.queue_running;
         config.queue_pending = self.queue_pending;
         config.latency = Duration::from_millis(self.latency_ms);
         config.fault = self.fault.into();
-        config.auth = self.login_token.clone().map(|token| FakeAuth::ComfyuiLogin { token });
+        config.auth = self
+            .login_token
+            .clone()
+            .map(|token| FakeAuth::ComfyuiLogin { token });
         config
     }
 }
@@ -132,17 +142,30 @@ async fn main() -> anyhow::Result<()> {
             let mut fakes = Vec::with_capacity(usize::from(args.count));
             let mut lines = String::new();
             for i in 0..args.count {
-                let fault = if i < args.hang { Fault::Hang } else { Fault::None };
-                let config = FakeComfyConfig { fault: fault.clone(), ..FakeComfyConfig::default() };
+                let fault = if i < args.hang {
+                    Fault::Hang
+                } else {
+                    Fault::None
+                };
+                let config = FakeComfyConfig {
+                    fault: fault.clone(),
+                    ..FakeComfyConfig::default()
+                };
                 let port = match args.base_port {
-                    Some(base) => base.checked_add(i).context("--base-port + --count goes past port 65535")?,
+                    Some(base) => base
+                        .checked_add(i)
+                        .context("--base-port + --count goes past port 65535")?,
                     None => 0,
                 };
                 let fake = FakeComfy::start_on(port, config)
                     .await
                     .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
                 let name = format!("bench-{:0width$}", i + 1);
-                let line = FleetLine { name: &name, url: &fake.url(), fault: fault.name() };
+                let line = FleetLine {
+                    name: &name,
+                    url: &fake.url(),
+                    fault: fault.name(),
+                };
                 lines.push_str(&serde_json::to_string(&line)?);
                 lines.push('\n');
                 fakes.push(fake);
@@ -215,7 +238,9 @@ fn stdin_is_pipe() -> bool {
     let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
         return false;
     };
-    std::fs::File::from(fd).metadata().is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_socket())
 }
 
 #[cfg(not(unix))]

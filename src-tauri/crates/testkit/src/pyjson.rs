@@ -22,7 +22,11 @@ pub(crate) fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
 struct PyFormatter;
 
 impl serde_json::ser::Formatter for PyFormatter {
-    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -30,7 +34,11 @@ impl serde_json::ser::Formatter for PyFormatter {
         }
     }
 
-    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -42,7 +50,11 @@ impl serde_json::ser::Formatter for PyFormatter {
         w.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + std::io::Write>(&mut self, w: &mut W, fragment: &str) -> std::io::Result<()> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
         // serde_json already escaped quotes, backslashes and control characters; Python also escapes DEL and
         // everything outside ASCII, as UTF-16 code units.
         let mut start = 0;
@@ -60,11 +72,19 @@ impl serde_json::ser::Formatter for PyFormatter {
         w.write_all(&fragment.as_bytes()[start..])
     }
 
-    fn write_f64<W: ?Sized + std::io::Write>(&mut self, w: &mut W, value: f64) -> std::io::Result<()> {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
         w.write_all(float_repr(value).as_bytes())
     }
 
-    fn write_f32<W: ?Sized + std::io::Write>(&mut self, w: &mut W, value: f32) -> std::io::Result<()> {
+    fn write_f32<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        value: f32,
+    ) -> std::io::Result<()> {
         w.write_all(float_repr(f64::from(value)).as_bytes())
     }
 }
@@ -99,7 +119,11 @@ pub(crate) fn float_repr(value: f64) -> String {
             format!("0.{}{digits}", "0".repeat((-exponent - 1) as usize))
         }
     } else {
-        let mantissa = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits };
+        let mantissa = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits
+        };
         let exp_sign = if exponent < 0 { '-' } else { '+' };
         format!("{mantissa}e{exp_sign}{:02}", exponent.abs())
     };
@@ -133,7 +157,9 @@ impl OrderedJson {
 
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut OrderedJson> {
         match self {
-            OrderedJson::Object(entries) => entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            OrderedJson::Object(entries) => {
+                entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+            }
             _ => None,
         }
     }
@@ -250,7 +276,9 @@ impl<'de> Visitor<'de> for OrderedJsonVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<OrderedJson, E> {
-        serde_json::Number::from_f64(v).map(OrderedJson::Number).ok_or_else(|| E::custom("not a finite number"))
+        serde_json::Number::from_f64(v)
+            .map(OrderedJson::Number)
+            .ok_or_else(|| E::custom("not a finite number"))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<OrderedJson, E> {
@@ -314,8 +342,10 @@ mod tests {
 
     #[test]
     fn pyjson_writes_python_separators_and_ascii_escapes() {
-        let value = OrderedJson::parse(r#"{"b":[1,2.0,"\u00e9\ud83d\ude00\u007f"],"a":{"x":null,"y":true}}"#.as_bytes())
-            .expect("valid JSON");
+        let value = OrderedJson::parse(
+            r#"{"b":[1,2.0,"\u00e9\ud83d\ude00\u007f"],"a":{"x":null,"y":true}}"#.as_bytes(),
+        )
+        .expect("valid JSON");
         assert_eq!(
             to_string(&value),
             r#"{"b": [1, 2.0, "\u00e9\ud83d\ude00\u007f"], "a": {"x": null, "y": true}}"#
@@ -333,7 +363,12 @@ mod tests {
         let obj = OrderedJson::parse(br#"{"clear":0,"delete":["x"]}"#).expect("valid JSON");
         assert_eq!(obj.py_contains("clear"), Some(true));
         assert!(!obj.get("clear").expect("present").truthy());
-        assert_eq!(OrderedJson::parse(b"5").expect("valid").py_contains("clear"), None);
+        assert_eq!(
+            OrderedJson::parse(b"5")
+                .expect("valid")
+                .py_contains("clear"),
+            None
+        );
         assert_eq!(OrderedJson::parse(b"5").expect("valid").py_str(), "5");
         assert_eq!(OrderedJson::parse(b"5.0").expect("valid").py_str(), "5.0");
         assert_eq!(OrderedJson::Null.py_str(), "None");

@@ -12,7 +12,9 @@ pub struct Cli {
 
 impl Cli {
     pub fn new() -> Self {
-        Cli { home: tempfile::tempdir().unwrap() }
+        Cli {
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -41,7 +43,11 @@ impl Cli {
 
     pub fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.run(args, stdin);
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 

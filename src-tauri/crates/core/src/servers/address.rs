@@ -81,7 +81,10 @@ fn looks_like_host_port(raw: &str) -> bool {
         Some((host, port)) => {
             !host.is_empty()
                 && !port.is_empty()
-                && port.split('/').next().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty())
+                && port
+                    .split('/')
+                    .next()
+                    .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty())
         }
         None => false,
     }
@@ -121,51 +124,111 @@ mod tests {
 
     #[test]
     fn address_normalizes_valid_urls() {
-        assert_eq!(normalize_url("http://127.0.0.1:8188").unwrap(), "http://127.0.0.1:8188");
-        assert_eq!(normalize_url(" http://127.0.0.1:8188/ ").unwrap(), "http://127.0.0.1:8188");
-        assert_eq!(normalize_url("HTTPS://GPU.Example.com/comfy/").unwrap(), "https://gpu.example.com/comfy");
-        assert_eq!(normalize_url("http://[::1]:8188").unwrap(), "http://[::1]:8188");
-        assert_eq!(normalize_url("https://abc-8188.proxy.runpod.net").unwrap(), "https://abc-8188.proxy.runpod.net");
+        assert_eq!(
+            normalize_url("http://127.0.0.1:8188").unwrap(),
+            "http://127.0.0.1:8188"
+        );
+        assert_eq!(
+            normalize_url(" http://127.0.0.1:8188/ ").unwrap(),
+            "http://127.0.0.1:8188"
+        );
+        assert_eq!(
+            normalize_url("HTTPS://GPU.Example.com/comfy/").unwrap(),
+            "https://gpu.example.com/comfy"
+        );
+        assert_eq!(
+            normalize_url("http://[::1]:8188").unwrap(),
+            "http://[::1]:8188"
+        );
+        assert_eq!(
+            normalize_url("https://abc-8188.proxy.runpod.net").unwrap(),
+            "https://abc-8188.proxy.runpod.net"
+        );
     }
 
     #[test]
     fn address_refuses_a_missing_scheme_and_suggests_one() {
         let e = normalize_url("localhost:8188").unwrap_err();
-        assert_eq!(e, UrlProblem::MissingScheme { raw: "localhost:8188".into() });
+        assert_eq!(
+            e,
+            UrlProblem::MissingScheme {
+                raw: "localhost:8188".into()
+            }
+        );
         assert!(e.to_string().contains("http://localhost:8188"));
-        assert!(matches!(normalize_url("192.168.1.20:8188"), Err(UrlProblem::MissingScheme { .. })));
-        assert!(matches!(normalize_url("gpu-box"), Err(UrlProblem::MissingScheme { .. })));
+        assert!(matches!(
+            normalize_url("192.168.1.20:8188"),
+            Err(UrlProblem::MissingScheme { .. })
+        ));
+        assert!(matches!(
+            normalize_url("gpu-box"),
+            Err(UrlProblem::MissingScheme { .. })
+        ));
     }
 
     #[test]
     fn address_refuses_other_schemes() {
         let e = normalize_url("ftp://x").unwrap_err();
-        assert_eq!(e, UrlProblem::UnsupportedScheme { scheme: "ftp".into() });
+        assert_eq!(
+            e,
+            UrlProblem::UnsupportedScheme {
+                scheme: "ftp".into()
+            }
+        );
         assert!(e.to_string().contains("http://"));
-        assert!(matches!(normalize_url("javascript:alert(1)"), Err(UrlProblem::UnsupportedScheme { .. })));
-        assert!(matches!(normalize_url("file:///etc/passwd"), Err(UrlProblem::UnsupportedScheme { .. })));
+        assert!(matches!(
+            normalize_url("javascript:alert(1)"),
+            Err(UrlProblem::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            normalize_url("file:///etc/passwd"),
+            Err(UrlProblem::UnsupportedScheme { .. })
+        ));
     }
 
     #[test]
     fn address_refuses_urls_without_a_host() {
-        assert!(matches!(normalize_url("http://"), Err(UrlProblem::NoHost { .. })));
-        assert!(matches!(normalize_url("https://"), Err(UrlProblem::NoHost { .. })));
+        assert!(matches!(
+            normalize_url("http://"),
+            Err(UrlProblem::NoHost { .. })
+        ));
+        assert!(matches!(
+            normalize_url("https://"),
+            Err(UrlProblem::NoHost { .. })
+        ));
         assert!(matches!(normalize_url(""), Err(UrlProblem::Empty)));
         assert!(matches!(normalize_url("   "), Err(UrlProblem::Empty)));
     }
 
     #[test]
     fn address_refuses_credentials_queries_and_spaces() {
-        assert_eq!(normalize_url("http://bob:pw@host:8188").unwrap_err(), UrlProblem::CredentialsInUrl);
-        assert_eq!(normalize_url("http://host:8188/?token=x").unwrap_err(), UrlProblem::QueryOrFragment);
-        assert_eq!(normalize_url("http://host:8188/#a").unwrap_err(), UrlProblem::QueryOrFragment);
-        assert_eq!(normalize_url("http://ho st:8188").unwrap_err(), UrlProblem::Whitespace);
-        assert!(matches!(normalize_url("http://host:99999"), Err(UrlProblem::Invalid { .. })));
+        assert_eq!(
+            normalize_url("http://bob:pw@host:8188").unwrap_err(),
+            UrlProblem::CredentialsInUrl
+        );
+        assert_eq!(
+            normalize_url("http://host:8188/?token=x").unwrap_err(),
+            UrlProblem::QueryOrFragment
+        );
+        assert_eq!(
+            normalize_url("http://host:8188/#a").unwrap_err(),
+            UrlProblem::QueryOrFragment
+        );
+        assert_eq!(
+            normalize_url("http://ho st:8188").unwrap_err(),
+            UrlProblem::Whitespace
+        );
+        assert!(matches!(
+            normalize_url("http://host:99999"),
+            Err(UrlProblem::Invalid { .. })
+        ));
     }
 
     #[test]
     fn address_warns_only_for_credentials_over_plain_http_to_other_hosts() {
-        assert!(plain_http_warning("http://192.168.1.20:8188", true).unwrap().contains("192.168.1.20"));
+        assert!(plain_http_warning("http://192.168.1.20:8188", true)
+            .unwrap()
+            .contains("192.168.1.20"));
         assert!(plain_http_warning("http://gpu.lan:8188", true).is_some());
         assert_eq!(plain_http_warning("http://192.168.1.20:8188", false), None);
         assert_eq!(plain_http_warning("https://192.168.1.20:8188", true), None);

@@ -89,7 +89,8 @@ pub struct Credentials {
     pub secret: Option<Secret>,
 }
 
-const SELECT: &str = "SELECT s.id, s.name, s.url, s.kind, s.auth_kind, s.auth_user, s.auth_header, s.has_secret,
+const SELECT: &str =
+    "SELECT s.id, s.name, s.url, s.kind, s.auth_kind, s.auth_user, s.auth_header, s.has_secret,
     s.tags, s.timeout_ms, s.max_queue, s.notes, s.last_connected_ms,
     (a.server_id IS NOT NULL) AS active
     FROM servers s LEFT JOIN active_server a ON a.server_id = s.id";
@@ -147,7 +148,11 @@ fn insert(
     has_secret: bool,
     now: i64,
 ) -> Result<(), StoreError> {
-    let position: i64 = tx.query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM servers", [], |r| r.get(0))?;
+    let position: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(position), 0) + 1 FROM servers",
+        [],
+        |r| r.get(0),
+    )?;
     tx.execute(
         "INSERT INTO servers (id, name, name_key, url, kind, auth_kind, auth_user, auth_header, has_secret,
             tags, timeout_ms, max_queue, notes, position, created_ms, updated_ms)
@@ -216,10 +221,16 @@ impl ServerList {
 
     /// Add a server. Its secret goes to the keychain first, so a stored server never claims a secret it lacks.
     pub async fn add(&self, input: ServerInput) -> Result<Server, ServersError> {
-        let others = self.store.call(|c| Ok::<_, ServersError>(names_except(c, None)?)).await?;
+        let others = self
+            .store
+            .call(|c| Ok::<_, ServersError>(names_except(c, None)?))
+            .await?;
         let valid = model::validate(&input, &others)?;
         if valid.auth.kind.needs_secret() && valid.secret.is_none() {
-            return Err(InputProblem::MissingSecret { kind: valid.auth.kind }.into());
+            return Err(InputProblem::MissingSecret {
+                kind: valid.auth.kind,
+            }
+            .into());
         }
         let id = uuid::Uuid::new_v4().to_string();
         let account = server_account(&id);
@@ -261,7 +272,9 @@ impl ServerList {
         let id = current.id.clone();
         let others = {
             let id = id.clone();
-            self.store.call(move |c| Ok::<_, ServersError>(names_except(c, Some(&id))?)).await?
+            self.store
+                .call(move |c| Ok::<_, ServersError>(names_except(c, Some(&id))?))
+                .await?
         };
         let valid = model::validate(&input, &others)?;
         let account = server_account(&id);
@@ -345,9 +358,16 @@ impl ServerList {
         let was_active = self
             .store
             .write(move |tx| {
-                let active: Option<String> =
-                    tx.query_row("SELECT server_id FROM active_server WHERE slot = 1", [], |r| r.get(0)).map_err(StoreError::from)?;
-                let n = tx.execute("DELETE FROM servers WHERE id = ?1", [&id]).map_err(StoreError::from)?;
+                let active: Option<String> = tx
+                    .query_row(
+                        "SELECT server_id FROM active_server WHERE slot = 1",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(StoreError::from)?;
+                let n = tx
+                    .execute("DELETE FROM servers WHERE id = ?1", [&id])
+                    .map_err(StoreError::from)?;
                 if n == 0 {
                     return Err(ServersError::NotFound { query: id.clone() });
                 }
@@ -363,7 +383,10 @@ impl ServerList {
         } else {
             format!("Deleted '{}'.", server.name)
         };
-        Ok(DeleteOutcome { was_active, message })
+        Ok(DeleteOutcome {
+            was_active,
+            message,
+        })
     }
 
     /// Make a server active, or none with `None`.
@@ -375,7 +398,11 @@ impl ServerList {
         let id = server.as_ref().map(|s| s.id.clone());
         self.store
             .write(move |tx| {
-                tx.execute("UPDATE active_server SET server_id = ?1 WHERE slot = 1", [id]).map_err(StoreError::from)?;
+                tx.execute(
+                    "UPDATE active_server SET server_id = ?1 WHERE slot = 1",
+                    [id],
+                )
+                .map_err(StoreError::from)?;
                 Ok::<_, ServersError>(())
             })
             .await?;
@@ -387,7 +414,11 @@ impl ServerList {
         self.store
             .write(move |tx| {
                 for (i, id) in ordered_ids.iter().enumerate() {
-                    tx.execute("UPDATE servers SET position = ?2 WHERE id = ?1", params![id, i as i64 + 1]).map_err(StoreError::from)?;
+                    tx.execute(
+                        "UPDATE servers SET position = ?2 WHERE id = ?1",
+                        params![id, i as i64 + 1],
+                    )
+                    .map_err(StoreError::from)?;
                 }
                 Ok::<_, ServersError>(())
             })
@@ -412,7 +443,11 @@ impl ServerList {
         let id = id.to_string();
         self.store
             .write(move |tx| {
-                tx.execute("UPDATE servers SET last_connected_ms = ?2 WHERE id = ?1", params![id, at_ms]).map_err(StoreError::from)?;
+                tx.execute(
+                    "UPDATE servers SET last_connected_ms = ?2 WHERE id = ?1",
+                    params![id, at_ms],
+                )
+                .map_err(StoreError::from)?;
                 Ok::<_, ServersError>(())
             })
             .await
@@ -447,7 +482,9 @@ impl ServerList {
             reason: e.to_string(),
         };
         let tmp = path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, text.as_bytes()).await.map_err(write_err)?;
+        tokio::fs::write(&tmp, text.as_bytes())
+            .await
+            .map_err(write_err)?;
         tokio::fs::rename(&tmp, path).await.map_err(write_err)?;
         Ok(ExportReport {
             count,
@@ -472,9 +509,15 @@ impl ServerList {
             use tokio::io::AsyncReadExt;
             let f = tokio::fs::File::open(path).await.map_err(read_err)?;
             let mut buf = Vec::new();
-            f.take(transfer::MAX_IMPORT_BYTES + 1).read_to_end(&mut buf).await.map_err(read_err)?;
+            f.take(transfer::MAX_IMPORT_BYTES + 1)
+                .read_to_end(&mut buf)
+                .await
+                .map_err(read_err)?;
             if buf.len() as u64 > transfer::MAX_IMPORT_BYTES {
-                return Err(ImportProblem::TooLarge { size_mb: transfer::MAX_IMPORT_BYTES / 1024 / 1024 + 1 }.into());
+                return Err(ImportProblem::TooLarge {
+                    size_mb: transfer::MAX_IMPORT_BYTES / 1024 / 1024 + 1,
+                }
+                .into());
             }
             buf
         };
@@ -494,7 +537,10 @@ impl ServerList {
         let mut taken: Vec<String> = existing.iter().map(|s| s.name.clone()).collect();
         for (i, item) in imported.into_iter().enumerate() {
             let mut input = item.input;
-            if let Some(same) = existing.iter().find(|s| model::name_key(&s.name) == model::name_key(&input.name)) {
+            if let Some(same) = existing
+                .iter()
+                .find(|s| model::name_key(&s.name) == model::name_key(&input.name))
+            {
                 if input.name == transfer::LEGACY_NAME && item.active && same.url != input.url {
                     input.name = unique_name(&input.name, &taken);
                 } else {
@@ -520,7 +566,9 @@ impl ServerList {
             if let Some(secret) = &valid.secret {
                 match self.secrets.set(&server_account(id), secret).await {
                     Ok(()) => with_secret.push(id.clone()),
-                    Err(e) => tracing::warn!(error = %e, server = %valid.name, "imported without its secret"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, server = %valid.name, "imported without its secret")
+                    }
                 }
             }
         }
@@ -537,7 +585,11 @@ impl ServerList {
                 for (id, v, active, has_secret) in &rows {
                     insert(tx, id, v, *has_secret, now)?;
                     if *active && no_active && activated.is_none() {
-                        tx.execute("UPDATE active_server SET server_id = ?1 WHERE slot = 1", [id]).map_err(StoreError::from)?;
+                        tx.execute(
+                            "UPDATE active_server SET server_id = ?1 WHERE slot = 1",
+                            [id],
+                        )
+                        .map_err(StoreError::from)?;
                         activated = Some(v.name.clone());
                     }
                 }
@@ -553,7 +605,11 @@ impl ServerList {
                     }
                 }
                 report.activated = activated;
-                tracing::info!(added = report.added.len(), skipped = report.skipped.len(), "servers imported");
+                tracing::info!(
+                    added = report.added.len(),
+                    skipped = report.skipped.len(),
+                    "servers imported"
+                );
                 Ok(report)
             }
             Err(e) => {
@@ -569,6 +625,10 @@ impl ServerList {
 fn unique_name(base: &str, taken: &[String]) -> String {
     (2..)
         .map(|n| format!("{base} ({n})"))
-        .find(|candidate| !taken.iter().any(|t| model::name_key(t) == model::name_key(candidate)))
+        .find(|candidate| {
+            !taken
+                .iter()
+                .any(|t| model::name_key(t) == model::name_key(candidate))
+        })
         .unwrap_or_else(|| base.to_string())
 }

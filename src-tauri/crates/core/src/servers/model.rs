@@ -266,7 +266,9 @@ pub fn validate(input: &ServerInput, others: &[String]) -> Result<ValidServer, I
     let header = match kind {
         AuthKind::ApiKey => {
             let h = clean(&input.auth.header).ok_or(InputProblem::MissingHeader)?;
-            let valid = h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            let valid = h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 && !RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str());
             if !valid {
                 return Err(InputProblem::BadHeader { header: h });
@@ -363,19 +365,33 @@ mod tests {
 
     #[test]
     fn validate_refuses_empty_long_and_duplicate_names() {
-        assert_eq!(validate(&input("  ", "http://a"), &[]).unwrap_err(), InputProblem::EmptyName);
+        assert_eq!(
+            validate(&input("  ", "http://a"), &[]).unwrap_err(),
+            InputProblem::EmptyName
+        );
         let long = "x".repeat(65);
-        assert_eq!(validate(&input(&long, "http://a"), &[]).unwrap_err(), InputProblem::NameTooLong { len: 65 });
+        assert_eq!(
+            validate(&input(&long, "http://a"), &[]).unwrap_err(),
+            InputProblem::NameTooLong { len: 65 }
+        );
         assert!(validate(&input(&"é".repeat(64), "http://a"), &[]).is_ok());
         let e = validate(&input("gpu BOX", "http://a"), &["GPU box".into()]).unwrap_err();
-        assert_eq!(e, InputProblem::DuplicateName { existing: "GPU box".into() });
+        assert_eq!(
+            e,
+            InputProblem::DuplicateName {
+                existing: "GPU box".into()
+            }
+        );
         assert!(e.to_string().contains("already exists"));
     }
 
     #[test]
     fn validate_reports_the_url_problem() {
         let e = validate(&input("a", "localhost:8188"), &[]).unwrap_err();
-        assert!(matches!(e, InputProblem::Url(UrlProblem::MissingScheme { .. })));
+        assert!(matches!(
+            e,
+            InputProblem::Url(UrlProblem::MissingScheme { .. })
+        ));
     }
 
     #[test]
@@ -393,9 +409,15 @@ mod tests {
         i.auth.kind = AuthKind::ApiKey;
         assert_eq!(validate(&i, &[]).unwrap_err(), InputProblem::MissingHeader);
         i.auth.header = Some("Host".into());
-        assert!(matches!(validate(&i, &[]).unwrap_err(), InputProblem::BadHeader { .. }));
+        assert!(matches!(
+            validate(&i, &[]).unwrap_err(),
+            InputProblem::BadHeader { .. }
+        ));
         i.auth.header = Some("X-API-Key".into());
-        assert_eq!(validate(&i, &[]).unwrap().auth.header.as_deref(), Some("X-API-Key"));
+        assert_eq!(
+            validate(&i, &[]).unwrap().auth.header.as_deref(),
+            Some("X-API-Key")
+        );
 
         let mut i = input("a", "https://h");
         i.auth.kind = AuthKind::Bearer;
@@ -426,7 +448,10 @@ mod tests {
     #[test]
     fn auth_kind_parses_cli_spellings() {
         assert_eq!(AuthKind::parse("api-key"), Some(AuthKind::ApiKey));
-        assert_eq!(AuthKind::parse("comfyui-login"), Some(AuthKind::ComfyuiLogin));
+        assert_eq!(
+            AuthKind::parse("comfyui-login"),
+            Some(AuthKind::ComfyuiLogin)
+        );
         assert_eq!(AuthKind::parse("Basic"), Some(AuthKind::Basic));
         assert_eq!(AuthKind::parse("oauth"), None);
     }

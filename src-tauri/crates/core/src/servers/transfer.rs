@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AuthKind, AuthView, ServerInput, AuthInput, ServerKind};
+use super::model::{AuthInput, AuthKind, AuthView, ServerInput, ServerKind};
 use crate::secrets::Secret;
 
 /// Identifies our documents; anything else is refused.
@@ -181,7 +181,9 @@ fn parse_legacy(v: &serde_json::Value) -> Result<ImportedServer, ImportProblem> 
             AuthKind::ApiKey,
             None,
             field("header").or_else(|| field("headerName")),
-            field("apiKey").or_else(|| field("key")).or_else(|| field("value")),
+            field("apiKey")
+                .or_else(|| field("key"))
+                .or_else(|| field("value")),
         ),
         "comfyui-login" | "comfyui_login" | "login" => {
             (AuthKind::ComfyuiLogin, None, None, field("token"))
@@ -217,7 +219,11 @@ mod tests {
             name: name.into(),
             url: "http://127.0.0.1:8188".into(),
             kind: ServerKind::Comfyui,
-            auth: AuthView { kind: AuthKind::Basic, user: Some("bob".into()), header: None },
+            auth: AuthView {
+                kind: AuthKind::Basic,
+                user: Some("bob".into()),
+                header: None,
+            },
             tags: vec!["local".into()],
             timeout_ms: Some(5000),
             max_queue: Some(4),
@@ -253,24 +259,58 @@ mod tests {
         let parsed = parse(r#"{"comfyui-settings": {"serverUrl": "http://h:8188", "authentication": {"type": "basic", "username": "u", "password": "pw"}}}"#).unwrap();
         assert_eq!(parsed[0].input.auth.kind, AuthKind::Basic);
         assert_eq!(parsed[0].input.auth.secret.as_ref().unwrap().expose(), "pw");
-        assert!(matches!(parse(r#"{"comfyui-settings": {"serverUrl": "http://h", "authentication": {"type": "kerberos"}}}"#), Err(ImportProblem::LegacyAuth { .. })));
-        assert_eq!(parse(r#"{"comfyui-settings": {}}"#).unwrap_err(), ImportProblem::LegacyNoUrl);
+        assert!(matches!(
+            parse(
+                r#"{"comfyui-settings": {"serverUrl": "http://h", "authentication": {"type": "kerberos"}}}"#
+            ),
+            Err(ImportProblem::LegacyAuth { .. })
+        ));
+        assert_eq!(
+            parse(r#"{"comfyui-settings": {}}"#).unwrap_err(),
+            ImportProblem::LegacyNoUrl
+        );
     }
 
     #[test]
     fn transfer_refuses_malformed_truncated_and_unknown_documents() {
         assert_eq!(parse("").unwrap_err(), ImportProblem::Empty);
-        assert!(matches!(parse("not json"), Err(ImportProblem::NotJson { .. })));
+        assert!(matches!(
+            parse("not json"),
+            Err(ImportProblem::NotJson { .. })
+        ));
         let text = to_document(vec![one("A")], 1);
         let truncated = &text[..text.len() / 2];
-        assert!(matches!(parse(truncated), Err(ImportProblem::NotJson { .. })));
+        assert!(matches!(
+            parse(truncated),
+            Err(ImportProblem::NotJson { .. })
+        ));
         assert_eq!(parse("[1,2]").unwrap_err(), ImportProblem::UnknownFormat);
-        assert_eq!(parse(r#"{"format":"other","version":1,"servers":[]}"#).unwrap_err(), ImportProblem::UnknownFormat);
-        assert_eq!(parse(r#"{"format":"comfyfleet-servers","version":2,"servers":[]}"#).unwrap_err(), ImportProblem::UnsupportedVersion { found: 2 });
-        assert!(matches!(parse(r#"{"format":"comfyfleet-servers","version":1,"servers":[{"url":"http://h"}]}"#), Err(ImportProblem::Malformed { .. })));
-        assert!(matches!(parse(r#"{"format":"comfyfleet-servers","version":1,"servers":[{"name":"a","url":"http://h","auth":{"kind":"magic"}}]}"#), Err(ImportProblem::Malformed { .. })));
-        assert_eq!(parse(r#"{"format":"comfyfleet-servers","version":1,"servers":[]}"#).unwrap_err(), ImportProblem::NoServers);
+        assert_eq!(
+            parse(r#"{"format":"other","version":1,"servers":[]}"#).unwrap_err(),
+            ImportProblem::UnknownFormat
+        );
+        assert_eq!(
+            parse(r#"{"format":"comfyfleet-servers","version":2,"servers":[]}"#).unwrap_err(),
+            ImportProblem::UnsupportedVersion { found: 2 }
+        );
+        assert!(matches!(
+            parse(r#"{"format":"comfyfleet-servers","version":1,"servers":[{"url":"http://h"}]}"#),
+            Err(ImportProblem::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse(
+                r#"{"format":"comfyfleet-servers","version":1,"servers":[{"name":"a","url":"http://h","auth":{"kind":"magic"}}]}"#
+            ),
+            Err(ImportProblem::Malformed { .. })
+        ));
+        assert_eq!(
+            parse(r#"{"format":"comfyfleet-servers","version":1,"servers":[]}"#).unwrap_err(),
+            ImportProblem::NoServers
+        );
         let dup = to_document(vec![one("A"), one("a")], 1);
-        assert_eq!(parse(&dup).unwrap_err(), ImportProblem::DuplicateInFile { name: "a".into() });
+        assert_eq!(
+            parse(&dup).unwrap_err(),
+            ImportProblem::DuplicateInFile { name: "a".into() }
+        );
     }
 }

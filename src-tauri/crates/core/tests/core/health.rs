@@ -11,7 +11,11 @@ use crate::support::*;
 
 fn gpu_config() -> FakeComfyConfig {
     FakeComfyConfig {
-        devices: vec![FakeDevice::cuda("NVIDIA GeForce RTX 4090", 25_757_220_864, 24_000_000_000)],
+        devices: vec![FakeDevice::cuda(
+            "NVIDIA GeForce RTX 4090",
+            25_757_220_864,
+            24_000_000_000,
+        )],
         queue_running: 1,
         queue_pending: 2,
         ..Default::default()
@@ -22,7 +26,12 @@ fn gpu_config() -> FakeComfyConfig {
 async fn health_reports_version_devices_queue_and_latency_when_connected() {
     let t = fleet();
     let fake = FakeComfy::start(gpu_config()).await;
-    let s = t.fleet.servers.add(input("GPU", &fake.url())).await.unwrap();
+    let s = t
+        .fleet
+        .servers
+        .add(input("GPU", &fake.url()))
+        .await
+        .unwrap();
     let st = t.fleet.health.test(&s.id, true).await.unwrap();
     assert_eq!(st.status, Status::Connected, "{:?}", st.error);
     assert_eq!(st.comfyui_version.as_deref(), Some("0.3.64"));
@@ -30,7 +39,10 @@ async fn health_reports_version_devices_queue_and_latency_when_connected() {
     assert_eq!(st.pytorch_version.as_deref(), Some("2.8.0+cu128"));
     assert_eq!(st.devices.len(), 1);
     assert_eq!(st.devices[0].kind, "cuda");
-    assert_eq!((st.devices[0].vram_total, st.devices[0].vram_free), (25_757_220_864, 24_000_000_000));
+    assert_eq!(
+        (st.devices[0].vram_total, st.devices[0].vram_free),
+        (25_757_220_864, 24_000_000_000)
+    );
     assert_eq!(st.queue.map(|q| (q.running, q.pending)), Some((1, 2)));
     assert!(st.latency_ms.is_some());
     assert!(st.error.is_none());
@@ -54,7 +66,11 @@ async fn health_ends_every_fault_in_the_right_status_within_the_timeout() {
     ];
     let mut fakes = Vec::new();
     for (i, (fault, _, _)) in cases.iter().enumerate() {
-        let fake = FakeComfy::start(FakeComfyConfig { fault: fault.clone(), ..Default::default() }).await;
+        let fake = FakeComfy::start(FakeComfyConfig {
+            fault: fault.clone(),
+            ..Default::default()
+        })
+        .await;
         let mut inp = input(&format!("f{i}"), &fake.url());
         inp.timeout_ms = Some(1000);
         t.fleet.servers.add(inp).await.unwrap();
@@ -67,7 +83,10 @@ async fn health_ends_every_fault_in_the_right_status_within_the_timeout() {
         assert_eq!(st.status, *status, "{fault:?}: {:?}", st.error);
         let msg = st.error.unwrap();
         assert!(msg.contains(hint), "{fault:?}: {msg}");
-        assert!(took < Duration::from_millis(1500), "{fault:?} took {took:?}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "{fault:?} took {took:?}"
+        );
     }
 }
 
@@ -75,19 +94,107 @@ async fn health_ends_every_fault_in_the_right_status_within_the_timeout() {
 async fn health_sends_each_auth_kind_as_the_server_expects() {
     let t = fleet();
     let token = "$2b$12$.YXx1fIWDcEoK06oup9Rfeg5lKdCKVpRCKV2hVW6HV82Sb5o3cpsS";
-    let login = FakeComfy::start(FakeComfyConfig { auth: Some(FakeAuth::ComfyuiLogin { token: token.into() }), ..Default::default() }).await;
-    let basic = FakeComfy::start(FakeComfyConfig { auth: Some(FakeAuth::Basic { user: "bob".into(), password: "pw".into() }), ..Default::default() }).await;
-    let key = FakeComfy::start(FakeComfyConfig { auth: Some(FakeAuth::ApiKey { header: "X-API-Key".into(), value: "k1".into() }), ..Default::default() }).await;
-    let bearer = FakeComfy::start(FakeComfyConfig { auth: Some(FakeAuth::Bearer { token: "b1".into() }), ..Default::default() }).await;
+    let login = FakeComfy::start(FakeComfyConfig {
+        auth: Some(FakeAuth::ComfyuiLogin {
+            token: token.into(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let basic = FakeComfy::start(FakeComfyConfig {
+        auth: Some(FakeAuth::Basic {
+            user: "bob".into(),
+            password: "pw".into(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let key = FakeComfy::start(FakeComfyConfig {
+        auth: Some(FakeAuth::ApiKey {
+            header: "X-API-Key".into(),
+            value: "k1".into(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let bearer = FakeComfy::start(FakeComfyConfig {
+        auth: Some(FakeAuth::Bearer { token: "b1".into() }),
+        ..Default::default()
+    })
+    .await;
 
     let cases = [
-        (with_auth(input("login ok", &login.url()), AuthKind::ComfyuiLogin, None, None, Some(token)), Status::Connected, None),
-        (with_auth(input("login wrong", &login.url()), AuthKind::ComfyuiLogin, None, None, Some("nope")), Status::AuthFailed, Some("refused the credentials")),
-        (input("login none", &login.url()), Status::AuthFailed, Some("requires authentication")),
-        (with_auth(input("basic ok", &basic.url()), AuthKind::Basic, Some("bob"), None, Some("pw")), Status::Connected, None),
-        (with_auth(input("basic wrong", &basic.url()), AuthKind::Basic, Some("bob"), None, Some("bad")), Status::AuthFailed, Some("Servers > Edit")),
-        (with_auth(input("key ok", &key.url()), AuthKind::ApiKey, None, Some("X-API-Key"), Some("k1")), Status::Connected, None),
-        (with_auth(input("bearer ok", &bearer.url()), AuthKind::Bearer, None, None, Some("b1")), Status::Connected, None),
+        (
+            with_auth(
+                input("login ok", &login.url()),
+                AuthKind::ComfyuiLogin,
+                None,
+                None,
+                Some(token),
+            ),
+            Status::Connected,
+            None,
+        ),
+        (
+            with_auth(
+                input("login wrong", &login.url()),
+                AuthKind::ComfyuiLogin,
+                None,
+                None,
+                Some("nope"),
+            ),
+            Status::AuthFailed,
+            Some("refused the credentials"),
+        ),
+        (
+            input("login none", &login.url()),
+            Status::AuthFailed,
+            Some("requires authentication"),
+        ),
+        (
+            with_auth(
+                input("basic ok", &basic.url()),
+                AuthKind::Basic,
+                Some("bob"),
+                None,
+                Some("pw"),
+            ),
+            Status::Connected,
+            None,
+        ),
+        (
+            with_auth(
+                input("basic wrong", &basic.url()),
+                AuthKind::Basic,
+                Some("bob"),
+                None,
+                Some("bad"),
+            ),
+            Status::AuthFailed,
+            Some("Servers > Edit"),
+        ),
+        (
+            with_auth(
+                input("key ok", &key.url()),
+                AuthKind::ApiKey,
+                None,
+                Some("X-API-Key"),
+                Some("k1"),
+            ),
+            Status::Connected,
+            None,
+        ),
+        (
+            with_auth(
+                input("bearer ok", &bearer.url()),
+                AuthKind::Bearer,
+                None,
+                None,
+                Some("b1"),
+            ),
+            Status::Connected,
+            None,
+        ),
     ];
     for (inp, status, hint) in cases {
         let name = inp.name.clone();
@@ -95,12 +202,26 @@ async fn health_sends_each_auth_kind_as_the_server_expects() {
         let st = t.fleet.health.test(&s.id, true).await.unwrap();
         assert_eq!(st.status, status, "{name}: {:?}", st.error);
         if let Some(h) = hint {
-            assert!(st.error.as_deref().unwrap_or("").contains(h), "{name}: {:?}", st.error);
+            assert!(
+                st.error.as_deref().unwrap_or("").contains(h),
+                "{name}: {:?}",
+                st.error
+            );
         }
     }
-    let sent: Vec<_> = login.requests().into_iter().filter_map(|r| r.header("authorization").map(str::to_string)).collect();
-    assert!(sent.contains(&format!("Bearer {token}")), "ComfyUI-Login token goes as 'Bearer <token>'");
-    assert!(key.requests().iter().any(|r| r.header("x-api-key") == Some("k1")));
+    let sent: Vec<_> = login
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.header("authorization").map(str::to_string))
+        .collect();
+    assert!(
+        sent.contains(&format!("Bearer {token}")),
+        "ComfyUI-Login token goes as 'Bearer <token>'"
+    );
+    assert!(key
+        .requests()
+        .iter()
+        .any(|r| r.header("x-api-key") == Some("k1")));
 }
 
 #[tokio::test]
@@ -109,7 +230,11 @@ async fn health_test_all_runs_in_parallel_bounded_by_the_slowest_timeout() {
     let mut fakes = Vec::new();
     for i in 0..12 {
         let fault = if i < 6 { Fault::Hang } else { Fault::None };
-        let fake = FakeComfy::start(FakeComfyConfig { fault, ..Default::default() }).await;
+        let fake = FakeComfy::start(FakeComfyConfig {
+            fault,
+            ..Default::default()
+        })
+        .await;
         let mut inp = input(&format!("s{i:02}"), &fake.url());
         inp.timeout_ms = Some(1000);
         t.fleet.servers.add(inp).await.unwrap();
@@ -119,17 +244,42 @@ async fn health_test_all_runs_in_parallel_bounded_by_the_slowest_timeout() {
     let results = t.fleet.health.test_all(true).await.unwrap();
     let took = start.elapsed();
     assert_eq!(results.len(), 12);
-    assert_eq!(results.iter().filter(|r| r.status == Status::Timeout).count(), 6);
-    assert_eq!(results.iter().filter(|r| r.status == Status::Connected).count(), 6);
-    assert!(took < Duration::from_millis(1800), "6 hung servers at 1 s each took {took:?} (serial would be 6 s)");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.status == Status::Timeout)
+            .count(),
+        6
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.status == Status::Connected)
+            .count(),
+        6
+    );
+    assert!(
+        took < Duration::from_millis(1800),
+        "6 hung servers at 1 s each took {took:?} (serial would be 6 s)"
+    );
 }
 
 #[tokio::test]
 async fn health_serves_recent_results_from_the_cache_unless_fresh() {
     let t = fleet();
     let fake = FakeComfy::start(FakeComfyConfig::default()).await;
-    let s = t.fleet.servers.add(input("cached", &fake.url())).await.unwrap();
-    let count = || fake.requests().iter().filter(|r| r.path_only() == "/system_stats").count();
+    let s = t
+        .fleet
+        .servers
+        .add(input("cached", &fake.url()))
+        .await
+        .unwrap();
+    let count = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.path_only() == "/system_stats")
+            .count()
+    };
     t.fleet.health.test(&s.id, false).await.unwrap();
     assert_eq!(count(), 1);
     t.fleet.health.test(&s.id, false).await.unwrap();
@@ -138,7 +288,8 @@ async fn health_serves_recent_results_from_the_cache_unless_fresh() {
     t.fleet.health.test(&s.id, true).await.unwrap();
     assert_eq!(count(), 2, "fresh probes again");
     // An expired entry is probed again.
-    let short = comfyfleet_core::health::Health::new(t.fleet.servers.clone()).with_ttl(Duration::from_millis(50));
+    let short = comfyfleet_core::health::Health::new(t.fleet.servers.clone())
+        .with_ttl(Duration::from_millis(50));
     short.test(&s.id, false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     short.test(&s.id, false).await.unwrap();
@@ -148,14 +299,59 @@ async fn health_serves_recent_results_from_the_cache_unless_fresh() {
 #[tokio::test]
 async fn health_tests_an_unsaved_form_with_the_stored_secret_when_editing() {
     let t = fleet();
-    let fake = FakeComfy::start(FakeComfyConfig { auth: Some(FakeAuth::Bearer { token: "tok".into() }), ..Default::default() }).await;
-    let unsaved = with_auth(input("new", &fake.url()), AuthKind::Bearer, None, None, Some("tok"));
-    assert_eq!(t.fleet.health.test_input(&unsaved, None).await.unwrap().status, Status::Connected);
-    assert!(t.fleet.servers.list().await.unwrap().is_empty(), "testing does not save");
+    let fake = FakeComfy::start(FakeComfyConfig {
+        auth: Some(FakeAuth::Bearer {
+            token: "tok".into(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let unsaved = with_auth(
+        input("new", &fake.url()),
+        AuthKind::Bearer,
+        None,
+        None,
+        Some("tok"),
+    );
+    assert_eq!(
+        t.fleet
+            .health
+            .test_input(&unsaved, None)
+            .await
+            .unwrap()
+            .status,
+        Status::Connected
+    );
+    assert!(
+        t.fleet.servers.list().await.unwrap().is_empty(),
+        "testing does not save"
+    );
     let saved = t.fleet.servers.add(unsaved).await.unwrap();
-    let edited = with_auth(input("new", &fake.url()), AuthKind::Bearer, None, None, None);
-    assert_eq!(t.fleet.health.test_input(&edited, Some(&saved.id)).await.unwrap().status, Status::Connected);
-    assert_eq!(t.fleet.health.test_input(&edited, None).await.unwrap().status, Status::AuthFailed);
+    let edited = with_auth(
+        input("new", &fake.url()),
+        AuthKind::Bearer,
+        None,
+        None,
+        None,
+    );
+    assert_eq!(
+        t.fleet
+            .health
+            .test_input(&edited, Some(&saved.id))
+            .await
+            .unwrap()
+            .status,
+        Status::Connected
+    );
+    assert_eq!(
+        t.fleet
+            .health
+            .test_input(&edited, None)
+            .await
+            .unwrap()
+            .status,
+        Status::AuthFailed
+    );
     let bad = input("x", "localhost:8188");
     assert!(t.fleet.health.test_input(&bad, None).await.is_err());
 }
@@ -172,41 +368,84 @@ async fn health_monitor_reports_offline_and_back_and_auto_switches_the_active_se
         t.fleet.servers.add(i).await.unwrap();
     }
     t.fleet.servers.activate(Some("B")).await.unwrap();
-    t.fleet.settings.set(Settings { auto_switch: true }).await.unwrap();
+    t.fleet
+        .settings
+        .set(Settings { auto_switch: true })
+        .await
+        .unwrap();
     let mut rx = t.fleet.health.subscribe();
-    t.fleet.health.monitor_round(&t.fleet.settings).await.unwrap();
+    t.fleet
+        .health
+        .monitor_round(&t.fleet.settings)
+        .await
+        .unwrap();
     while rx.try_recv().is_ok() {}
 
     // B dies (and C too): the next healthy server in list order after B, wrapping, is A.
     b.set_config(|c| c.fault = Fault::Refuse);
     c.set_config(|c| c.fault = Fault::Hang);
-    t.fleet.health.monitor_round(&t.fleet.settings).await.unwrap();
+    t.fleet
+        .health
+        .monitor_round(&t.fleet.settings)
+        .await
+        .unwrap();
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
         events.push(e);
     }
-    let went_offline: Vec<_> = events.iter().filter_map(|e| match e {
-        HealthEvent::Status(c) if c.availability_changed => Some((c.name.clone(), c.current.status)),
-        _ => None,
-    }).collect();
-    assert!(went_offline.contains(&("B".to_string(), Status::Unreachable)), "{events:?}");
-    assert!(went_offline.contains(&("C".to_string(), Status::Timeout)), "{events:?}");
-    let switched = events.iter().find_map(|e| match e { HealthEvent::Active(a) => Some(a.clone()), _ => None }).expect("an auto-switch event");
+    let went_offline: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            HealthEvent::Status(c) if c.availability_changed => {
+                Some((c.name.clone(), c.current.status))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        went_offline.contains(&("B".to_string(), Status::Unreachable)),
+        "{events:?}"
+    );
+    assert!(
+        went_offline.contains(&("C".to_string(), Status::Timeout)),
+        "{events:?}"
+    );
+    let switched = events
+        .iter()
+        .find_map(|e| match e {
+            HealthEvent::Active(a) => Some(a.clone()),
+            _ => None,
+        })
+        .expect("an auto-switch event");
     assert_eq!(switched.name.as_deref(), Some("A"));
-    assert!(switched.message.contains("'B' stopped answering"), "{}", switched.message);
+    assert!(
+        switched.message.contains("'B' stopped answering"),
+        "{}",
+        switched.message
+    );
     assert_eq!(t.fleet.servers.active().await.unwrap().unwrap().name, "A");
 
     // A steady state emits nothing new.
-    t.fleet.health.monitor_round(&t.fleet.settings).await.unwrap();
+    t.fleet
+        .health
+        .monitor_round(&t.fleet.settings)
+        .await
+        .unwrap();
     assert!(rx.try_recv().is_err());
 
     // B comes back: a "came back" event; the active server stays A.
     b.set_config(|c| c.fault = Fault::None);
-    t.fleet.health.monitor_round(&t.fleet.settings).await.unwrap();
-    let back = std::iter::from_fn(|| rx.try_recv().ok()).find_map(|e| match e {
-        HealthEvent::Status(c) if c.name == "B" => Some(c),
-        _ => None,
-    }).expect("B came back");
+    t.fleet
+        .health
+        .monitor_round(&t.fleet.settings)
+        .await
+        .unwrap();
+    let back = std::iter::from_fn(|| rx.try_recv().ok())
+        .find_map(|e| match e {
+            HealthEvent::Status(c) if c.name == "B" => Some(c),
+            _ => None,
+        })
+        .expect("B came back");
     assert!(back.availability_changed && back.current.status == Status::Connected);
     assert_eq!(t.fleet.servers.active().await.unwrap().unwrap().name, "A");
 }
@@ -219,8 +458,16 @@ async fn health_monitor_leaves_the_active_server_alone_when_auto_switch_is_off()
     t.fleet.servers.add(input("A", &a.url())).await.unwrap();
     t.fleet.servers.add(input("B", &b.url())).await.unwrap();
     t.fleet.servers.activate(Some("A")).await.unwrap();
-    t.fleet.health.monitor_round(&t.fleet.settings).await.unwrap();
+    t.fleet
+        .health
+        .monitor_round(&t.fleet.settings)
+        .await
+        .unwrap();
     a.set_config(|c| c.fault = Fault::Refuse);
-    t.fleet.health.monitor_round(&t.fleet.settings).await.unwrap();
+    t.fleet
+        .health
+        .monitor_round(&t.fleet.settings)
+        .await
+        .unwrap();
     assert_eq!(t.fleet.servers.active().await.unwrap().unwrap().name, "A");
 }

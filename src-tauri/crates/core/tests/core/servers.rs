@@ -8,37 +8,119 @@ use crate::support::*;
 #[tokio::test]
 async fn servers_add_edit_delete_round_trip_with_the_secret_in_the_keychain() {
     let t = fleet();
-    let s = t.fleet.servers.add(with_auth(input("GPU box", "https://gpu.example.com/comfy/"), AuthKind::Basic, Some("bob"), None, Some("pw-1"))).await.unwrap();
+    let s = t
+        .fleet
+        .servers
+        .add(with_auth(
+            input("GPU box", "https://gpu.example.com/comfy/"),
+            AuthKind::Basic,
+            Some("bob"),
+            None,
+            Some("pw-1"),
+        ))
+        .await
+        .unwrap();
     assert_eq!(s.url, "https://gpu.example.com/comfy");
     assert!(s.has_secret && !s.needs_credentials);
     let creds = t.fleet.servers.credentials(&s).await.unwrap();
     assert_eq!(creds.secret.unwrap().expose(), "pw-1");
 
     // Edit without a secret keeps it; with one replaces it.
-    let mut edit = with_auth(input("GPU box 2", "https://gpu.example.com"), AuthKind::Basic, Some("bob"), None, None);
+    let mut edit = with_auth(
+        input("GPU box 2", "https://gpu.example.com"),
+        AuthKind::Basic,
+        Some("bob"),
+        None,
+        None,
+    );
     edit.tags = vec!["studio".into()];
     let s2 = t.fleet.servers.update(&s.id, edit.clone()).await.unwrap();
-    assert_eq!((s2.name.as_str(), s2.tags.clone()), ("GPU box 2", vec!["studio".to_string()]));
-    assert_eq!(t.fleet.servers.credentials(&s2).await.unwrap().secret.unwrap().expose(), "pw-1");
-    let s3 = t.fleet.servers.update(&s.id, with_auth(input("GPU box 2", "https://gpu.example.com"), AuthKind::Basic, Some("bob"), None, Some("pw-2"))).await.unwrap();
-    assert_eq!(t.fleet.servers.credentials(&s3).await.unwrap().secret.unwrap().expose(), "pw-2");
+    assert_eq!(
+        (s2.name.as_str(), s2.tags.clone()),
+        ("GPU box 2", vec!["studio".to_string()])
+    );
+    assert_eq!(
+        t.fleet
+            .servers
+            .credentials(&s2)
+            .await
+            .unwrap()
+            .secret
+            .unwrap()
+            .expose(),
+        "pw-1"
+    );
+    let s3 = t
+        .fleet
+        .servers
+        .update(
+            &s.id,
+            with_auth(
+                input("GPU box 2", "https://gpu.example.com"),
+                AuthKind::Basic,
+                Some("bob"),
+                None,
+                Some("pw-2"),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        t.fleet
+            .servers
+            .credentials(&s3)
+            .await
+            .unwrap()
+            .secret
+            .unwrap()
+            .expose(),
+        "pw-2"
+    );
 
     // Switching to no auth removes the secret from the keychain.
-    let s4 = t.fleet.servers.update(&s.id, input("GPU box 2", "https://gpu.example.com")).await.unwrap();
+    let s4 = t
+        .fleet
+        .servers
+        .update(&s.id, input("GPU box 2", "https://gpu.example.com"))
+        .await
+        .unwrap();
     assert!(!s4.has_secret);
-    let again = t.fleet.servers.update(&s.id, with_auth(input("GPU box 2", "https://gpu.example.com"), AuthKind::Bearer, None, None, None)).await;
-    assert!(matches!(again, Err(ServersError::Input(_))), "a bearer server needs its token again");
+    let again = t
+        .fleet
+        .servers
+        .update(
+            &s.id,
+            with_auth(
+                input("GPU box 2", "https://gpu.example.com"),
+                AuthKind::Bearer,
+                None,
+                None,
+                None,
+            ),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(ServersError::Input(_))),
+        "a bearer server needs its token again"
+    );
 
     let out = t.fleet.servers.delete("gpu BOX 2").await.unwrap();
     assert!(!out.was_active);
     assert!(t.fleet.servers.list().await.unwrap().is_empty());
-    assert_eq!(t.fleet.servers.delete(&s.id).await.unwrap_err().code(), "servers.not_found");
+    assert_eq!(
+        t.fleet.servers.delete(&s.id).await.unwrap_err().code(),
+        "servers.not_found"
+    );
 }
 
 #[tokio::test]
 async fn servers_refuse_bad_input_with_a_clear_message_and_change_nothing() {
     let t = fleet();
-    t.fleet.servers.add(input("Local", "http://127.0.0.1:8188")).await.unwrap();
+    t.fleet
+        .servers
+        .add(input("Local", "http://127.0.0.1:8188"))
+        .await
+        .unwrap();
     let before = t.fleet.servers.list().await.unwrap();
     for (url, hint) in [
         ("localhost:8188", "http://localhost:8188"),
@@ -50,15 +132,46 @@ async fn servers_refuse_bad_input_with_a_clear_message_and_change_nothing() {
         assert_eq!(e.code(), "servers.invalid_url", "{url}");
         assert!(e.to_string().contains(hint), "{url}: {e}");
     }
-    let e = t.fleet.servers.add(input("LOCAL", "http://127.0.0.1:8189")).await.unwrap_err();
+    let e = t
+        .fleet
+        .servers
+        .add(input("LOCAL", "http://127.0.0.1:8189"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "servers.duplicate_name");
-    let e = t.fleet.servers.add(input(&"n".repeat(65), "http://127.0.0.1:8189")).await.unwrap_err();
+    let e = t
+        .fleet
+        .servers
+        .add(input(&"n".repeat(65), "http://127.0.0.1:8189"))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("64"));
-    let e = t.fleet.servers.add(with_auth(input("Tok", "http://h"), AuthKind::Bearer, None, None, None)).await.unwrap_err();
+    let e = t
+        .fleet
+        .servers
+        .add(with_auth(
+            input("Tok", "http://h"),
+            AuthKind::Bearer,
+            None,
+            None,
+            None,
+        ))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("token"), "{e}");
     // Renaming onto another server's name is refused too.
-    let other = t.fleet.servers.add(input("Other", "http://127.0.0.1:8190")).await.unwrap();
-    let e = t.fleet.servers.update(&other.id, input("local", "http://127.0.0.1:8190")).await.unwrap_err();
+    let other = t
+        .fleet
+        .servers
+        .add(input("Other", "http://127.0.0.1:8190"))
+        .await
+        .unwrap();
+    let e = t
+        .fleet
+        .servers
+        .update(&other.id, input("local", "http://127.0.0.1:8190"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "servers.duplicate_name");
     t.fleet.servers.delete(&other.id).await.unwrap();
     assert_eq!(t.fleet.servers.list().await.unwrap(), before);
@@ -67,8 +180,18 @@ async fn servers_refuse_bad_input_with_a_clear_message_and_change_nothing() {
 #[tokio::test]
 async fn servers_keep_zero_or_one_active_and_deleting_the_active_one_says_so() {
     let t = fleet();
-    let a = t.fleet.servers.add(input("A", "http://127.0.0.1:1")).await.unwrap();
-    let b = t.fleet.servers.add(input("B", "http://127.0.0.1:2")).await.unwrap();
+    let a = t
+        .fleet
+        .servers
+        .add(input("A", "http://127.0.0.1:1"))
+        .await
+        .unwrap();
+    let b = t
+        .fleet
+        .servers
+        .add(input("B", "http://127.0.0.1:2"))
+        .await
+        .unwrap();
     assert!(t.fleet.servers.active().await.unwrap().is_none());
     t.fleet.servers.activate(Some("a")).await.unwrap();
     t.fleet.servers.activate(Some(&b.id)).await.unwrap();
@@ -77,7 +200,11 @@ async fn servers_keep_zero_or_one_active_and_deleting_the_active_one_says_so() {
     assert_eq!(t.fleet.servers.active().await.unwrap().unwrap().id, b.id);
     let out = t.fleet.servers.delete(&b.id).await.unwrap();
     assert!(out.was_active);
-    assert!(out.message.contains("no server is active"), "{}", out.message);
+    assert!(
+        out.message.contains("no server is active"),
+        "{}",
+        out.message
+    );
     assert!(t.fleet.servers.active().await.unwrap().is_none());
     let out = t.fleet.servers.delete(&a.id).await.unwrap();
     assert!(!out.was_active);
@@ -87,7 +214,9 @@ async fn servers_keep_zero_or_one_active_and_deleting_the_active_one_says_so() {
 async fn servers_survive_reopening_the_database() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let f = comfyfleet_core::Fleet::open(comfyfleet_core::home::AppHome::at(dir.path()).unwrap()).unwrap();
+        let f =
+            comfyfleet_core::Fleet::open(comfyfleet_core::home::AppHome::at(dir.path()).unwrap())
+                .unwrap();
         let mut i = input("Keep me", "http://127.0.0.1:8188");
         i.tags = vec!["local".into()];
         i.timeout_ms = Some(3000);
@@ -95,11 +224,18 @@ async fn servers_survive_reopening_the_database() {
         i.notes = "under the desk".into();
         f.servers.add(i).await.unwrap();
         f.servers.activate(Some("Keep me")).await.unwrap();
-        f.settings.set(comfyfleet_core::settings::Settings { auto_switch: true }).await.unwrap();
+        f.settings
+            .set(comfyfleet_core::settings::Settings { auto_switch: true })
+            .await
+            .unwrap();
     }
-    let f = comfyfleet_core::Fleet::open(comfyfleet_core::home::AppHome::at(dir.path()).unwrap()).unwrap();
+    let f = comfyfleet_core::Fleet::open(comfyfleet_core::home::AppHome::at(dir.path()).unwrap())
+        .unwrap();
     let s = f.servers.active().await.unwrap().unwrap();
-    assert_eq!((s.name.as_str(), s.timeout_ms, s.max_queue, s.notes.as_str()), ("Keep me", 3000, Some(7), "under the desk"));
+    assert_eq!(
+        (s.name.as_str(), s.timeout_ms, s.max_queue, s.notes.as_str()),
+        ("Keep me", 3000, Some(7), "under the desk")
+    );
     assert_eq!(s.tags, vec!["local".to_string()]);
     assert!(f.settings.get().await.unwrap().auto_switch);
 }
@@ -108,9 +244,33 @@ async fn servers_survive_reopening_the_database() {
 async fn servers_export_holds_no_secret_and_import_marks_servers_needing_credentials() {
     let src = fleet();
     let secret = format!("tok-{}", uuid::Uuid::new_v4());
-    src.fleet.servers.add(with_auth(input("Login", "http://127.0.0.1:8189"), AuthKind::ComfyuiLogin, None, None, Some(&secret))).await.unwrap();
-    src.fleet.servers.add(with_auth(input("Keyed", "https://k.example.com"), AuthKind::ApiKey, None, Some("X-API-Key"), Some(&secret))).await.unwrap();
-    src.fleet.servers.add(input("Open", "http://127.0.0.1:8188")).await.unwrap();
+    src.fleet
+        .servers
+        .add(with_auth(
+            input("Login", "http://127.0.0.1:8189"),
+            AuthKind::ComfyuiLogin,
+            None,
+            None,
+            Some(&secret),
+        ))
+        .await
+        .unwrap();
+    src.fleet
+        .servers
+        .add(with_auth(
+            input("Keyed", "https://k.example.com"),
+            AuthKind::ApiKey,
+            None,
+            Some("X-API-Key"),
+            Some(&secret),
+        ))
+        .await
+        .unwrap();
+    src.fleet
+        .servers
+        .add(input("Open", "http://127.0.0.1:8188"))
+        .await
+        .unwrap();
     src.fleet.servers.activate(Some("Open")).await.unwrap();
     let file = src.dir.path().join("export.json");
     let report = src.fleet.servers.export_to(&file).await.unwrap();
@@ -120,11 +280,18 @@ async fn servers_export_holds_no_secret_and_import_marks_servers_needing_credent
     assert!(text.contains("\"version\": 1"));
 
     let dst = fleet();
-    dst.fleet.servers.add(input("open", "http://10.0.0.1:8188")).await.unwrap();
+    dst.fleet
+        .servers
+        .add(input("open", "http://10.0.0.1:8188"))
+        .await
+        .unwrap();
     let r = dst.fleet.servers.import_from(&file).await.unwrap();
     assert_eq!(r.added, vec!["Login".to_string(), "Keyed".to_string()]);
     assert_eq!(r.skipped.len(), 1);
-    assert_eq!(r.needs_credentials, vec!["Login".to_string(), "Keyed".to_string()]);
+    assert_eq!(
+        r.needs_credentials,
+        vec!["Login".to_string(), "Keyed".to_string()]
+    );
     let list = dst.fleet.servers.list().await.unwrap();
     let login = list.iter().find(|s| s.name == "Login").unwrap();
     assert!(login.needs_credentials && !login.has_secret);
@@ -144,17 +311,26 @@ async fn servers_import_the_legacy_format_as_the_active_default_server() {
     assert_eq!(r.added, vec!["Default Server".to_string()]);
     assert_eq!(r.activated.as_deref(), Some("Default Server"));
     let s = t.fleet.servers.active().await.unwrap().unwrap();
-    assert_eq!((s.name.as_str(), s.url.as_str()), ("Default Server", "http://127.0.0.1:8188"));
+    assert_eq!(
+        (s.name.as_str(), s.url.as_str()),
+        ("Default Server", "http://127.0.0.1:8188")
+    );
 }
 
 #[tokio::test]
 async fn servers_import_of_a_bad_file_fails_and_changes_nothing() {
     let t = fleet();
-    t.fleet.servers.add(input("Existing", "http://127.0.0.1:8188")).await.unwrap();
+    t.fleet
+        .servers
+        .add(input("Existing", "http://127.0.0.1:8188"))
+        .await
+        .unwrap();
     let before = t.fleet.servers.list().await.unwrap();
     let good = r#"{"format":"comfyfleet-servers","version":1,"servers":[{"name":"A","url":"http://127.0.0.1:1"},{"name":"B","url":"http://127.0.0.1:2"}]}"#;
     let big = {
-        let mut s = String::from(r#"{"format":"comfyfleet-servers","version":1,"servers":[{"name":"A","url":"http://h","notes":""#);
+        let mut s = String::from(
+            r#"{"format":"comfyfleet-servers","version":1,"servers":[{"name":"A","url":"http://h","notes":""#,
+        );
         s.push_str(&"x".repeat(50 * 1024 * 1024));
         s.push_str(r#""}]}"#);
         s
@@ -162,9 +338,21 @@ async fn servers_import_of_a_bad_file_fails_and_changes_nothing() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("malformed", "{not json".into(), "not valid JSON"),
         ("truncated", good[..good.len() - 20].into(), "truncated"),
-        ("unknown version", good.replace("\"version\":1", "\"version\":9"), "version 9"),
-        ("other json", r#"{"hello":"world"}"#.into(), "not a ComfyFleet server list"),
-        ("second server invalid", good.replace("http://127.0.0.1:2", "ftp://x"), "Server #2"),
+        (
+            "unknown version",
+            good.replace("\"version\":1", "\"version\":9"),
+            "version 9",
+        ),
+        (
+            "other json",
+            r#"{"hello":"world"}"#.into(),
+            "not a ComfyFleet server list",
+        ),
+        (
+            "second server invalid",
+            good.replace("http://127.0.0.1:2", "ftp://x"),
+            "Server #2",
+        ),
         ("50 MB", big, "MB"),
         ("empty", String::new(), "empty"),
     ];
@@ -173,9 +361,18 @@ async fn servers_import_of_a_bad_file_fails_and_changes_nothing() {
         std::fs::write(&file, &text).unwrap();
         let e = t.fleet.servers.import_from(&file).await.unwrap_err();
         assert!(e.to_string().contains(hint), "{what}: {e}");
-        assert_eq!(t.fleet.servers.list().await.unwrap(), before, "{what} changed the list");
+        assert_eq!(
+            t.fleet.servers.list().await.unwrap(),
+            before,
+            "{what} changed the list"
+        );
     }
-    let e = t.fleet.servers.import_from(&t.dir.path().join("missing.json")).await.unwrap_err();
+    let e = t
+        .fleet
+        .servers
+        .import_from(&t.dir.path().join("missing.json"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "servers.read_failed");
 }
 
@@ -184,7 +381,9 @@ async fn servers_secrets_never_reach_a_file_under_the_home() {
     let t = fleet();
     let secret = format!("S3CRET-{}", uuid::Uuid::new_v4().simple());
     let fake = comfyfleet_testkit::FakeComfy::start(comfyfleet_testkit::FakeComfyConfig {
-        auth: Some(comfyfleet_testkit::FakeAuth::ComfyuiLogin { token: secret.clone() }),
+        auth: Some(comfyfleet_testkit::FakeAuth::ComfyuiLogin {
+            token: secret.clone(),
+        }),
         ..Default::default()
     })
     .await;
@@ -195,7 +394,18 @@ async fn servers_secrets_never_reach_a_file_under_the_home() {
         ("key", AuthKind::ApiKey, None, Some("X-Key")),
         ("login", AuthKind::ComfyuiLogin, None, None),
     ] {
-        let s = t.fleet.servers.add(with_auth(input(name, &fake.url()), kind, user, header, Some(&secret))).await.unwrap();
+        let s = t
+            .fleet
+            .servers
+            .add(with_auth(
+                input(name, &fake.url()),
+                kind,
+                user,
+                header,
+                Some(&secret),
+            ))
+            .await
+            .unwrap();
         let st = t.fleet.health.test(&s.id, true).await.unwrap();
         assert!(!format!("{st:?}").contains(&secret));
         assert!(!serde_json::to_string(&st).unwrap().contains(&secret));
@@ -203,38 +413,97 @@ async fn servers_secrets_never_reach_a_file_under_the_home() {
     }
     // A wrong secret produces an error text: it must not echo the secret either.
     let wrong = format!("WRONG-{}", uuid::Uuid::new_v4().simple());
-    let s = t.fleet.servers.add(with_auth(input("wrong", &fake.url()), AuthKind::Bearer, None, None, Some(&wrong))).await.unwrap();
+    let s = t
+        .fleet
+        .servers
+        .add(with_auth(
+            input("wrong", &fake.url()),
+            AuthKind::Bearer,
+            None,
+            None,
+            Some(&wrong),
+        ))
+        .await
+        .unwrap();
     let st = t.fleet.health.test(&s.id, true).await.unwrap();
     assert!(!st.error.clone().unwrap_or_default().contains(&wrong));
-    let e = t.fleet.servers.add(with_auth(input("dup", &fake.url()), AuthKind::Bearer, None, None, Some(&wrong))).await;
+    let e = t
+        .fleet
+        .servers
+        .add(with_auth(
+            input("dup", &fake.url()),
+            AuthKind::Bearer,
+            None,
+            None,
+            Some(&wrong),
+        ))
+        .await;
     assert!(e.is_ok());
-    let bad = t.fleet.servers.add(with_auth(input("dup", "ftp://x"), AuthKind::Bearer, None, None, Some(&secret))).await.unwrap_err();
+    let bad = t
+        .fleet
+        .servers
+        .add(with_auth(
+            input("dup", "ftp://x"),
+            AuthKind::Bearer,
+            None,
+            None,
+            Some(&secret),
+        ))
+        .await
+        .unwrap_err();
     assert!(!bad.to_string().contains(&secret));
-    t.fleet.servers.export_to(&t.dir.path().join("export.json")).await.unwrap();
+    t.fleet
+        .servers
+        .export_to(&t.dir.path().join("export.json"))
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await; // let the log writer flush
     for (path, bytes) in all_file_bytes(t.dir.path()) {
-        assert!(!contains(&bytes, &secret), "secret found in {}", path.display());
-        assert!(!contains(&bytes, &wrong), "secret found in {}", path.display());
+        assert!(
+            !contains(&bytes, &secret),
+            "secret found in {}",
+            path.display()
+        );
+        assert!(
+            !contains(&bytes, &wrong),
+            "secret found in {}",
+            path.display()
+        );
     }
     // …but the fake really received it, so the test would notice if nothing was sent at all.
-    assert!(fake.requests().iter().any(|r| r.header("authorization") == Some(format!("Bearer {secret}").as_str())));
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.header("authorization") == Some(format!("Bearer {secret}").as_str())));
 }
 
 #[tokio::test]
 async fn servers_two_handles_on_one_database_lose_nothing() {
     // The desktop app and the CLI open the same file; concurrent writers must not lose or corrupt rows.
     let dir = tempfile::tempdir().unwrap();
-    let open = || comfyfleet_core::Fleet::open(comfyfleet_core::home::AppHome::at(dir.path()).unwrap()).unwrap();
+    let open = || {
+        comfyfleet_core::Fleet::open(comfyfleet_core::home::AppHome::at(dir.path()).unwrap())
+            .unwrap()
+    };
     let (a, b) = (open(), open());
     let add = |f: comfyfleet_core::Fleet, prefix: &'static str| async move {
         for i in 0..25 {
-            f.servers.add(input(&format!("{prefix}-{i}"), &format!("http://127.0.0.1:{}", 1000 + i))).await.unwrap();
+            f.servers
+                .add(input(
+                    &format!("{prefix}-{i}"),
+                    &format!("http://127.0.0.1:{}", 1000 + i),
+                ))
+                .await
+                .unwrap();
         }
     };
     tokio::join!(add(a.clone(), "a"), add(b.clone(), "b"));
     let list = open().servers.list().await.unwrap();
     assert_eq!(list.len(), 50);
     // The same name from both at once: exactly one wins.
-    let (r1, r2) = tokio::join!(a.servers.add(input("Race", "http://127.0.0.1:1")), b.servers.add(input("race", "http://127.0.0.1:2")));
+    let (r1, r2) = tokio::join!(
+        a.servers.add(input("Race", "http://127.0.0.1:1")),
+        b.servers.add(input("race", "http://127.0.0.1:2"))
+    );
     assert!(r1.is_ok() ^ r2.is_ok());
 }

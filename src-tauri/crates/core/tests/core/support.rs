@@ -17,10 +17,20 @@ pub fn fleet() -> TestFleet {
 }
 
 pub fn input(name: &str, url: &str) -> ServerInput {
-    ServerInput { name: name.into(), url: url.into(), ..Default::default() }
+    ServerInput {
+        name: name.into(),
+        url: url.into(),
+        ..Default::default()
+    }
 }
 
-pub fn with_auth(mut i: ServerInput, kind: AuthKind, user: Option<&str>, header: Option<&str>, secret: Option<&str>) -> ServerInput {
+pub fn with_auth(
+    mut i: ServerInput,
+    kind: AuthKind,
+    user: Option<&str>,
+    header: Option<&str>,
+    secret: Option<&str>,
+) -> ServerInput {
     i.auth = AuthInput {
         kind,
         user: user.map(Into::into),

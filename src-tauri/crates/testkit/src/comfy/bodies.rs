@@ -93,7 +93,9 @@ struct QueueInfo {
 
 /// `GET /prompt`: `{"exec_info": {"queue_remaining": N}}`.
 pub fn queue_info(queue_remaining: usize) -> String {
-    pyjson::to_string(&QueueInfo { exec_info: ExecInfo { queue_remaining } })
+    pyjson::to_string(&QueueInfo {
+        exec_info: ExecInfo { queue_remaining },
+    })
 }
 
 #[derive(Serialize)]
@@ -114,14 +116,22 @@ struct WsMessage<'a, T> {
 pub fn status_message(queue_remaining: usize, sid: Option<&str>) -> String {
     pyjson::to_string(&WsMessage {
         kind: "status",
-        data: StatusData { status: QueueInfo { exec_info: ExecInfo { queue_remaining } }, sid },
+        data: StatusData {
+            status: QueueInfo {
+                exec_info: ExecInfo { queue_remaining },
+            },
+            sid,
+        },
     })
 }
 
 /// The answer to a client's `feature_flags` message: the server's flags (= `GET /features`).
 pub fn feature_flags_message() -> String {
     let features = OrderedJson::parse(fixtures::FEATURES.as_bytes()).unwrap_or(OrderedJson::Null);
-    pyjson::to_string(&WsMessage { kind: "feature_flags", data: features })
+    pyjson::to_string(&WsMessage {
+        kind: "feature_flags",
+        data: features,
+    })
 }
 
 #[derive(Serialize)]
@@ -142,7 +152,12 @@ struct PromptErrorBody<'a> {
 /// A 400 body of `POST /prompt` without node errors.
 pub fn prompt_error(kind: &str, message: &str, details: &str) -> String {
     pyjson::to_string(&PromptErrorBody {
-        error: PromptError { kind, message, details, extra_info: OrderedJson::Object(Vec::new()) },
+        error: PromptError {
+            kind,
+            message,
+            details,
+            extra_info: OrderedJson::Object(Vec::new()),
+        },
         node_errors: OrderedJson::Object(Vec::new()),
     })
 }
@@ -156,7 +171,11 @@ struct PromptAccepted<'a, N> {
 
 /// The 200 body of `POST /prompt`.
 pub fn prompt_accepted<N: Serialize>(prompt_id: &str, number: N) -> String {
-    pyjson::to_string(&PromptAccepted { prompt_id, number, node_errors: OrderedJson::Object(Vec::new()) })
+    pyjson::to_string(&PromptAccepted {
+        prompt_id,
+        number,
+        node_errors: OrderedJson::Object(Vec::new()),
+    })
 }
 
 /// `{"<class>": {...}}` for `GET /object_info/{class}`, `{}` for a class the fake does not know; the
@@ -191,7 +210,12 @@ fn with_checkpoints(name: &str, info: &OrderedJson, checkpoints: &[String]) -> O
                 _ => None,
             });
         if let Some(choices) = choices {
-            *choices = OrderedJson::Array(checkpoints.iter().map(|f| OrderedJson::from(f.as_str())).collect());
+            *choices = OrderedJson::Array(
+                checkpoints
+                    .iter()
+                    .map(|f| OrderedJson::from(f.as_str()))
+                    .collect(),
+            );
         }
     }
     info
@@ -217,15 +241,27 @@ mod tests {
 
     #[test]
     fn bodies_object_info_classes_are_byte_exact() {
-        assert_eq!(object_info_class("EmptyImage", &[]), include_str!("../../fixtures/object_info_EmptyImage.json"));
-        assert_eq!(object_info_class("SaveImage", &[]), include_str!("../../fixtures/api_object_info_SaveImage.json"));
-        assert_eq!(object_info_class("NoSuchNode", &[]), include_str!("../../fixtures/object_info_unknown.json"));
+        assert_eq!(
+            object_info_class("EmptyImage", &[]),
+            include_str!("../../fixtures/object_info_EmptyImage.json")
+        );
+        assert_eq!(
+            object_info_class("SaveImage", &[]),
+            include_str!("../../fixtures/api_object_info_SaveImage.json")
+        );
+        assert_eq!(
+            object_info_class("NoSuchNode", &[]),
+            include_str!("../../fixtures/object_info_unknown.json")
+        );
     }
 
     #[test]
     fn bodies_checkpoint_choices_follow_the_models() {
         let body = object_info_class("CheckpointLoaderSimple", &["sd15.safetensors".to_string()]);
-        assert!(body.contains(r#""ckpt_name": [["sd15.safetensors"], {"tooltip""#), "{body}");
+        assert!(
+            body.contains(r#""ckpt_name": [["sd15.safetensors"], {"tooltip""#),
+            "{body}"
+        );
     }
 
     #[test]
@@ -238,7 +274,10 @@ mod tests {
             prompt_accepted("7bc6a940-4c67-44ab-917f-45a767b4201c", 0),
             include_str!("../../fixtures/post_prompt_ok.json")
         );
-        assert_eq!(queue_info(0), include_str!("../../fixtures/prompt_get.json"));
+        assert_eq!(
+            queue_info(0),
+            include_str!("../../fixtures/prompt_get.json")
+        );
     }
 
     #[test]
@@ -247,7 +286,10 @@ mod tests {
             status_message(0, Some("a2")),
             r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": "a2"}}"#
         );
-        assert_eq!(status_message(1, None), r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}}"#);
+        assert_eq!(
+            status_message(1, None),
+            r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}}"#
+        );
         assert_eq!(
             feature_flags_message(),
             r#"{"type": "feature_flags", "data": {"supports_preview_metadata": true, "max_upload_size": 104857600}}"#

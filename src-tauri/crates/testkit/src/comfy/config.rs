@@ -74,7 +74,10 @@ impl Default for FakeComfyConfig {
             latency: Duration::ZERO,
             fault: Fault::None,
             auth: None,
-            models: RECORDED_MODEL_FOLDERS.iter().map(|f| (f.to_string(), Vec::new())).collect(),
+            models: RECORDED_MODEL_FOLDERS
+                .iter()
+                .map(|f| (f.to_string(), Vec::new()))
+                .collect(),
             ram_total: RECORDED_RAM_TOTAL,
             ram_free: RECORDED_RAM_FREE,
         }
@@ -95,14 +98,27 @@ impl FakeDevice {
     /// A CUDA GPU as ComfyUI names it. `name` is the card ("NVIDIA GeForce RTX 4090"), which becomes
     /// `"cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync"`; a name that already starts with `cuda:` is kept.
     pub fn cuda(name: &str, vram_total: u64, vram_free: u64) -> Self {
-        let name =
-            if name.starts_with("cuda:") { name.to_string() } else { format!("cuda:0 {name} : cudaMallocAsync") };
-        FakeDevice { name, kind: "cuda".to_string(), vram_total, vram_free }
+        let name = if name.starts_with("cuda:") {
+            name.to_string()
+        } else {
+            format!("cuda:0 {name} : cudaMallocAsync")
+        };
+        FakeDevice {
+            name,
+            kind: "cuda".to_string(),
+            vram_total,
+            vram_free,
+        }
     }
 
     /// The CPU device of a `--cpu` ComfyUI, whose "VRAM" is the machine's RAM.
     pub fn cpu(ram_total: u64, ram_free: u64) -> Self {
-        FakeDevice { name: "cpu".to_string(), kind: "cpu".to_string(), vram_total: ram_total, vram_free: ram_free }
+        FakeDevice {
+            name: "cpu".to_string(),
+            kind: "cpu".to_string(),
+            vram_total: ram_total,
+            vram_free: ram_free,
+        }
     }
 
     /// `index` in `/system_stats`: null for cpu and mps, else the number after `cuda:` (0 when absent).
@@ -110,7 +126,11 @@ impl FakeDevice {
         if self.kind == "cpu" || self.kind == "mps" {
             return None;
         }
-        let rest = self.name.strip_prefix(&self.kind).and_then(|r| r.strip_prefix(':')).unwrap_or("");
+        let rest = self
+            .name
+            .strip_prefix(&self.kind)
+            .and_then(|r| r.strip_prefix(':'))
+            .unwrap_or("");
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         Some(digits.parse().unwrap_or(0))
     }
@@ -166,9 +186,17 @@ impl Fault {
 
     /// The fault with that [`Fault::name`].
     pub fn from_name(name: &str) -> Option<Fault> {
-        [Fault::None, Fault::Refuse, Fault::Hang, Fault::Http500, Fault::NotJson, Fault::EndlessBody, Fault::WrongShape]
-            .into_iter()
-            .find(|f| f.name() == name)
+        [
+            Fault::None,
+            Fault::Refuse,
+            Fault::Hang,
+            Fault::Http500,
+            Fault::NotJson,
+            Fault::EndlessBody,
+            Fault::WrongShape,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
     }
 }
 
@@ -208,7 +236,15 @@ mod tests {
 
     #[test]
     fn config_fault_names_round_trip() {
-        for name in ["none", "refuse", "hang", "http500", "not-json", "endless-body", "wrong-shape"] {
+        for name in [
+            "none",
+            "refuse",
+            "hang",
+            "http500",
+            "not-json",
+            "endless-body",
+            "wrong-shape",
+        ] {
             assert_eq!(Fault::from_name(name).map(|f| f.name()), Some(name));
         }
         assert_eq!(Fault::from_name("nope"), None);

@@ -23,11 +23,13 @@ pub const SERVER_ERROR_TEXT: &str = "500 Internal Server Error\n\nServer got its
 /// The selected node classes, in recorded order. Parsed once; the fixture is a compile-time constant.
 pub fn object_info() -> &'static [(String, OrderedJson)] {
     static PARSED: OnceLock<Vec<(String, OrderedJson)>> = OnceLock::new();
-    PARSED.get_or_init(|| match OrderedJson::parse(OBJECT_INFO_SELECTED.as_bytes()) {
-        Ok(OrderedJson::Object(classes)) => classes,
-        // A test (fixtures_object_info_parses) keeps this branch unreachable.
-        _ => Vec::new(),
-    })
+    PARSED.get_or_init(
+        || match OrderedJson::parse(OBJECT_INFO_SELECTED.as_bytes()) {
+            Ok(OrderedJson::Object(classes)) => classes,
+            // A test (fixtures_object_info_parses) keeps this branch unreachable.
+            _ => Vec::new(),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -36,7 +38,10 @@ mod tests {
 
     #[test]
     fn fixtures_object_info_parses() {
-        let names: Vec<&str> = object_info().iter().map(|(name, _)| name.as_str()).collect();
+        let names: Vec<&str> = object_info()
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
         assert_eq!(
             names,
             [

@@ -19,20 +19,39 @@ use super::state::{RecordedRequest, MAX_RECORDED_BODY};
 /// aiohttp's `client_max_size` in ComfyUI (`--max-upload-size`, 100 MiB).
 const MAX_BODY: usize = 100 * 1024 * 1024;
 
-pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub(crate) async fn gate(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "413: Request Entity Too Large"),
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413: Request Entity Too Large",
+            )
+        }
     };
-    let path = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .to_string();
     let recorded = RecordedRequest {
         method: parts.method.to_string(),
         path,
         headers: parts
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: bytes[..bytes.len().min(MAX_RECORDED_BODY)].to_vec(),
     };
@@ -49,12 +68,21 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
     }
     let query = parts.uri.query();
     // A proxy in front checks its credentials before ComfyUI sees the request.
-    if let Some(auth) = config.auth.as_ref().filter(|a| !matches!(a, FakeAuth::ComfyuiLogin { .. })) {
-        if let Some(response) = auth_response(check_auth(auth, parts.uri.path(), query, &parts.headers)) {
+    if let Some(auth) = config
+        .auth
+        .as_ref()
+        .filter(|a| !matches!(a, FakeAuth::ComfyuiLogin { .. }))
+    {
+        if let Some(response) =
+            auth_response(check_auth(auth, parts.uri.path(), query, &parts.headers))
+        {
             return response;
         }
     }
-    match check_origin(header_str(&parts.headers, header::HOST), header_str(&parts.headers, header::ORIGIN)) {
+    match check_origin(
+        header_str(&parts.headers, header::HOST),
+        header_str(&parts.headers, header::ORIGIN),
+    ) {
         OriginCheck::Allowed => {}
         OriginCheck::Forbidden => return StatusCode::FORBIDDEN.into_response(),
         OriginCheck::PythonError => return server_error(),
@@ -63,11 +91,14 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
         return StatusCode::OK.into_response();
     }
     if let Some(auth @ FakeAuth::ComfyuiLogin { .. }) = &config.auth {
-        if let Some(response) = auth_response(check_auth(auth, parts.uri.path(), query, &parts.headers)) {
+        if let Some(response) =
+            auth_response(check_auth(auth, parts.uri.path(), query, &parts.headers))
+        {
             return response;
         }
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// The answer of a fault, or `None` to answer normally.
@@ -102,12 +133,20 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response {
 }
 
 pub(crate) fn text(status: StatusCode, body: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// aiohttp's answer to an exception in a handler.
 pub(crate) fn server_error() -> Response {
-    text(StatusCode::INTERNAL_SERVER_ERROR, fixtures::SERVER_ERROR_TEXT)
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        fixtures::SERVER_ERROR_TEXT,
+    )
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -143,10 +182,20 @@ pub(crate) fn check_origin(host: Option<&str>, origin: Option<&str>) -> OriginCh
         return OriginCheck::PythonError;
     };
     let loopback = is_loopback(host_info.hostname.as_deref());
-    let host_side = if origin_port.is_none() { host_info.hostname.clone() } else { Some(host_domain) };
-    let origin_side = if host_port.is_none() { origin_info.hostname.clone() } else { Some(origin_netloc) };
+    let host_side = if origin_port.is_none() {
+        host_info.hostname.clone()
+    } else {
+        Some(host_domain)
+    };
+    let origin_side = if host_port.is_none() {
+        origin_info.hostname.clone()
+    } else {
+        Some(origin_netloc)
+    };
     match (host_side, origin_side) {
-        (Some(h), Some(o)) if loopback && !h.is_empty() && !o.is_empty() && h != o => OriginCheck::Forbidden,
+        (Some(h), Some(o)) if loopback && !h.is_empty() && !o.is_empty() && h != o => {
+            OriginCheck::Forbidden
+        }
         _ => OriginCheck::Allowed,
     }
 }
@@ -158,7 +207,9 @@ fn url_netloc(url: &str) -> &str {
         Some(i)
             if i > 0
                 && url[..i].starts_with(|c: char| c.is_ascii_alphabetic())
-                && url[..i].chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+                && url[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
         {
             &url[i + 1..]
         }
@@ -199,7 +250,9 @@ impl HostInfo {
     fn port(&self) -> Result<Option<u16>, ()> {
         match &self.raw_port {
             None => Ok(None),
-            Some(p) if p.chars().all(|c| c.is_ascii_digit()) => p.parse::<u16>().map(Some).map_err(|_| ()),
+            Some(p) if p.chars().all(|c| c.is_ascii_digit()) => {
+                p.parse::<u16>().map(Some).map_err(|_| ())
+            }
             Some(_) => Err(()),
         }
     }
@@ -231,11 +284,22 @@ pub(crate) enum AuthCheck {
 }
 
 /// Whether `auth` lets a request to `path` with `query` and `headers` through.
-pub(crate) fn check_auth(auth: &FakeAuth, path: &str, query: Option<&str>, headers: &HeaderMap) -> AuthCheck {
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+pub(crate) fn check_auth(
+    auth: &FakeAuth,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> AuthCheck {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     match auth {
         FakeAuth::ComfyuiLogin { token } => {
-            if path == "/login" || [".js", ".css", ".css.map", ".ico"].iter().any(|ext| path.ends_with(ext)) {
+            if path == "/login"
+                || [".js", ".css", ".css.map", ".ico"]
+                    .iter()
+                    .any(|ext| path.ends_with(ext))
+            {
                 return AuthCheck::Allowed;
             }
             if let Some(value) = authorization.filter(|v| !v.is_empty()) {
@@ -250,7 +314,9 @@ pub(crate) fn check_auth(auth: &FakeAuth, path: &str, query: Option<&str>, heade
             if query_param(query, "token").as_deref() == Some(token.as_str()) {
                 return AuthCheck::Allowed;
             }
-            let accept = headers.get(header::ACCEPT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let accept = headers
+                .get(header::ACCEPT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             if accept.is_some_and(|a| a.contains("text/html")) {
                 AuthCheck::RedirectToLogin
             } else {
@@ -258,9 +324,14 @@ pub(crate) fn check_auth(auth: &FakeAuth, path: &str, query: Option<&str>, heade
             }
         }
         FakeAuth::Basic { user, password } => {
-            let given = authorization.as_deref().and_then(|v| scheme_value(v, "basic")).and_then(|encoded| {
-                base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()
-            });
+            let given = authorization
+                .as_deref()
+                .and_then(|v| scheme_value(v, "basic"))
+                .and_then(|encoded| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(encoded.trim())
+                        .ok()
+                });
             let expected = format!("{user}:{password}");
             if given.as_deref() == Some(expected.as_bytes()) {
                 AuthCheck::Allowed
@@ -269,15 +340,24 @@ pub(crate) fn check_auth(auth: &FakeAuth, path: &str, query: Option<&str>, heade
             }
         }
         FakeAuth::Bearer { token } => {
-            let given = authorization.as_deref().and_then(|v| scheme_value(v, "bearer")).map(str::trim);
+            let given = authorization
+                .as_deref()
+                .and_then(|v| scheme_value(v, "bearer"))
+                .map(str::trim);
             if given == Some(token.as_str()) {
                 AuthCheck::Allowed
             } else {
                 AuthCheck::Unauthorized(Some("Bearer"))
             }
         }
-        FakeAuth::ApiKey { header: name, value } => {
-            if headers.get(name.as_str()).is_some_and(|v| v.as_bytes() == value.as_bytes()) {
+        FakeAuth::ApiKey {
+            header: name,
+            value,
+        } => {
+            if headers
+                .get(name.as_str())
+                .is_some_and(|v| v.as_bytes() == value.as_bytes())
+            {
                 AuthCheck::Allowed
             } else {
                 AuthCheck::Unauthorized(None)
@@ -294,16 +374,23 @@ fn scheme_value<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
 
 /// The first value of `name` in a query string, decoded as aiohttp decodes it.
 pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn auth_response(check: AuthCheck) -> Option<Response> {
     match check {
         AuthCheck::Allowed => None,
-        AuthCheck::LoginRequired => Some(json(StatusCode::UNAUTHORIZED, fixtures::AUTH_REQUIRED.to_string())),
+        AuthCheck::LoginRequired => Some(json(
+            StatusCode::UNAUTHORIZED,
+            fixtures::AUTH_REQUIRED.to_string(),
+        )),
         AuthCheck::RedirectToLogin => {
             let mut response = text(StatusCode::FOUND, "302: Found");
-            response.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/login"));
+            response
+                .headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static("/login"));
             Some(response)
         }
         AuthCheck::PythonError => Some(server_error()),
@@ -318,7 +405,10 @@ fn auth_response(check: AuthCheck) -> Option<Response> {
                 _ => text(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
             };
             if let Some(challenge) = challenge {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
             }
             Some(response)
         }
@@ -333,20 +423,51 @@ mod tests {
 
     #[test]
     fn gate_origin_check_matches_the_recorded_table() {
-        for origin in ["http://localhost:8188", "tauri://localhost", "http://tauri.localhost", "http://localhost:1420", "http://evil.example"] {
-            assert_eq!(check_origin(HOST, Some(origin)), OriginCheck::Forbidden, "{origin}");
+        for origin in [
+            "http://localhost:8188",
+            "tauri://localhost",
+            "http://tauri.localhost",
+            "http://localhost:1420",
+            "http://evil.example",
+        ] {
+            assert_eq!(
+                check_origin(HOST, Some(origin)),
+                OriginCheck::Forbidden,
+                "{origin}"
+            );
         }
-        for origin in [Some("null"), Some("file://"), None, Some("http://127.0.0.1:8188")] {
-            assert_eq!(check_origin(HOST, origin), OriginCheck::Allowed, "{origin:?}");
+        for origin in [
+            Some("null"),
+            Some("file://"),
+            None,
+            Some("http://127.0.0.1:8188"),
+        ] {
+            assert_eq!(
+                check_origin(HOST, origin),
+                OriginCheck::Allowed,
+                "{origin:?}"
+            );
         }
     }
 
     #[test]
     fn gate_origin_check_compares_host_names_when_a_port_is_missing() {
-        assert_eq!(check_origin(Some("127.0.0.1"), Some("http://127.0.0.1:5173")), OriginCheck::Allowed);
-        assert_eq!(check_origin(HOST, Some("http://127.0.0.1")), OriginCheck::Allowed);
-        assert_eq!(check_origin(Some("gpu.example:8188"), Some("http://evil.example")), OriginCheck::Allowed);
-        assert_eq!(check_origin(HOST, Some("http://127.0.0.1:99999")), OriginCheck::PythonError);
+        assert_eq!(
+            check_origin(Some("127.0.0.1"), Some("http://127.0.0.1:5173")),
+            OriginCheck::Allowed
+        );
+        assert_eq!(
+            check_origin(HOST, Some("http://127.0.0.1")),
+            OriginCheck::Allowed
+        );
+        assert_eq!(
+            check_origin(Some("gpu.example:8188"), Some("http://evil.example")),
+            OriginCheck::Allowed
+        );
+        assert_eq!(
+            check_origin(HOST, Some("http://127.0.0.1:99999")),
+            OriginCheck::PythonError
+        );
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -359,34 +480,106 @@ mod tests {
 
     #[test]
     fn gate_comfyui_login_follows_the_recorded_answers() {
-        let auth = FakeAuth::ComfyuiLogin { token: "$2b$12$tok".to_string() };
-        let check = |path, query, h: &[(&'static str, &'static str)]| check_auth(&auth, path, query, &headers(h));
+        let auth = FakeAuth::ComfyuiLogin {
+            token: "$2b$12$tok".to_string(),
+        };
+        let check = |path, query, h: &[(&'static str, &'static str)]| {
+            check_auth(&auth, path, query, &headers(h))
+        };
         assert_eq!(check("/system_stats", None, &[]), AuthCheck::LoginRequired);
-        assert_eq!(check("/system_stats", None, &[("accept", "text/html")]), AuthCheck::RedirectToLogin);
-        assert_eq!(check("/system_stats", None, &[("authorization", "Bearer $2b$12$tok")]), AuthCheck::Allowed);
-        assert_eq!(check("/system_stats", None, &[("authorization", "Bearer nope")]), AuthCheck::LoginRequired);
-        assert_eq!(check("/system_stats", None, &[("authorization", "bearer $2b$12$tok")]), AuthCheck::LoginRequired);
-        assert_eq!(check("/system_stats", None, &[("authorization", "$2b$12$tok")]), AuthCheck::PythonError);
-        assert_eq!(check("/system_stats", Some("token=%242b%2412%24tok"), &[]), AuthCheck::Allowed);
-        assert_eq!(check("/system_stats", Some("token=$2b$12$tok"), &[]), AuthCheck::Allowed);
-        assert_eq!(check("/extensions/core/groupNode.js", None, &[]), AuthCheck::Allowed);
+        assert_eq!(
+            check("/system_stats", None, &[("accept", "text/html")]),
+            AuthCheck::RedirectToLogin
+        );
+        assert_eq!(
+            check(
+                "/system_stats",
+                None,
+                &[("authorization", "Bearer $2b$12$tok")]
+            ),
+            AuthCheck::Allowed
+        );
+        assert_eq!(
+            check("/system_stats", None, &[("authorization", "Bearer nope")]),
+            AuthCheck::LoginRequired
+        );
+        assert_eq!(
+            check(
+                "/system_stats",
+                None,
+                &[("authorization", "bearer $2b$12$tok")]
+            ),
+            AuthCheck::LoginRequired
+        );
+        assert_eq!(
+            check("/system_stats", None, &[("authorization", "$2b$12$tok")]),
+            AuthCheck::PythonError
+        );
+        assert_eq!(
+            check("/system_stats", Some("token=%242b%2412%24tok"), &[]),
+            AuthCheck::Allowed
+        );
+        assert_eq!(
+            check("/system_stats", Some("token=$2b$12$tok"), &[]),
+            AuthCheck::Allowed
+        );
+        assert_eq!(
+            check("/extensions/core/groupNode.js", None, &[]),
+            AuthCheck::Allowed
+        );
         assert_eq!(check("/login", None, &[]), AuthCheck::Allowed);
     }
 
     #[test]
     fn gate_proxy_auth_kinds_accept_only_the_right_credentials() {
-        let basic = FakeAuth::Basic { user: "u".into(), password: "p".into() };
+        let basic = FakeAuth::Basic {
+            user: "u".into(),
+            password: "p".into(),
+        };
         // base64("u:p") = "dTpw"
-        assert_eq!(check_auth(&basic, "/", None, &headers(&[("authorization", "Basic dTpw")])), AuthCheck::Allowed);
         assert_eq!(
-            check_auth(&basic, "/", None, &headers(&[("authorization", "Basic dTpx")])),
+            check_auth(
+                &basic,
+                "/",
+                None,
+                &headers(&[("authorization", "Basic dTpw")])
+            ),
+            AuthCheck::Allowed
+        );
+        assert_eq!(
+            check_auth(
+                &basic,
+                "/",
+                None,
+                &headers(&[("authorization", "Basic dTpx")])
+            ),
             AuthCheck::Unauthorized(Some("Basic realm=\"comfy\""))
         );
         let bearer = FakeAuth::Bearer { token: "t".into() };
-        assert_eq!(check_auth(&bearer, "/", None, &headers(&[("authorization", "Bearer t")])), AuthCheck::Allowed);
-        assert_eq!(check_auth(&bearer, "/", None, &headers(&[])), AuthCheck::Unauthorized(Some("Bearer")));
-        let key = FakeAuth::ApiKey { header: "X-Api-Key".into(), value: "k".into() };
-        assert_eq!(check_auth(&key, "/", None, &headers(&[("x-api-key", "k")])), AuthCheck::Allowed);
-        assert_eq!(check_auth(&key, "/", None, &headers(&[("x-api-key", "K")])), AuthCheck::Unauthorized(None));
+        assert_eq!(
+            check_auth(
+                &bearer,
+                "/",
+                None,
+                &headers(&[("authorization", "Bearer t")])
+            ),
+            AuthCheck::Allowed
+        );
+        assert_eq!(
+            check_auth(&bearer, "/", None, &headers(&[])),
+            AuthCheck::Unauthorized(Some("Bearer"))
+        );
+        let key = FakeAuth::ApiKey {
+            header: "X-Api-Key".into(),
+            value: "k".into(),
+        };
+        assert_eq!(
+            check_auth(&key, "/", None, &headers(&[("x-api-key", "k")])),
+            AuthCheck::Allowed
+        );
+        assert_eq!(
+            check_auth(&key, "/", None, &headers(&[("x-api-key", "K")])),
+            AuthCheck::Unauthorized(None)
+        );
     }
 }

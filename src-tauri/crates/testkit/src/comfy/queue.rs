@@ -188,7 +188,10 @@ mod tests {
         for n in 37..=45 {
             heap.push(item(n));
         }
-        assert_eq!(numbers(&heap), [28, 30, 29, 34, 31, 32, 33, 36, 35, 37, 38, 39, 40, 41, 42, 43, 44, 45]);
+        assert_eq!(
+            numbers(&heap),
+            [28, 30, 29, 34, 31, 32, 33, 36, 35, 37, 38, 39, 40, 41, 42, 43, 44, 45]
+        );
     }
 
     #[test]
@@ -205,7 +208,10 @@ mod tests {
         for n in 34..40 {
             heap.push(item(n));
         }
-        assert_eq!(numbers(&heap), [28, 29, 31, 33, 30, 32, 34, 35, 36, 37, 38, 39]);
+        assert_eq!(
+            numbers(&heap),
+            [28, 29, 31, 33, 30, 32, 34, 35, 36, 37, 38, 39]
+        );
         assert!(heap.delete_first(|i| i.prompt_id == "p032").is_some());
         assert_eq!(numbers(&heap), [28, 29, 31, 33, 30, 34, 35, 36, 37, 38, 39]);
     }

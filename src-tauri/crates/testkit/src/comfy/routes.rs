@@ -38,16 +38,27 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             .route(&at("/models"), get(model_folders))
             .route(&at("/models/{folder}"), get(models))
             .route(&at("/embeddings"), get(embeddings))
-            .route(&at("/features"), get(|| async { fixture(fixtures::FEATURES) }))
-            .route(&at("/extensions"), get(|| async { fixture(fixtures::EXTENSIONS) }))
+            .route(
+                &at("/features"),
+                get(|| async { fixture(fixtures::FEATURES) }),
+            )
+            .route(
+                &at("/extensions"),
+                get(|| async { fixture(fixtures::EXTENSIONS) }),
+            )
             .route(&at("/users"), get(|| async { fixture(fixtures::USERS) }))
-            .route(&at("/settings"), get(|| async { fixture(fixtures::SETTINGS) }))
+            .route(
+                &at("/settings"),
+                get(|| async { fixture(fixtures::SETTINGS) }),
+            )
             .route(&at("/interrupt"), post(interrupt))
             .route(&at("/free"), post(free));
     }
     router
         .fallback(|| async { text(StatusCode::NOT_FOUND, "404: Not Found") })
-        .method_not_allowed_fallback(|| async { text(StatusCode::METHOD_NOT_ALLOWED, "405: Method Not Allowed") })
+        .method_not_allowed_fallback(|| async {
+            text(StatusCode::METHOD_NOT_ALLOWED, "405: Method Not Allowed")
+        })
         .layer(middleware::from_fn_with_state(shared.clone(), gate::gate))
         .with_state(shared)
 }
@@ -162,10 +173,17 @@ async fn websocket(
 async fn run_socket(fake: Arc<Shared>, mut socket: WebSocket, sid: String) {
     let mut lifecycle = fake.lifecycle();
     let generation = lifecycle.borrow().generation;
-    let SocketRegistration { serial, first_message, rx } = fake.lock().register_socket(&sid);
+    let SocketRegistration {
+        serial,
+        first_message,
+        rx,
+    } = fake.lock().register_socket(&sid);
     let mut outgoing = Some(rx);
     let mut first_incoming = true;
-    let mut open = socket.send(Message::Text(first_message.into())).await.is_ok();
+    let mut open = socket
+        .send(Message::Text(first_message.into()))
+        .await
+        .is_ok();
     while open {
         tokio::select! {
             biased;

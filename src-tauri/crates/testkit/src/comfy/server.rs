@@ -53,7 +53,9 @@ pub(crate) struct Shared {
 impl Shared {
     /// The state; a panic elsewhere while it was held does not make it unusable.
     pub fn lock(&self) -> MutexGuard<'_, ComfyState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn lifecycle(&self) -> watch::Receiver<Lifecycle> {
@@ -61,7 +63,9 @@ impl Shared {
     }
 
     fn listener_slot(&self) -> MutexGuard<'_, Option<TcpListener>> {
-        self.listener.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.listener
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
@@ -136,7 +140,11 @@ impl FakeComfy {
         let listener = bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &runtime)?;
         let addr = listener.local_addr()?;
         let listening = config.fault != Fault::Refuse;
-        let (lifecycle, _) = watch::channel(Lifecycle { generation: 0, listening, shut_down: false });
+        let (lifecycle, _) = watch::channel(Lifecycle {
+            generation: 0,
+            listening,
+            shut_down: false,
+        });
         let shared = Arc::new(Shared {
             state: Mutex::new(ComfyState::new(config, addr.port())),
             lifecycle,
@@ -144,7 +152,12 @@ impl FakeComfy {
         });
         let router = routes::router(shared.clone());
         let accept_task = tokio::spawn(accept_loop(shared.clone(), router));
-        Ok(FakeComfy { shared, addr, runtime, accept_task: Some(accept_task) })
+        Ok(FakeComfy {
+            shared,
+            addr,
+            runtime,
+            accept_task: Some(accept_task),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -209,7 +222,9 @@ impl Drop for FakeComfy {
 
 impl std::fmt::Debug for FakeComfy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeComfy").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("FakeComfy")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -298,7 +313,12 @@ fn parse_request_head(bytes: &[u8]) -> Option<RecordedRequest> {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
         .collect();
-    Some(RecordedRequest { method, path, headers, body: Vec::new() })
+    Some(RecordedRequest {
+        method,
+        path,
+        headers,
+        body: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -308,11 +328,16 @@ mod tests {
     #[test]
     fn server_parses_a_request_head_for_the_record() {
         assert_eq!(parse_request_head(b"GET /queue HTTP/1.1\r\nHost: x"), None);
-        let request = parse_request_head(b"GET /api/queue?x=1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Api-Key: k\r\n\r\n")
-            .expect("complete head");
+        let request = parse_request_head(
+            b"GET /api/queue?x=1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Api-Key: k\r\n\r\n",
+        )
+        .expect("complete head");
         assert_eq!(request.method, "GET");
         assert_eq!(request.path, "/api/queue?x=1");
         assert_eq!(request.header("x-api-key"), Some("k"));
-        assert_eq!(request.headers[0], ("host".to_string(), "127.0.0.1:1".to_string()));
+        assert_eq!(
+            request.headers[0],
+            ("host".to_string(), "127.0.0.1:1".to_string())
+        );
     }
 }

@@ -31,7 +31,10 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The path without its query.
@@ -151,11 +154,18 @@ impl ComfyState {
             queue_running: &'a [QueueItem],
             queue_pending: &'a [QueueItem],
         }
-        pyjson::to_string(&Queue { queue_running: &self.running, queue_pending: self.pending.items() })
+        pyjson::to_string(&Queue {
+            queue_running: &self.running,
+            queue_pending: self.pending.items(),
+        })
     }
 
     /// `GET /history[?max_items=N&offset=M]`, with `PromptQueue.get_history`'s window arithmetic.
-    pub fn history(&self, max_items: Option<&str>, offset: Option<&str>) -> Result<String, PyError> {
+    pub fn history(
+        &self,
+        max_items: Option<&str>,
+        offset: Option<&str>,
+    ) -> Result<String, PyError> {
         let max_items = max_items.map(py_int).transpose()?;
         let mut offset = offset.map(py_int).transpose()?.unwrap_or(-1);
         if offset < 0 {
@@ -177,7 +187,12 @@ impl ComfyState {
 
     /// `GET /history/{prompt_id}`: `{}` when unknown (or still pending).
     pub fn history_item(&self, prompt_id: &str) -> String {
-        let found = self.history.iter().filter(|(id, _)| id == prompt_id).cloned().collect();
+        let found = self
+            .history
+            .iter()
+            .filter(|(id, _)| id == prompt_id)
+            .cloned()
+            .collect();
         pyjson::to_string(&OrderedJson::Object(found))
     }
 
@@ -196,9 +211,18 @@ impl ComfyState {
     /// `GET /models`: the recorded folders first, in recorded order, then any other folder a test added.
     pub fn model_folders(&self) -> String {
         let recorded = super::config::RECORDED_MODEL_FOLDERS;
-        let mut folders: Vec<&str> =
-            recorded.iter().copied().filter(|f| self.config.models.contains_key(*f)).collect();
-        folders.extend(self.config.models.keys().map(String::as_str).filter(|f| !recorded.contains(f)));
+        let mut folders: Vec<&str> = recorded
+            .iter()
+            .copied()
+            .filter(|f| self.config.models.contains_key(*f))
+            .collect();
+        folders.extend(
+            self.config
+                .models
+                .keys()
+                .map(String::as_str)
+                .filter(|f| !recorded.contains(f)),
+        );
         pyjson::to_string(&folders)
     }
 
@@ -212,7 +236,8 @@ impl ComfyState {
 
     /// `GET /models/{folder}`; `None` means 404 with an empty body.
     pub fn models(&self, folder: &str) -> Option<String> {
-        self.models_sorted(folder).map(|files| pyjson::to_string(&files))
+        self.models_sorted(folder)
+            .map(|files| pyjson::to_string(&files))
     }
 
     /// `GET /embeddings`: the embeddings folder without file extensions.
@@ -256,15 +281,22 @@ impl ComfyState {
             Some(id) => id.py_str(),
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let targets = json.get("partial_execution_targets").filter(|t| **t != OrderedJson::Null);
+        let targets = json
+            .get("partial_execution_targets")
+            .filter(|t| **t != OrderedJson::Null);
         let outputs = match validate_prompt(&prompt, targets)? {
             Ok(outputs) => outputs,
             Err(error_body) => return Ok(PromptAnswer::Invalid(error_body)),
         };
-        let mut extra_data = json.get("extra_data").cloned().unwrap_or(OrderedJson::Object(Vec::new()));
+        let mut extra_data = json
+            .get("extra_data")
+            .cloned()
+            .unwrap_or(OrderedJson::Object(Vec::new()));
         if let Some(client_id) = json.get("client_id") {
             match &mut extra_data {
-                OrderedJson::Object(entries) => OrderedJson::insert(entries, "client_id", client_id.clone()),
+                OrderedJson::Object(entries) => {
+                    OrderedJson::insert(entries, "client_id", client_id.clone())
+                }
                 _ => return Err(PyError),
             }
         }
@@ -295,7 +327,10 @@ impl ComfyState {
         }
         if json.py_contains("delete").ok_or(PyError)? {
             for id in py_iter(index(&json, "delete")?)? {
-                if let Some(removed) = self.pending.delete_first(|item| Some(item.prompt_id.as_str()) == id.as_str()) {
+                if let Some(removed) = self
+                    .pending
+                    .delete_first(|item| Some(item.prompt_id.as_str()) == id.as_str())
+                {
                     if removed.background {
                         self.config.queue_pending = self.config.queue_pending.saturating_sub(1);
                     }
@@ -314,7 +349,8 @@ impl ComfyState {
         }
         if json.py_contains("delete").ok_or(PyError)? {
             for id in py_iter(index(&json, "delete")?)? {
-                self.history.retain(|(h, _)| Some(h.as_str()) != id.as_str());
+                self.history
+                    .retain(|(h, _)| Some(h.as_str()) != id.as_str());
             }
         }
         Ok(())
@@ -345,8 +381,13 @@ impl ComfyState {
         let (tx, rx) = mpsc::unbounded_channel();
         self.next_socket_serial += 1;
         let serial = self.next_socket_serial;
-        self.sockets.insert(sid.to_string(), SocketEntry { serial, tx });
-        SocketRegistration { serial, first_message: bodies::status_message(self.queue_remaining(), Some(sid)), rx }
+        self.sockets
+            .insert(sid.to_string(), SocketEntry { serial, tx });
+        SocketRegistration {
+            serial,
+            first_message: bodies::status_message(self.queue_remaining(), Some(sid)),
+            rx,
+        }
     }
 
     pub fn unregister_socket(&mut self, sid: &str, serial: u64) {
@@ -357,7 +398,8 @@ impl ComfyState {
 
     fn broadcast_status(&mut self) {
         let message = bodies::status_message(self.queue_remaining(), None);
-        self.sockets.retain(|_, socket| socket.tx.send(message.clone()).is_ok());
+        self.sockets
+            .retain(|_, socket| socket.tx.send(message.clone()).is_ok());
     }
 
     // ---- background jobs ----
@@ -375,7 +417,8 @@ impl ComfyState {
             }
         }
         let want_pending = self.config.queue_pending as usize;
-        let pending_background = |heap: &PendingHeap| heap.items().iter().filter(|i| i.background).count();
+        let pending_background =
+            |heap: &PendingHeap| heap.items().iter().filter(|i| i.background).count();
         while pending_background(&self.pending) < want_pending {
             let item = self.background_job();
             self.pending.push(item);
@@ -427,7 +470,10 @@ fn queue_number(item: &QueueItem) -> f64 {
 }
 
 /// `execution.validate_prompt`, as far as the fake can follow it: `Ok(Err(body))` is a 400.
-fn validate_prompt(prompt: &OrderedJson, targets: Option<&OrderedJson>) -> Result<Result<Vec<String>, String>, PyError> {
+fn validate_prompt(
+    prompt: &OrderedJson,
+    targets: Option<&OrderedJson>,
+) -> Result<Result<Vec<String>, String>, PyError> {
     let nodes: Vec<(&str, &OrderedJson)> = match prompt {
         OrderedJson::Object(entries) => entries.iter().map(|(k, v)| (k.as_str(), v)).collect(),
         // `for x in prompt: prompt[x]` over an empty list or string never runs.
@@ -461,7 +507,11 @@ fn validate_prompt(prompt: &OrderedJson, targets: Option<&OrderedJson>) -> Resul
         }
     }
     if outputs.is_empty() && !unknown_class {
-        return Ok(Err(bodies::prompt_error("prompt_no_outputs", "Prompt has no outputs", "")));
+        return Ok(Err(bodies::prompt_error(
+            "prompt_no_outputs",
+            "Prompt has no outputs",
+            "",
+        )));
     }
     Ok(Ok(outputs))
 }
@@ -475,8 +525,14 @@ fn index<'a>(value: &'a OrderedJson, key: &str) -> Result<&'a OrderedJson, PyErr
 fn py_iter(value: &OrderedJson) -> Result<Vec<OrderedJson>, PyError> {
     match value {
         OrderedJson::Array(items) => Ok(items.clone()),
-        OrderedJson::Object(entries) => Ok(entries.iter().map(|(k, _)| OrderedJson::from(k.as_str())).collect()),
-        OrderedJson::String(s) => Ok(s.chars().map(|c| OrderedJson::String(c.to_string())).collect()),
+        OrderedJson::Object(entries) => Ok(entries
+            .iter()
+            .map(|(k, _)| OrderedJson::from(k.as_str()))
+            .collect()),
+        OrderedJson::String(s) => Ok(s
+            .chars()
+            .map(|c| OrderedJson::String(c.to_string()))
+            .collect()),
         _ => Err(PyError),
     }
 }
@@ -517,9 +573,13 @@ mod tests {
     #[test]
     fn state_numbers_prompts_and_counts_invalid_ones_too() {
         let mut s = state();
-        assert!(matches!(s.post_prompt(PROMPT), Ok(PromptAnswer::Queued(b)) if b.contains(r#""number": 0,"#)));
+        assert!(
+            matches!(s.post_prompt(PROMPT), Ok(PromptAnswer::Queued(b)) if b.contains(r#""number": 0,"#))
+        );
         assert!(matches!(s.post_prompt(b"{}"), Ok(PromptAnswer::Invalid(_))));
-        assert!(matches!(s.post_prompt(PROMPT), Ok(PromptAnswer::Queued(b)) if b.contains(r#""number": 2,"#)));
+        assert!(
+            matches!(s.post_prompt(PROMPT), Ok(PromptAnswer::Queued(b)) if b.contains(r#""number": 2,"#))
+        );
         assert_eq!(s.post_prompt(b"{not json"), Err(PyError));
         assert_eq!(s.queue_remaining(), 2);
     }
@@ -531,7 +591,9 @@ mod tests {
         let body = br#"{"extra_data":{"note":"x"},"front":true,"prompt":{"2":{"inputs":{"images":["1",0]},"class_type":"PreviewImage"}},"prompt_id":"my-own-id-123","client_id":"c2"}"#;
         assert_eq!(
             s.post_prompt(body),
-            Ok(PromptAnswer::Queued(r#"{"prompt_id": "my-own-id-123", "number": -1, "node_errors": {}}"#.to_string()))
+            Ok(PromptAnswer::Queued(
+                r#"{"prompt_id": "my-own-id-123", "number": -1, "node_errors": {}}"#.to_string()
+            ))
         );
         let queue = s.queue();
         assert!(queue.starts_with(r#"{"queue_running": [], "queue_pending": [[-1, "my-own-id-123", {"2": {"inputs": {"images": ["1", 0]}, "class_type": "PreviewImage"}}, {"note": "x", "client_id": "c2"}, ["2"]], [0, "#), "{queue}");
@@ -540,7 +602,8 @@ mod tests {
     #[test]
     fn state_validation_follows_the_recorded_errors() {
         let mut s = state();
-        let missing = br#"{"prompt":{"1":{"inputs":{}},"2":{"class_type":"SaveImage","inputs":{}}}}"#;
+        let missing =
+            br#"{"prompt":{"1":{"inputs":{}},"2":{"class_type":"SaveImage","inputs":{}}}}"#;
         assert_eq!(
             s.post_prompt(missing),
             Ok(PromptAnswer::Invalid(
@@ -555,7 +618,10 @@ mod tests {
             ))
         );
         let unknown = br#"{"prompt":{"1":{"class_type":"CLIPTextEncode","inputs":{}}}}"#;
-        assert!(matches!(s.post_prompt(unknown), Ok(PromptAnswer::Queued(_))));
+        assert!(matches!(
+            s.post_prompt(unknown),
+            Ok(PromptAnswer::Queued(_))
+        ));
         assert_eq!(s.post_prompt(br#"{"prompt":5}"#), Err(PyError));
     }
 
@@ -582,10 +648,22 @@ mod tests {
         s.post_prompt(PROMPT).expect("queued");
         let body = br#"{"prompt":{"2":{"class_type":"SaveImage","inputs":{}}},"prompt_id":"keep"}"#;
         s.post_prompt(body).expect("queued");
-        let first = s.pending.items().iter().find(|i| i.prompt_id != "keep").map(|i| i.prompt_id.clone());
+        let first = s
+            .pending
+            .items()
+            .iter()
+            .find(|i| i.prompt_id != "keep")
+            .map(|i| i.prompt_id.clone());
         let delete = format!(r#"{{"delete":["{}"]}}"#, first.expect("two items"));
         s.post_queue(delete.as_bytes()).expect("deleted");
-        assert_eq!(s.pending.items().iter().map(|i| i.prompt_id.as_str()).collect::<Vec<_>>(), ["keep"]);
+        assert_eq!(
+            s.pending
+                .items()
+                .iter()
+                .map(|i| i.prompt_id.as_str())
+                .collect::<Vec<_>>(),
+            ["keep"]
+        );
     }
 
     #[test]
@@ -599,7 +677,9 @@ mod tests {
         s.post_prompt(PROMPT).expect("queued");
         assert_eq!(
             socket.rx.try_recv().ok().as_deref(),
-            Some(r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}}"#)
+            Some(
+                r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}}"#
+            )
         );
     }
 
@@ -607,18 +687,28 @@ mod tests {
     fn state_models_embeddings_and_history_windows() {
         let mut s = state();
         s.change_config(|c| {
-            c.models.insert("checkpoints".into(), vec!["b.safetensors".into(), "a.ckpt".into()]);
+            c.models.insert(
+                "checkpoints".into(),
+                vec!["b.safetensors".into(), "a.ckpt".into()],
+            );
             c.models.insert("embeddings".into(), vec!["neg.pt".into()]);
             c.models.insert("my_folder".into(), Vec::new());
         });
-        assert_eq!(s.models("checkpoints").as_deref(), Some(r#"["a.ckpt", "b.safetensors"]"#));
+        assert_eq!(
+            s.models("checkpoints").as_deref(),
+            Some(r#"["a.ckpt", "b.safetensors"]"#)
+        );
         assert_eq!(s.models("nosuchfolder"), None);
         assert_eq!(s.embeddings(), r#"["neg"]"#);
-        assert!(s.model_folders().ends_with(r#""audio_encoders", "my_folder"]"#));
+        assert!(s
+            .model_folders()
+            .ends_with(r#""audio_encoders", "my_folder"]"#));
         assert_eq!(s.history(None, None).as_deref(), Ok("{}"));
         assert_eq!(s.history(Some("x"), None), Err(PyError));
-        s.history.push(("a".into(), OrderedJson::Object(Vec::new())));
-        s.history.push(("b".into(), OrderedJson::Object(Vec::new())));
+        s.history
+            .push(("a".into(), OrderedJson::Object(Vec::new())));
+        s.history
+            .push(("b".into(), OrderedJson::Object(Vec::new())));
         assert_eq!(s.history(Some("1"), None).as_deref(), Ok(r#"{"b": {}}"#));
         assert_eq!(s.history_item("a"), r#"{"a": {}}"#);
         assert_eq!(s.history_item("zz"), "{}");

@@ -23,25 +23,45 @@ async fn lines_until(child: &mut Child, last: impl Fn(&str) -> bool) -> Vec<Stri
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), read).await.expect("the binary reported in time");
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the binary reported in time");
     lines
 }
 
 #[tokio::test]
 async fn cli_comfyui_prints_listening_and_serves() {
     let mut child = Command::new(BIN)
-        .args(["comfyui", "--port", "0", "--gpu-name", "NVIDIA GeForce RTX 4090", "--vram-total", "25757220864"])
+        .args([
+            "comfyui",
+            "--port",
+            "0",
+            "--gpu-name",
+            "NVIDIA GeForce RTX 4090",
+            "--vram-total",
+            "25757220864",
+        ])
         .args(["--queue-pending", "3", "--version", "0.3.65"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("started");
     let lines = lines_until(&mut child, |l| l.starts_with("LISTENING ")).await;
-    let url = lines.last().and_then(|l| l.strip_prefix("LISTENING ")).expect("LISTENING line").to_string();
+    let url = lines
+        .last()
+        .and_then(|l| l.strip_prefix("LISTENING "))
+        .expect("LISTENING line")
+        .to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let stats = get(&format!("{url}/system_stats")).await.2;
-    assert!(stats.contains(r#""comfyui_version": "0.3.65""#) && stats.contains("RTX 4090"), "{stats}");
-    assert_eq!(get(&format!("{url}/prompt")).await.2, r#"{"exec_info": {"queue_remaining": 3}}"#);
+    assert!(
+        stats.contains(r#""comfyui_version": "0.3.65""#) && stats.contains("RTX 4090"),
+        "{stats}"
+    );
+    assert_eq!(
+        get(&format!("{url}/prompt")).await.2,
+        r#"{"exec_info": {"queue_remaining": 3}}"#
+    );
     child.kill().await.expect("killed");
 }
 
@@ -56,17 +76,26 @@ async fn cli_fleet_prints_one_line_per_server_then_ready_and_exits_when_stdin_cl
         .expect("started");
     let lines = lines_until(&mut child, |l| l == "READY").await;
     assert_eq!(lines.len(), 4, "{lines:?}");
-    let servers: Vec<serde_json::Value> =
-        lines[..3].iter().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let servers: Vec<serde_json::Value> = lines[..3]
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(servers[0]["name"], "bench-01");
     assert_eq!(servers[0]["fault"], "hang");
     assert_eq!(servers[2]["name"], "bench-03");
     assert_eq!(servers[2]["fault"], "none");
-    assert!(lines[0].starts_with(r#"{"name":"bench-01","url":"http://127.0.0.1:"#), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with(r#"{"name":"bench-01","url":"http://127.0.0.1:"#),
+        "{}",
+        lines[0]
+    );
     let url = servers[2]["url"].as_str().expect("url");
     assert_eq!(get(&format!("{url}/queue")).await.0, 200);
 
     drop(child.stdin.take());
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exited").expect("status");
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exited")
+        .expect("status");
     assert!(status.success(), "{status}");
 }

@@ -13,7 +13,11 @@ use futures::StreamExt;
 
 /// A client that never uses a proxy (loopback only) and gives up after `timeout`.
 pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(timeout).build().expect("reqwest client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .expect("reqwest client")
 }
 
 pub fn http() -> reqwest::Client {
@@ -28,8 +32,10 @@ pub async fn get(url: &str) -> (u16, Option<String>, String) {
 
 pub async fn split(response: reqwest::Response) -> (u16, Option<String>, String) {
     let status = response.status().as_u16();
-    let content_type =
-        response.headers().get("content-type").map(|v| v.to_str().expect("ASCII content type").to_string());
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().expect("ASCII content type").to_string());
     let body = response.text().await.expect("body");
     (status, content_type, body)
 }
@@ -51,5 +57,6 @@ pub const JSON: &str = "application/json; charset=utf-8";
 
 /// A recorded body with the recorded port (8188) in `argv` replaced by `port`.
 pub fn recorded_system_stats(port: u16) -> String {
-    include_str!("../../fixtures/system_stats.json").replace(r#""--port", "8188"]"#, &format!(r#""--port", "{port}"]"#))
+    include_str!("../../fixtures/system_stats.json")
+        .replace(r#""--port", "8188"]"#, &format!(r#""--port", "{port}"]"#))
 }
