@@ -53,6 +53,17 @@ pub fn export_bindings(path: &std::path::Path) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Resolve the app home, start logging and open the database.
+fn open_fleet(app: &mut tauri::App) -> Result<Fleet, String> {
+    use comfyfleet_core::HasErrorInfo;
+    let home = AppHome::resolve().map_err(|e| e.to_string())?;
+    if let Some(guard) = comfyfleet_core::logging::init_file(&home, "app") {
+        app.manage(guard);
+    }
+    tracing::info!(home = %home.root().display(), version = env!("CARGO_PKG_VERSION"), "ComfyFleet starting");
+    Fleet::open(home).map_err(|e| e.to_info().message)
+}
+
 pub fn run() {
     let builder = specta_builder();
     let invoke = builder.invoke_handler();
@@ -63,20 +74,34 @@ pub fn run() {
         .invoke_handler(invoke)
         .setup(move |app| {
             builder.mount_events(app);
-            let home = AppHome::resolve().map_err(|e| e.to_string())?;
-            if let Some(guard) = comfyfleet_core::logging::init_file(&home, "app") {
-                app.manage(guard);
+            let fleet = match open_fleet(app) {
+                Ok(fleet) => fleet,
+                Err(message) => {
+                    // Say why in a dialog (the window alone would only show a broken page), then quit.
+                    use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
+                    eprintln!("ComfyFleet cannot start: {message}");
+                    app.dialog()
+                        .message(message)
+                        .title("ComfyFleet cannot start")
+                        .kind(MessageDialogKind::Error)
+                        .show(|_| std::process::exit(1));
+                    return Ok(());
+                }
+            };
+            app.manage(AppState {
+                fleet: fleet.clone(),
+            });
+            // A desktop without a tray (no StatusNotifier host) still gets a working window.
+            if let Err(e) = tray::create(app.handle()) {
+                tracing::warn!(error = %e, "no tray icon on this desktop");
             }
-            tracing::info!(home = %home.root().display(), version = env!("CARGO_PKG_VERSION"), "ComfyFleet starting");
-            let fleet = Fleet::open(home).map_err(|e| e.to_string())?;
-            app.manage(AppState { fleet: fleet.clone() });
-            tray::create(app.handle())?;
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 let mut rx = fleet.health.subscribe();
-                let _monitor = fleet
-                    .health
-                    .spawn_monitor(fleet.settings.clone(), comfyfleet_core::health::MONITOR_INTERVAL);
+                let _monitor = fleet.health.spawn_monitor(
+                    fleet.settings.clone(),
+                    comfyfleet_core::health::MONITOR_INTERVAL,
+                );
                 loop {
                     match rx.recv().await {
                         Ok(HealthEvent::Status(change)) => {
