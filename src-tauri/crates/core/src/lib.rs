@@ -10,6 +10,7 @@ pub mod secrets;
 pub mod servers;
 pub mod settings;
 pub mod store;
+pub mod workflow;
 
 pub use error_info::{ErrorInfo, HasErrorInfo};
 pub use fleet::Fleet;
