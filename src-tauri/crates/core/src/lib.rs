@@ -6,6 +6,7 @@ pub mod fleet;
 pub mod health;
 pub mod home;
 pub mod logging;
+pub mod router;
 pub mod secrets;
 pub mod servers;
 pub mod settings;
