@@ -5,6 +5,7 @@ pub mod error_info;
 pub mod fleet;
 pub mod health;
 pub mod home;
+pub mod jobs;
 pub mod logging;
 pub mod router;
 pub mod secrets;

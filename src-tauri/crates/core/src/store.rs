@@ -42,6 +42,32 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: the job queue.
+    r#"
+    CREATE TABLE jobs (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        priority      INTEGER NOT NULL,
+        target        TEXT,
+        workflow      TEXT NOT NULL,
+        server_id     TEXT,
+        remote_id     TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        max_attempts  INTEGER NOT NULL,
+        queued_ms     INTEGER NOT NULL,
+        started_ms    INTEGER,
+        finished_ms   INTEGER,
+        not_before_ms INTEGER NOT NULL,
+        timeout_ms    INTEGER NOT NULL,
+        progress      REAL NOT NULL DEFAULT 0,
+        outputs       TEXT NOT NULL DEFAULT '[]',
+        error         TEXT,
+        failed_on     TEXT NOT NULL DEFAULT '[]',
+        notes         TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX jobs_by_state ON jobs (state, priority DESC, queued_ms);
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -151,7 +151,9 @@ impl FakeComfy {
             listener: Mutex::new(listening.then_some(listener)),
         });
         let router = routes::router(shared.clone());
-        let accept_task = tokio::spawn(accept_loop(shared.clone(), router));
+        // Subscribed here, not in the task: a shutdown before the task first runs must still be seen.
+        let lifecycle = shared.lifecycle();
+        let accept_task = tokio::spawn(accept_loop(shared.clone(), router, lifecycle));
         Ok(FakeComfy {
             shared,
             addr,
@@ -228,14 +230,17 @@ impl std::fmt::Debug for FakeComfy {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, router: Router) {
-    let mut lifecycle = shared.lifecycle();
+async fn accept_loop(
+    shared: Arc<Shared>,
+    router: Router,
+    mut lifecycle: watch::Receiver<Lifecycle>,
+) {
     let mut connections = JoinSet::new();
-    loop {
+    while !lifecycle.borrow_and_update().shut_down {
         tokio::select! {
             biased;
             changed = lifecycle.changed() => {
-                if changed.is_err() || lifecycle.borrow_and_update().shut_down {
+                if changed.is_err() {
                     break;
                 }
             }

@@ -1,0 +1,644 @@
+//! The job model and the persistent queue: states, priorities, attempts with backoff, timings,
+//! progress, outputs and errors, stored in SQLite so nothing accepted is ever lost.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+
+/// Priorities run from 1 (lowest) to 10 (highest); new jobs default to 5.
+pub const DEFAULT_PRIORITY: u8 = 5;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub const DEFAULT_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+/// First retry delay; doubles each attempt, capped.
+pub const BACKOFF_BASE_MS: i64 = 2_000;
+pub const BACKOFF_MAX_MS: i64 = 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Dispatched,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Dispatched,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Dispatched => "dispatched",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        JobState::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+    /// Accepted by a server and not finished: after a crash these are reconciled against the server.
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, JobState::Dispatched | JobState::Running)
+    }
+}
+
+/// What can happen to a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// The router chose a server and the prompt was accepted there under `remote_id`.
+    Dispatched {
+        server_id: String,
+        remote_id: String,
+    },
+    /// The server started executing it.
+    Started,
+    Succeeded,
+    /// A failure. `retryable` (transport failures only) sends it back to the queue while attempts remain.
+    Failed {
+        message: String,
+        retryable: bool,
+    },
+    Cancelled,
+    /// The server died mid-job: back to the queue, to go elsewhere (failover), without using an attempt.
+    Requeued {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("A job that is {from} cannot become {to}.")]
+pub struct InvalidTransition {
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+/// The next state for an event, given the attempts used. Pure.
+pub fn next_state(
+    state: JobState,
+    event: &JobEvent,
+    attempts: u32,
+    max_attempts: u32,
+) -> Result<JobState, InvalidTransition> {
+    use JobState::*;
+    let target = match event {
+        JobEvent::Dispatched { .. } => Dispatched,
+        JobEvent::Started => Running,
+        JobEvent::Succeeded => Succeeded,
+        JobEvent::Failed {
+            retryable: true, ..
+        } if attempts < max_attempts => Queued,
+        JobEvent::Failed { .. } => Failed,
+        JobEvent::Cancelled => Cancelled,
+        JobEvent::Requeued { .. } => Queued,
+    };
+    let ok = match (state, target) {
+        (s, _) if s.is_final() => false,
+        (Queued, Dispatched) | (Queued, Cancelled) | (Queued, Failed) => true,
+        (Dispatched, Running)
+        | (Dispatched, Succeeded)
+        | (Dispatched, Failed)
+        | (Dispatched, Cancelled)
+        | (Dispatched, Queued) => true,
+        (Running, Succeeded) | (Running, Failed) | (Running, Cancelled) | (Running, Queued) => true,
+        (Running, Running) => true,
+        _ => false,
+    };
+    if ok {
+        Ok(target)
+    } else {
+        Err(InvalidTransition {
+            from: state.as_str(),
+            to: target.as_str(),
+        })
+    }
+}
+
+/// Delay before retry number `attempt` (1-based): 2 s, 4 s, 8 s … capped at a minute. Pure.
+pub fn backoff_ms(attempt: u32) -> i64 {
+    BACKOFF_BASE_MS
+        .saturating_mul(1i64 << attempt.saturating_sub(1).min(20))
+        .min(BACKOFF_MAX_MS)
+}
+
+/// One output file of a job, saved in the gallery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct JobOutput {
+    pub node_id: String,
+    pub filename: String,
+    /// Absolute path in the gallery folder (empty until downloaded).
+    pub path: String,
+}
+
+/// A job as the UI, the CLI and the dispatcher see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Job {
+    pub id: String,
+    pub name: String,
+    pub state: JobState,
+    pub priority: u8,
+    /// The server the user chose; `None` = Auto (the router decides).
+    pub target: Option<String>,
+    pub server_id: Option<String>,
+    pub remote_id: Option<String>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub queued_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub not_before_ms: i64,
+    pub timeout_ms: i64,
+    /// 0.0 – 1.0.
+    pub progress: f64,
+    pub outputs: Vec<JobOutput>,
+    pub error: Option<String>,
+    /// Servers this job failed on (failover avoids them).
+    pub failed_on: Vec<String>,
+    /// What happened, for the user: where it went, why it moved.
+    pub notes: Vec<String>,
+}
+
+/// A new job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub name: String,
+    pub workflow: serde_json::Value,
+    pub priority: u8,
+    pub target: Option<String>,
+    pub max_attempts: u32,
+    pub timeout_ms: i64,
+}
+
+impl NewJob {
+    pub fn new(name: impl Into<String>, workflow: serde_json::Value) -> Self {
+        Self {
+            name: name.into(),
+            workflow,
+            priority: DEFAULT_PRIORITY,
+            target: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            timeout_ms: DEFAULT_TIMEOUT_MS as i64,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    #[error("No job has the id '{0}'. Run 'comfyfleet jobs list' to see them.")]
+    NotFound(String),
+    #[error("Priority {0} is out of range: use 1 (lowest) to 10 (highest).")]
+    BadPriority(u8),
+    #[error("{0}")]
+    Transition(#[from] InvalidTransition),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for JobsError {
+    fn from(e: rusqlite::Error) -> Self {
+        JobsError::Store(e.into())
+    }
+}
+
+impl crate::HasErrorInfo for JobsError {
+    fn code(&self) -> &'static str {
+        match self {
+            JobsError::NotFound(_) => "jobs.not_found",
+            JobsError::BadPriority(_) => "jobs.bad_priority",
+            JobsError::Transition(_) => "jobs.invalid_transition",
+            JobsError::Store(e) => e.code(),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, state, priority, target, server_id, remote_id, attempts, max_attempts, queued_ms, started_ms,
+    finished_ms, not_before_ms, timeout_ms, progress, outputs, error, failed_on, notes";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    Ok(Job {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        state: JobState::parse(&r.get::<_, String>(2)?).unwrap_or(JobState::Failed),
+        priority: r.get(3)?,
+        target: r.get(4)?,
+        server_id: r.get(5)?,
+        remote_id: r.get(6)?,
+        attempts: r.get(7)?,
+        max_attempts: r.get(8)?,
+        queued_ms: r.get(9)?,
+        started_ms: r.get(10)?,
+        finished_ms: r.get(11)?,
+        not_before_ms: r.get(12)?,
+        timeout_ms: r.get(13)?,
+        progress: r.get(14)?,
+        outputs: serde_json::from_str(&json(15)?).unwrap_or_default(),
+        error: r.get(16)?,
+        failed_on: serde_json::from_str(&json(17)?).unwrap_or_default(),
+        notes: serde_json::from_str(&json(18)?).unwrap_or_default(),
+    })
+}
+
+fn get_in(c: &rusqlite::Connection, id: &str) -> Result<Job, JobsError> {
+    c.query_row(
+        &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?
+    .ok_or_else(|| JobsError::NotFound(id.to_string()))
+}
+
+/// The persistent job queue.
+#[derive(Clone)]
+pub struct Jobs {
+    store: Store,
+}
+
+impl Jobs {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Queue a job; it is on disk before this returns.
+    pub async fn submit(&self, job: NewJob, now_ms: i64) -> Result<Job, JobsError> {
+        if !(1..=10).contains(&job.priority) {
+            return Err(JobsError::BadPriority(job.priority));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let id2 = id.clone();
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO jobs (id, name, state, priority, target, workflow, attempts, max_attempts, queued_ms, not_before_ms, timeout_ms, progress, outputs, failed_on, notes)
+                     VALUES (?1, ?2, 'queued', ?3, ?4, ?5, 0, ?6, ?7, ?7, ?8, 0, '[]', '[]', '[]')",
+                    params![id2, job.name, job.priority, job.target, job.workflow.to_string(), job.max_attempts, now_ms, job.timeout_ms],
+                )?;
+                get_in(tx, &id2)
+            })
+            .await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Job, JobsError> {
+        let id = id.to_string();
+        self.store.call(move |c| get_in(c, &id)).await
+    }
+
+    /// The workflow a job runs (kept out of `Job` to keep lists light).
+    pub async fn workflow(&self, id: &str) -> Result<serde_json::Value, JobsError> {
+        let id = id.to_string();
+        self.store
+            .call(move |c| {
+                let text: String = c
+                    .query_row("SELECT workflow FROM jobs WHERE id = ?1", [&id], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .ok_or_else(|| JobsError::NotFound(id.clone()))?;
+                Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+            })
+            .await
+    }
+
+    /// Jobs, newest first, optionally only some states.
+    pub async fn list(&self, states: &[JobState], limit: u32) -> Result<Vec<Job>, JobsError> {
+        let filter = if states.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "WHERE state IN ({})",
+                states
+                    .iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
+        self.store
+            .call(move |c| {
+                let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM jobs {filter} ORDER BY queued_ms DESC, rowid DESC LIMIT ?1"))?;
+                let rows = stmt.query_map([limit], from_row)?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+    }
+
+    /// Queued jobs ready to run at `now`, in dispatch order: priority, then age.
+    pub async fn ready(&self, now_ms: i64) -> Result<Vec<Job>, JobsError> {
+        self.store
+            .call(move |c| {
+                let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND not_before_ms <= ?1 ORDER BY priority DESC, queued_ms, rowid"))?;
+                let rows = stmt.query_map([now_ms], from_row)?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+    }
+
+    /// Apply an event atomically, checking the transition against the stored state.
+    pub async fn apply(&self, id: &str, event: JobEvent, now_ms: i64) -> Result<Job, JobsError> {
+        let id = id.to_string();
+        self.store
+            .write(move |tx| {
+                let job = get_in(tx, &id)?;
+                let next = next_state(job.state, &event, job.attempts + 1, job.max_attempts)?;
+                let mut notes = job.notes.clone();
+                let mut failed_on = job.failed_on.clone();
+                match &event {
+                    JobEvent::Dispatched { server_id, remote_id } => {
+                        tx.execute(
+                            "UPDATE jobs SET state=?2, server_id=?3, remote_id=?4, progress=0 WHERE id=?1",
+                            params![id, next.as_str(), server_id, remote_id],
+                        )?;
+                    }
+                    JobEvent::Started => {
+                        tx.execute("UPDATE jobs SET state=?2, started_ms=COALESCE(started_ms, ?3) WHERE id=?1", params![id, next.as_str(), now_ms])?;
+                    }
+                    JobEvent::Succeeded => {
+                        tx.execute("UPDATE jobs SET state=?2, finished_ms=?3, progress=1, error=NULL WHERE id=?1", params![id, next.as_str(), now_ms])?;
+                    }
+                    JobEvent::Failed { message, .. } => {
+                        if let Some(s) = &job.server_id {
+                            if !failed_on.contains(s) {
+                                failed_on.push(s.clone());
+                            }
+                        }
+                        let attempts = job.attempts + 1;
+                        if next == JobState::Queued {
+                            notes.push(format!("attempt {attempts} failed: {message}; retrying"));
+                            tx.execute(
+                                "UPDATE jobs SET state='queued', attempts=?2, not_before_ms=?3, error=?4, server_id=NULL, remote_id=NULL, failed_on=?5, notes=?6 WHERE id=?1",
+                                params![id, attempts, now_ms + backoff_ms(attempts), message, serde_json::to_string(&failed_on).unwrap_or_default(), serde_json::to_string(&notes).unwrap_or_default()],
+                            )?;
+                        } else {
+                            tx.execute(
+                                "UPDATE jobs SET state='failed', attempts=?2, finished_ms=?3, error=?4, failed_on=?5 WHERE id=?1",
+                                params![id, attempts, now_ms, message, serde_json::to_string(&failed_on).unwrap_or_default()],
+                            )?;
+                        }
+                    }
+                    JobEvent::Cancelled => {
+                        tx.execute("UPDATE jobs SET state='cancelled', finished_ms=?2 WHERE id=?1", params![id, now_ms])?;
+                    }
+                    JobEvent::Requeued { reason } => {
+                        if let Some(s) = &job.server_id {
+                            if !failed_on.contains(s) {
+                                failed_on.push(s.clone());
+                            }
+                        }
+                        notes.push(reason.clone());
+                        tx.execute(
+                            "UPDATE jobs SET state='queued', server_id=NULL, remote_id=NULL, progress=0, failed_on=?2, notes=?3 WHERE id=?1",
+                            params![id, serde_json::to_string(&failed_on).unwrap_or_default(), serde_json::to_string(&notes).unwrap_or_default()],
+                        )?;
+                    }
+                }
+                get_in(tx, &id)
+            })
+            .await
+    }
+
+    /// Record progress (0.0 – 1.0) of a running job.
+    pub async fn set_progress(&self, id: &str, progress: f64) -> Result<(), JobsError> {
+        let id = id.to_string();
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE jobs SET progress=?2 WHERE id=?1 AND state IN ('dispatched','running')",
+                    params![id, progress.clamp(0.0, 1.0)],
+                )?;
+                Ok::<_, JobsError>(())
+            })
+            .await
+    }
+
+    /// Attach downloaded outputs.
+    pub async fn set_outputs(&self, id: &str, outputs: Vec<JobOutput>) -> Result<(), JobsError> {
+        let id = id.to_string();
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE jobs SET outputs=?2 WHERE id=?1",
+                    params![id, serde_json::to_string(&outputs).unwrap_or_default()],
+                )?;
+                Ok::<_, JobsError>(())
+            })
+            .await
+    }
+
+    /// Change a queued job's priority.
+    pub async fn set_priority(&self, id: &str, priority: u8) -> Result<Job, JobsError> {
+        if !(1..=10).contains(&priority) {
+            return Err(JobsError::BadPriority(priority));
+        }
+        let id = id.to_string();
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE jobs SET priority=?2 WHERE id=?1",
+                    params![id, priority],
+                )?;
+                get_in(tx, &id)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use JobState::*;
+
+    fn fail(retryable: bool) -> JobEvent {
+        JobEvent::Failed {
+            message: "x".into(),
+            retryable,
+        }
+    }
+
+    #[test]
+    fn jobs_state_machine_allows_the_documented_paths_only() {
+        let d = JobEvent::Dispatched {
+            server_id: "s".into(),
+            remote_id: "r".into(),
+        };
+        assert_eq!(next_state(Queued, &d, 1, 3), Ok(Dispatched));
+        assert_eq!(
+            next_state(Dispatched, &JobEvent::Started, 1, 3),
+            Ok(Running)
+        );
+        assert_eq!(
+            next_state(Running, &JobEvent::Succeeded, 1, 3),
+            Ok(Succeeded)
+        );
+        assert_eq!(
+            next_state(Dispatched, &JobEvent::Succeeded, 1, 3),
+            Ok(Succeeded),
+            "a cached prompt can finish before it is seen running"
+        );
+        assert_eq!(
+            next_state(Queued, &JobEvent::Cancelled, 1, 3),
+            Ok(Cancelled)
+        );
+        assert_eq!(
+            next_state(
+                Running,
+                &JobEvent::Requeued {
+                    reason: "died".into()
+                },
+                1,
+                3
+            ),
+            Ok(Queued)
+        );
+        // A finished job never runs again.
+        for s in [Succeeded, Failed, Cancelled] {
+            assert!(next_state(s, &d, 1, 3).is_err());
+            assert!(next_state(s, &JobEvent::Succeeded, 1, 3).is_err());
+        }
+        assert!(next_state(Queued, &JobEvent::Started, 1, 3).is_err());
+        assert!(next_state(Queued, &JobEvent::Succeeded, 1, 3).is_err());
+    }
+
+    #[test]
+    fn jobs_retry_only_transport_failures_while_attempts_remain() {
+        assert_eq!(next_state(Running, &fail(true), 1, 3), Ok(Queued));
+        assert_eq!(next_state(Running, &fail(true), 2, 3), Ok(Queued));
+        assert_eq!(next_state(Running, &fail(true), 3, 3), Ok(Failed));
+        assert_eq!(
+            next_state(Running, &fail(false), 1, 3),
+            Ok(Failed),
+            "a validation or runtime error is not retried"
+        );
+    }
+
+    #[test]
+    fn jobs_backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_ms(1), 2_000);
+        assert_eq!(backoff_ms(2), 4_000);
+        assert_eq!(backoff_ms(3), 8_000);
+        assert_eq!(backoff_ms(30), BACKOFF_MAX_MS);
+    }
+
+    async fn jobs() -> (Jobs, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("j.db")).unwrap();
+        (Jobs::new(store), dir)
+    }
+
+    #[tokio::test]
+    async fn jobs_ready_orders_by_priority_then_age_and_respects_backoff() {
+        let (j, _d) = jobs().await;
+        let w = serde_json::json!({});
+        let a = j.submit(NewJob::new("a", w.clone()), 1).await.unwrap();
+        let mut hi = NewJob::new("hi", w.clone());
+        hi.priority = 9;
+        let h = j.submit(hi, 2).await.unwrap();
+        let b = j.submit(NewJob::new("b", w.clone()), 3).await.unwrap();
+        let ids: Vec<_> = j
+            .ready(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.id)
+            .collect();
+        assert_eq!(ids, vec![h.id.clone(), a.id.clone(), b.id.clone()]);
+        // A retried job waits out its backoff.
+        j.apply(
+            &a.id,
+            JobEvent::Dispatched {
+                server_id: "s1".into(),
+                remote_id: "r".into(),
+            },
+            11,
+        )
+        .await
+        .unwrap();
+        let back = j.apply(&a.id, fail(true), 12).await.unwrap();
+        assert_eq!(
+            (back.state, back.attempts, back.failed_on.clone()),
+            (Queued, 1, vec!["s1".to_string()])
+        );
+        assert!(!j.ready(13).await.unwrap().iter().any(|x| x.id == a.id));
+        assert!(j
+            .ready(12 + backoff_ms(1))
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == a.id));
+        assert!(matches!(
+            j.submit(
+                NewJob {
+                    priority: 11,
+                    ..NewJob::new("x", w)
+                },
+                1
+            )
+            .await,
+            Err(JobsError::BadPriority(11))
+        ));
+    }
+
+    #[tokio::test]
+    async fn jobs_record_timings_outputs_and_refuse_to_finish_twice() {
+        let (j, _d) = jobs().await;
+        let job = j
+            .submit(NewJob::new("a", serde_json::json!({"1": {}})), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            j.workflow(&job.id).await.unwrap(),
+            serde_json::json!({"1": {}})
+        );
+        j.apply(
+            &job.id,
+            JobEvent::Dispatched {
+                server_id: "s".into(),
+                remote_id: "p1".into(),
+            },
+            110,
+        )
+        .await
+        .unwrap();
+        j.apply(&job.id, JobEvent::Started, 120).await.unwrap();
+        j.set_progress(&job.id, 0.5).await.unwrap();
+        j.set_outputs(
+            &job.id,
+            vec![JobOutput {
+                node_id: "9".into(),
+                filename: "a.png".into(),
+                path: "/g/a.png".into(),
+            }],
+        )
+        .await
+        .unwrap();
+        let done = j.apply(&job.id, JobEvent::Succeeded, 150).await.unwrap();
+        assert_eq!(
+            (done.queued_ms, done.started_ms, done.finished_ms),
+            (100, Some(120), Some(150))
+        );
+        assert_eq!(done.remote_id.as_deref(), Some("p1"));
+        assert_eq!(done.outputs.len(), 1);
+        assert_eq!(done.progress, 1.0);
+        assert!(j.apply(&job.id, JobEvent::Succeeded, 160).await.is_err());
+        assert!(j.apply(&job.id, JobEvent::Cancelled, 160).await.is_err());
+    }
+}
