@@ -1,5 +1,7 @@
 //! A client for one ComfyUI server over HTTP (and, for jobs, its WebSocket), with the server's auth.
 
+pub mod messages;
+
 use std::time::Duration;
 
 use base64::Engine;
