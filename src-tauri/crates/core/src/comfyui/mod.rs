@@ -1,5 +1,6 @@
 //! A client for one ComfyUI server over HTTP (and, for jobs, its WebSocket), with the server's auth.
 
+pub mod follow;
 pub mod messages;
 
 use std::time::Duration;
@@ -238,6 +239,318 @@ impl ComfyClient {
             running: q.queue_running.len() as u32,
             pending: q.queue_pending.len() as u32,
         })
+    }
+}
+
+/// What `POST /prompt` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub prompt_id: String,
+    pub number: i64,
+}
+
+/// Why a prompt was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The server refused the workflow (400): never retried; the message is per node.
+    #[error("{message}")]
+    Invalid { message: String },
+    #[error("{0}")]
+    Call(#[from] ComfyError),
+}
+
+/// A finished prompt as `/history/{id}` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub success: bool,
+    pub completed: bool,
+    /// (node id, image) for every output image.
+    pub outputs: Vec<(String, messages::OutputImage)>,
+    /// The last status message's kind (`execution_success`, `execution_error`, `execution_interrupted`).
+    pub last_message: Option<String>,
+    /// For errors: the exception message from the `execution_error` entry.
+    pub error: Option<String>,
+}
+
+/// Prompt ids in `/queue`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueIds {
+    pub running: Vec<String>,
+    pub pending: Vec<String>,
+}
+
+impl ComfyClient {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, ComfyError> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .headers(self.headers.clone())
+            .json(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        match resp.status().as_u16() {
+            401 => Err(ComfyError::Unauthorized {
+                status: 401,
+                credentials_sent: self.credentials_sent,
+            }),
+            403 => Err(ComfyError::Forbidden),
+            _ => Ok(resp),
+        }
+    }
+
+    /// `POST /prompt` with our own prompt id (so a crash between sending and recording can be
+    /// reconciled exactly) and client id (so execution messages come to our socket).
+    pub async fn submit(
+        &self,
+        workflow: &serde_json::Value,
+        client_id: &str,
+        prompt_id: &str,
+    ) -> Result<Submitted, SubmitError> {
+        let body = serde_json::json!({ "prompt": workflow, "client_id": client_id, "prompt_id": prompt_id });
+        let resp = self.post_json("/prompt", &body).await?;
+        let status = resp.status().as_u16();
+        let bytes = read_limited(resp, STATS_BODY_LIMIT, "/prompt").await?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ComfyError::NotComfy {
+                path: "/prompt".into(),
+                reason: e.to_string(),
+            })?;
+        match status {
+            200 => Ok(Submitted {
+                prompt_id: v
+                    .get("prompt_id")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or(prompt_id)
+                    .to_string(),
+                number: v.get("number").and_then(|n| n.as_i64()).unwrap_or(0),
+            }),
+            400 => Err(SubmitError::Invalid {
+                message: messages::validation_message(&v),
+            }),
+            _ => Err(ComfyError::Http {
+                status,
+                path: "/prompt".into(),
+                snippet: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            }
+            .into()),
+        }
+    }
+
+    /// `GET /history/{id}`: `None` while the prompt is pending, running, or unknown.
+    pub async fn history(&self, prompt_id: &str) -> Result<Option<HistoryEntry>, ComfyError> {
+        let v: serde_json::Value = self
+            .get_json(&format!("/history/{prompt_id}"), QUEUE_BODY_LIMIT)
+            .await?;
+        let Some(entry) = v.get(prompt_id) else {
+            return Ok(None);
+        };
+        let status = entry.get("status").cloned().unwrap_or_default();
+        let msgs = status
+            .get("messages")
+            .and_then(|m| m.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let last_message = msgs
+            .last()
+            .and_then(|m| m.get(0))
+            .and_then(|k| k.as_str())
+            .map(str::to_string);
+        let error = msgs
+            .iter()
+            .find(|m| m.get(0).and_then(|k| k.as_str()) == Some("execution_error"))
+            .and_then(|m| m.get(1))
+            .map(|d| {
+                let node = d
+                    .get("node_type")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("a node");
+                let msg = d
+                    .get("exception_message")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("failed")
+                    .trim();
+                format!("{node} failed: {msg}")
+            });
+        let mut outputs = Vec::new();
+        if let Some(serde_json::Value::Object(nodes)) = entry.get("outputs") {
+            for (node, out) in nodes {
+                for img in messages::images_of(out) {
+                    outputs.push((node.clone(), img));
+                }
+            }
+        }
+        Ok(Some(HistoryEntry {
+            success: status.get("status_str").and_then(|x| x.as_str()) == Some("success"),
+            completed: status
+                .get("completed")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
+            outputs,
+            last_message,
+            error,
+        }))
+    }
+
+    /// Prompt ids running and pending (`/queue` items are `[number, prompt_id, …]`; pending sorted by number).
+    pub async fn queue_ids(&self) -> Result<QueueIds, ComfyError> {
+        let q: QueueBody = self.get_json("/queue", QUEUE_BODY_LIMIT).await?;
+        let ids = |items: Vec<serde_json::Value>| {
+            let mut v: Vec<(f64, String)> = items
+                .into_iter()
+                .filter_map(|i| Some((i.get(0)?.as_f64()?, i.get(1)?.as_str()?.to_string())))
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v.into_iter().map(|(_, id)| id).collect()
+        };
+        Ok(QueueIds {
+            running: ids(q.queue_running),
+            pending: ids(q.queue_pending),
+        })
+    }
+
+    /// Interrupt `prompt_id` if it is the one running.
+    pub async fn interrupt(&self, prompt_id: &str) -> Result<(), ComfyError> {
+        self.post_json("/interrupt", &serde_json::json!({ "prompt_id": prompt_id }))
+            .await
+            .map(|_| ())
+    }
+
+    /// Remove pending prompts from the server's queue.
+    pub async fn delete_pending(&self, prompt_ids: &[String]) -> Result<(), ComfyError> {
+        self.post_json("/queue", &serde_json::json!({ "delete": prompt_ids }))
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /models/{folder}`: the files in one models folder (`None` when the server has no such folder).
+    pub async fn models(&self, folder: &str) -> Result<Option<Vec<String>>, ComfyError> {
+        match self
+            .get_json::<Vec<String>>(&format!("/models/{folder}"), QUEUE_BODY_LIMIT)
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(ComfyError::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Download an output through `/view` into `dest` (written to a `.part` file, renamed when complete).
+    pub async fn download(
+        &self,
+        image: &messages::OutputImage,
+        dest: &std::path::Path,
+        limit: u64,
+    ) -> Result<u64, ComfyError> {
+        use tokio::io::AsyncWriteExt;
+        let resp = self
+            .http
+            .get(self.url("/view"))
+            .headers(self.headers.clone())
+            .query(&[
+                ("filename", image.filename.as_str()),
+                ("subfolder", image.subfolder.as_str()),
+                ("type", image.kind.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(ComfyError::Http {
+                status,
+                path: "/view".into(),
+                snippet: String::new(),
+            });
+        }
+        let part = dest.with_extension("part");
+        let io = |e: std::io::Error| {
+            ComfyError::Transport(format!("could not write {}: {e}", part.display()))
+        };
+        let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+        let mut resp = resp;
+        let mut written = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+            written += chunk.len() as u64;
+            if written > limit {
+                drop(file);
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(ComfyError::TooLarge {
+                    path: "/view".into(),
+                    limit: limit as usize,
+                });
+            }
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        drop(file);
+        tokio::fs::rename(&part, dest).await.map_err(io)?;
+        Ok(written)
+    }
+
+    /// Upload a local image for `LoadImage` (`POST /upload/image`); returns the name the server stored.
+    pub async fn upload_image(
+        &self,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, ComfyError> {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_string());
+        let form = reqwest::multipart::Form::new()
+            .part("image", part)
+            .text("type", "input")
+            .text("overwrite", "false");
+        let resp = self
+            .http
+            .post(self.url("/upload/image"))
+            .headers(self.headers.clone())
+            .multipart(form)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let body = read_limited(resp, STATS_BODY_LIMIT, "/upload/image").await?;
+        if status != 200 {
+            return Err(ComfyError::Http {
+                status,
+                path: "/upload/image".into(),
+                snippet: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ComfyError::NotComfy {
+                path: "/upload/image".into(),
+                reason: e.to_string(),
+            })?;
+        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or(file_name);
+        let sub = v.get("subfolder").and_then(|n| n.as_str()).unwrap_or("");
+        Ok(if sub.is_empty() {
+            name.to_string()
+        } else {
+            format!("{sub}/{name}")
+        })
+    }
+
+    /// The WebSocket URL for `client_id` (ws:// or wss:// matching the server URL).
+    pub fn ws_url(&self, client_id: &str) -> String {
+        let base = if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            format!("ws://{}", self.base.trim_start_matches("http://"))
+        };
+        format!("{base}/ws?clientId={client_id}")
+    }
+
+    /// Headers for the WebSocket handshake (the same auth as HTTP).
+    pub fn auth_header_map(&self) -> &HeaderMap {
+        &self.headers
     }
 }
 

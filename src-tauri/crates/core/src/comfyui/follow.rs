@@ -1,0 +1,202 @@
+//! Running one prompt on one ComfyUI server: open the WebSocket, submit, follow progress and
+//! previews, and when the socket drops keep following through `/history` and `/queue`.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::messages::{parse_binary, parse_text, ComfyEvent, OutputImage};
+use super::{ComfyClient, ComfyError, SubmitError};
+
+/// How often `/history` is polled once the WebSocket is gone (and, slowly, as a safety net while it is up).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// Consecutive failed polls after which the server is considered dead for this job.
+const MAX_POLL_FAILURES: u32 = 4;
+
+/// What happened while a prompt ran, for progress bars and previews.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    /// Accepted by the server (its queue position is `number`).
+    Accepted {
+        number: i64,
+    },
+    Started,
+    /// 0.0 – 1.0 over the whole workflow.
+    Progress(f64),
+    Preview {
+        mime: &'static str,
+        bytes: Vec<u8>,
+    },
+    /// The WebSocket dropped; following continues by polling.
+    SocketLost,
+}
+
+/// How a prompt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    Succeeded {
+        outputs: Vec<(String, OutputImage)>,
+    },
+    /// A runtime error on the server (not retried).
+    Failed {
+        message: String,
+    },
+    Interrupted,
+    Cancelled,
+    TimedOut,
+    /// The server went away (or forgot the prompt, e.g. after a restart): run it again elsewhere.
+    Lost {
+        reason: String,
+    },
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(client: &ComfyClient, client_id: &str, timeout: Duration) -> Option<Ws> {
+    let mut req = client.ws_url(client_id).into_client_request().ok()?;
+    for (k, v) in client.auth_header_map() {
+        if k != reqwest::header::ACCEPT {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req)).await {
+        Ok(Ok((ws, _))) => Some(ws),
+        _ => None,
+    }
+}
+
+/// Submit `workflow` as `prompt_id` and follow it to the end. `cancel` flips to true to cancel.
+pub async fn run_prompt(
+    client: &ComfyClient,
+    workflow: &serde_json::Value,
+    prompt_id: &str,
+    timeout: Duration,
+    mut cancel: watch::Receiver<bool>,
+    mut on_event: impl FnMut(RunEvent) + Send,
+) -> Result<RunOutcome, SubmitError> {
+    let client_id = format!("comfyfleet-{prompt_id}");
+    let deadline = Instant::now() + timeout;
+    let mut ws = connect(client, &client_id, Duration::from_secs(5)).await;
+    let accepted = client.submit(workflow, &client_id, prompt_id).await?;
+    on_event(RunEvent::Accepted {
+        number: accepted.number,
+    });
+
+    let mut outputs: Vec<(String, OutputImage)> = Vec::new();
+    let mut started = false;
+    let mut failed: Option<String> = None;
+    let mut interrupted = false;
+    let mut succeeded = false;
+    let mut poll_failures = 0u32;
+    let mut next_poll = Instant::now() + SAFETY_POLL;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = client.interrupt(prompt_id).await;
+            let _ = client.delete_pending(&[prompt_id.to_string()]).await;
+            return Ok(RunOutcome::TimedOut);
+        }
+        let wait_poll = next_poll.saturating_duration_since(now).min(deadline - now);
+        tokio::select! {
+            changed = cancel.changed() => {
+                if changed.is_ok() && *cancel.borrow() {
+                    let _ = client.delete_pending(&[prompt_id.to_string()]).await;
+                    let _ = client.interrupt(prompt_id).await;
+                    return Ok(RunOutcome::Cancelled);
+                }
+            }
+            msg = async { match ws.as_mut() { Some(w) => w.next().await, None => std::future::pending().await } } => {
+                let event = match msg {
+                    Some(Ok(Message::Text(t))) => parse_text(t.as_str()),
+                    Some(Ok(Message::Binary(b))) => parse_binary(&b),
+                    Some(Ok(_)) => None,
+                    Some(Err(_)) | None => {
+                        ws = None;
+                        on_event(RunEvent::SocketLost);
+                        next_poll = Instant::now();
+                        continue;
+                    }
+                };
+                let Some(event) = event else { continue };
+                let ours = |p: &str| p == prompt_id;
+                match event {
+                    ComfyEvent::ExecutionStart { prompt_id: p } if ours(&p) => {
+                        if !started { started = true; on_event(RunEvent::Started); }
+                    }
+                    ComfyEvent::ProgressState { prompt_id: p, finished, total, running_fraction } if ours(&p) && total > 0 => {
+                        if !started { started = true; on_event(RunEvent::Started); }
+                        on_event(RunEvent::Progress(((finished as f64 + running_fraction) / total as f64).clamp(0.0, 1.0)));
+                    }
+                    ComfyEvent::Executed { prompt_id: p, node, images } if ours(&p) => {
+                        outputs.extend(images.into_iter().map(|i| (node.clone(), i)));
+                    }
+                    ComfyEvent::Preview { prompt_id: p, mime, bytes, .. } if p.as_deref().map_or(started, ours) => {
+                        on_event(RunEvent::Preview { mime, bytes });
+                    }
+                    ComfyEvent::Success { prompt_id: p } if ours(&p) => succeeded = true,
+                    ComfyEvent::Error { prompt_id: p, node_id, node_type, message, exception_type } if ours(&p) => {
+                        failed = Some(format!("Node {node_id} ({node_type}) failed: {message} ({exception_type})"));
+                    }
+                    ComfyEvent::Interrupted { prompt_id: p, .. } if ours(&p) => interrupted = true,
+                    ComfyEvent::Executing { prompt_id: Some(p), node: None } if ours(&p) => {
+                        // The terminal marker: decide from what we saw.
+                        if let Some(message) = failed { return Ok(RunOutcome::Failed { message }); }
+                        if interrupted { return Ok(RunOutcome::Interrupted); }
+                        if succeeded { return Ok(RunOutcome::Succeeded { outputs }); }
+                        // Saw the end without the details (e.g. a reconnect): ask history.
+                        next_poll = Instant::now();
+                    }
+                    _ => {}
+                }
+            }
+            _ = tokio::time::sleep(wait_poll) => {
+                next_poll = Instant::now() + if ws.is_some() { SAFETY_POLL } else { POLL_INTERVAL };
+                match poll(client, prompt_id).await {
+                    Ok(Some(outcome)) => return Ok(outcome),
+                    Ok(None) => poll_failures = 0,
+                    Err(e) => {
+                        poll_failures += 1;
+                        if poll_failures >= MAX_POLL_FAILURES {
+                            return Ok(RunOutcome::Lost { reason: e.to_string() });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One look at `/history` and `/queue`: `Some` when the prompt has ended (or the server forgot it).
+async fn poll(client: &ComfyClient, prompt_id: &str) -> Result<Option<RunOutcome>, ComfyError> {
+    if let Some(h) = client.history(prompt_id).await? {
+        return Ok(Some(match h.last_message.as_deref() {
+            _ if h.success => RunOutcome::Succeeded { outputs: h.outputs },
+            Some("execution_interrupted") => RunOutcome::Interrupted,
+            _ => RunOutcome::Failed {
+                message: h
+                    .error
+                    .unwrap_or_else(|| "the workflow failed on the server".into()),
+            },
+        }));
+    }
+    let q = client.queue_ids().await?;
+    if q.running
+        .iter()
+        .chain(q.pending.iter())
+        .any(|id| id == prompt_id)
+    {
+        return Ok(None);
+    }
+    // Neither queued nor in history: look once more (it may have finished between the two calls).
+    if client.history(prompt_id).await?.is_some() {
+        return Box::pin(poll(client, prompt_id)).await;
+    }
+    Ok(Some(RunOutcome::Lost {
+        reason: "the server no longer knows this job (it may have restarted)".into(),
+    }))
+}
