@@ -65,4 +65,8 @@ impl AppHome {
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
+    /// Job outputs, one folder per job.
+    pub fn gallery_dir(&self) -> PathBuf {
+        self.root.join("gallery")
+    }
 }

@@ -3,6 +3,7 @@
 pub mod comfyui;
 pub mod error_info;
 pub mod fleet;
+pub mod gallery;
 pub mod health;
 pub mod home;
 pub mod jobs;
