@@ -1,6 +1,7 @@
 //! comfyfleet-core: every ComfyFleet capability, shared by the desktop shell and the CLI. No Tauri here.
 
 pub mod comfyui;
+pub mod dispatcher;
 pub mod error_info;
 pub mod fleet;
 pub mod gallery;

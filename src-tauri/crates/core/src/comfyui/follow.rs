@@ -200,3 +200,46 @@ async fn poll(client: &ComfyClient, prompt_id: &str) -> Result<Option<RunOutcome
         reason: "the server no longer knows this job (it may have restarted)".into(),
     }))
 }
+
+/// Follow a prompt that was submitted before (e.g. by a previous run of the app) without sending it again.
+pub async fn attach(
+    client: &ComfyClient,
+    prompt_id: &str,
+    timeout: Duration,
+    mut cancel: watch::Receiver<bool>,
+    mut on_event: impl FnMut(RunEvent) + Send,
+) -> Result<RunOutcome, SubmitError> {
+    let deadline = Instant::now() + timeout;
+    let mut failures = 0u32;
+    loop {
+        match poll(client, prompt_id).await {
+            Ok(Some(outcome)) => return Ok(outcome),
+            Ok(None) => {
+                failures = 0;
+                on_event(RunEvent::Started);
+            }
+            Err(e) => {
+                failures += 1;
+                if failures >= MAX_POLL_FAILURES {
+                    return Ok(RunOutcome::Lost {
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            let _ = client.interrupt(prompt_id).await;
+            return Ok(RunOutcome::TimedOut);
+        }
+        tokio::select! {
+            changed = cancel.changed() => {
+                if changed.is_ok() && *cancel.borrow() {
+                    let _ = client.delete_pending(&[prompt_id.to_string()]).await;
+                    let _ = client.interrupt(prompt_id).await;
+                    return Ok(RunOutcome::Cancelled);
+                }
+            }
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}

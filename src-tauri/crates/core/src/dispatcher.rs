@@ -1,0 +1,608 @@
+//! The dispatcher: one task that keeps every server fed from the persistent queue through the
+//! router, runs each job on its backend, moves jobs off servers that die, and reconciles in-flight
+//! jobs against their servers after a restart so no job is lost or run twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::comfyui::follow::{run_prompt, RunEvent, RunOutcome};
+use crate::comfyui::messages::OutputImage;
+use crate::comfyui::{ComfyClient, SubmitError};
+use crate::health::{Health, Status};
+use crate::jobs::{Job, JobEvent, JobOutput, JobState, Jobs, JobsError, NewJob};
+use crate::router::{decide, Candidate, Decision, JobNeeds, RouterConfig};
+use crate::servers::{Server, ServerList};
+use crate::workflow::Workflow;
+
+/// Outputs larger than this are not downloaded.
+const MAX_OUTPUT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// How long a server's model list is trusted.
+const INVENTORY_TTL: Duration = Duration::from_secs(60);
+
+/// A change to a job, for the UI and the CLI.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobUpdate {
+    /// State, server, error or outputs changed.
+    Changed {
+        job: Job,
+    },
+    Progress {
+        job_id: String,
+        progress: f64,
+    },
+    Preview {
+        job_id: String,
+        mime: String,
+        data_base64: String,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    in_flight: HashMap<String, u32>,
+    cancels: HashMap<String, watch::Sender<bool>>,
+    rr_cursor: usize,
+    /// (server id, workflow shape) → smoothed seconds per job.
+    timings: HashMap<(String, String), f64>,
+    inventories: HashMap<String, (Instant, BTreeMap<String, Vec<String>>)>,
+}
+
+struct Inner {
+    jobs: Jobs,
+    servers: ServerList,
+    health: Health,
+    gallery: PathBuf,
+    http: reqwest::Client,
+    config: Mutex<RouterConfig>,
+    state: Mutex<State>,
+    wake: Arc<Notify>,
+    updates: broadcast::Sender<JobUpdate>,
+}
+
+/// A handle to the running dispatcher. Cheap to clone; the task stops when every handle is dropped.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+/// The "shape" of a workflow (its node classes), so timings of the same workflow with other prompts are shared.
+pub fn workflow_shape(workflow: &serde_json::Value) -> String {
+    let mut classes: Vec<&str> = workflow
+        .as_object()
+        .map(|o| {
+            o.values()
+                .filter_map(|n| n.get("class_type").and_then(|c| c.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    classes.sort_unstable();
+    classes.join(",")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Dispatcher {
+    /// Start dispatching: reconcile what was in flight, then run queued jobs.
+    pub fn start(
+        jobs: Jobs,
+        servers: ServerList,
+        health: Health,
+        gallery: PathBuf,
+        config: RouterConfig,
+    ) -> Self {
+        let (updates, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            jobs,
+            servers,
+            health,
+            gallery,
+            http: crate::comfyui::http_client(),
+            config: Mutex::new(config),
+            state: Mutex::new(State::default()),
+            wake: Arc::new(Notify::new()),
+            updates,
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            if let Some(inner) = weak.upgrade() {
+                inner.reconcile().await;
+            }
+            loop {
+                let Some(inner) = weak.upgrade() else { break };
+                if let Err(e) = inner.dispatch_ready().await {
+                    tracing::warn!(error = %e, "dispatch round failed");
+                }
+                let wake = inner.wake.clone();
+                drop(inner);
+                let notified = wake.notified();
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        });
+        Self { inner }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobUpdate> {
+        self.inner.updates.subscribe()
+    }
+
+    pub fn config(&self) -> RouterConfig {
+        *lock(&self.inner.config)
+    }
+
+    pub fn set_config(&self, config: RouterConfig) {
+        *lock(&self.inner.config) = config;
+        self.inner.wake.notify_one();
+    }
+
+    /// Queue a job (on disk before this returns) and wake the dispatcher.
+    pub async fn submit(&self, job: NewJob) -> Result<Job, JobsError> {
+        let job = self.inner.jobs.submit(job, crate::now_ms()).await?;
+        let _ = self
+            .inner
+            .updates
+            .send(JobUpdate::Changed { job: job.clone() });
+        self.inner.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Cancel a job: a queued one at once; a running one is interrupted on its server.
+    pub async fn cancel(&self, id: &str) -> Result<Job, JobsError> {
+        let job = self.inner.jobs.get(id).await?;
+        if job.state == JobState::Queued {
+            let job = self
+                .inner
+                .jobs
+                .apply(id, JobEvent::Cancelled, crate::now_ms())
+                .await?;
+            let _ = self
+                .inner
+                .updates
+                .send(JobUpdate::Changed { job: job.clone() });
+            return Ok(job);
+        }
+        if let Some(tx) = lock(&self.inner.state).cancels.get(&job.id) {
+            let _ = tx.send(true);
+        }
+        Ok(job)
+    }
+
+    /// Wait until the job is finished (succeeded, failed or cancelled).
+    pub async fn wait(&self, id: &str) -> Result<Job, JobsError> {
+        let mut rx = self.subscribe();
+        loop {
+            let job = self.inner.jobs.get(id).await?;
+            if job.state.is_final() {
+                return Ok(job);
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(250), async {
+                while let Ok(u) = rx.recv().await {
+                    if matches!(&u, JobUpdate::Changed { job } if job.id == id) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+}
+
+impl Inner {
+    fn changed(&self, job: &Job) {
+        let _ = self.updates.send(JobUpdate::Changed { job: job.clone() });
+    }
+
+    async fn apply(&self, id: &str, event: JobEvent) -> Option<Job> {
+        match self.jobs.apply(id, event, crate::now_ms()).await {
+            Ok(job) => {
+                self.changed(&job);
+                Some(job)
+            }
+            Err(e) => {
+                tracing::warn!(job = id, error = %e, "job update refused");
+                None
+            }
+        }
+    }
+
+    async fn client_for(&self, server: &Server) -> ComfyClient {
+        let creds = self.servers.credentials(server).await.ok();
+        ComfyClient::new(self.http.clone(), &server.url, creds.as_ref())
+    }
+
+    /// Model files per folder on a server, cached; `None` when it cannot be listed.
+    async fn inventory(
+        &self,
+        server: &Server,
+        folders: &[String],
+    ) -> Option<BTreeMap<String, Vec<String>>> {
+        if let Some((at, inv)) = lock(&self.state).inventories.get(&server.id) {
+            if at.elapsed() < INVENTORY_TTL && folders.iter().all(|f| inv.contains_key(f)) {
+                return Some(inv.clone());
+            }
+        }
+        let client = self.client_for(server).await;
+        let mut inv = BTreeMap::new();
+        for folder in folders {
+            let files = tokio::time::timeout(
+                Duration::from_millis(server.timeout_ms as u64),
+                client.models(folder),
+            )
+            .await
+            .ok()?
+            .ok()?;
+            inv.insert(folder.clone(), files.unwrap_or_default());
+        }
+        lock(&self.state)
+            .inventories
+            .insert(server.id.clone(), (Instant::now(), inv.clone()));
+        Some(inv)
+    }
+
+    async fn candidates(
+        &self,
+        servers: &[Server],
+        needs_folders: &[String],
+        shape: &str,
+    ) -> Vec<Candidate> {
+        let statuses = self.health.statuses().await.unwrap_or_default();
+        let mut out = Vec::new();
+        for s in servers {
+            let st = statuses.iter().find(|x| x.server_id == s.id);
+            let status = st.map(|x| x.status).unwrap_or(Status::Unknown);
+            let online = matches!(status, Status::Connected | Status::Unknown);
+            let models = if needs_folders.is_empty() || !online {
+                None
+            } else {
+                self.inventory(s, needs_folders).await
+            };
+            let (in_flight, secs) = {
+                let state = lock(&self.state);
+                (
+                    state.in_flight.get(&s.id).copied().unwrap_or(0),
+                    state
+                        .timings
+                        .get(&(s.id.clone(), shape.to_string()))
+                        .copied(),
+                )
+            };
+            let queue = st
+                .and_then(|x| x.queue)
+                .map(|q| q.running + q.pending)
+                .unwrap_or(0);
+            out.push(Candidate {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                online,
+                active: s.active,
+                local: s.has_tag("local"),
+                in_flight,
+                queue_depth: queue.max(in_flight),
+                models,
+                secs_per_job: secs,
+                warmup_secs: 0.0,
+            });
+        }
+        out
+    }
+
+    /// One round: route every ready job that can go somewhere now.
+    async fn dispatch_ready(self: &Arc<Self>) -> Result<(), JobsError> {
+        let ready = self.jobs.ready(crate::now_ms()).await?;
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let servers = self.servers.list().await.unwrap_or_default();
+        let cfg = *lock(&self.config);
+        let backlog = ready.len() as u32;
+        for (i, job) in ready.into_iter().enumerate() {
+            let workflow = self.jobs.workflow(&job.id).await?;
+            let parsed = Workflow::from_value(workflow.clone());
+            let models = parsed.as_ref().map(|w| w.models()).unwrap_or_default();
+            let mut folders: Vec<String> = models.iter().map(|m| m.folder.clone()).collect();
+            folders.dedup();
+            let shape = workflow_shape(&workflow);
+            let cands = self.candidates(&servers, &folders, &shape).await;
+            let needs = JobNeeds {
+                models,
+                pinned: job.target.clone(),
+                avoid: job.failed_on.clone(),
+                backlog: backlog - i as u32,
+            };
+            let cursor = lock(&self.state).rr_cursor;
+            let (decision, next) = decide(&needs, &cands, &cfg, cursor);
+            lock(&self.state).rr_cursor = next;
+            match decision {
+                Decision::Dispatch { server_id, reason } => {
+                    let Some(server) = servers.iter().find(|s| s.id == server_id).cloned() else {
+                        continue;
+                    };
+                    let prompt_id = uuid::Uuid::new_v4().to_string();
+                    // Recorded before sending, so a crash mid-send is reconciled against the server.
+                    let Some(job) = self
+                        .apply(
+                            &job.id,
+                            JobEvent::Dispatched {
+                                server_id: server.id.clone(),
+                                remote_id: prompt_id.clone(),
+                            },
+                        )
+                        .await
+                    else {
+                        continue;
+                    };
+                    tracing::info!(job = %job.id, server = %server.name, %reason, "dispatched");
+                    let (tx, rx) = watch::channel(false);
+                    {
+                        let mut state = lock(&self.state);
+                        *state.in_flight.entry(server.id.clone()).or_default() += 1;
+                        state.cancels.insert(job.id.clone(), tx);
+                    }
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.run(job, server, workflow, prompt_id, shape, rx, true)
+                            .await
+                    });
+                }
+                Decision::Wait { .. } => {}
+                Decision::Refuse { reason } => {
+                    self.apply(
+                        &job.id,
+                        JobEvent::Failed {
+                            message: reason,
+                            retryable: false,
+                        },
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run (or, after a restart, re-attach to) one job on one server, then record how it ended.
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        self: Arc<Self>,
+        job: Job,
+        server: Server,
+        workflow: serde_json::Value,
+        prompt_id: String,
+        shape: String,
+        cancel: watch::Receiver<bool>,
+        submit: bool,
+    ) {
+        let client = self.client_for(&server).await;
+        let timeout = Duration::from_millis(job.timeout_ms.max(1000) as u64);
+        let started = Instant::now();
+        let job_id = job.id.clone();
+        let mut last_progress = Instant::now() - Duration::from_secs(1);
+        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
+        let events = {
+            let me = self.clone();
+            let job_id = job_id.clone();
+            tokio::spawn(async move {
+                while let Some(ev) = ev_rx.recv().await {
+                    match ev {
+                        RunEvent::Started => {
+                            me.apply(&job_id, JobEvent::Started).await;
+                        }
+                        RunEvent::Progress(p) => {
+                            let _ = me.updates.send(JobUpdate::Progress {
+                                job_id: job_id.clone(),
+                                progress: p,
+                            });
+                            if last_progress.elapsed() > Duration::from_millis(500) || p >= 1.0 {
+                                last_progress = Instant::now();
+                                let _ = me.jobs.set_progress(&job_id, p).await;
+                            }
+                        }
+                        RunEvent::Preview { mime, bytes } => {
+                            use base64::Engine;
+                            let data_base64 =
+                                base64::engine::general_purpose::STANDARD.encode(bytes);
+                            let _ = me.updates.send(JobUpdate::Preview {
+                                job_id: job_id.clone(),
+                                mime: mime.into(),
+                                data_base64,
+                            });
+                        }
+                        RunEvent::Accepted { .. } | RunEvent::SocketLost => {}
+                    }
+                }
+            })
+        };
+        let outcome = if submit {
+            run_prompt(&client, &workflow, &prompt_id, timeout, cancel, move |e| {
+                let _ = ev_tx.send(e);
+            })
+            .await
+        } else {
+            crate::comfyui::follow::attach(&client, &prompt_id, timeout, cancel, move |e| {
+                let _ = ev_tx.send(e);
+            })
+            .await
+        };
+        let _ = events.await;
+        {
+            let mut state = lock(&self.state);
+            if let Some(n) = state.in_flight.get_mut(&server.id) {
+                *n = n.saturating_sub(1);
+            }
+            state.cancels.remove(&job_id);
+        }
+        match outcome {
+            Ok(RunOutcome::Succeeded { outputs }) => {
+                let secs = started.elapsed().as_secs_f64();
+                {
+                    let mut state = lock(&self.state);
+                    let e = state
+                        .timings
+                        .entry((server.id.clone(), shape))
+                        .or_insert(secs);
+                    *e = 0.7 * *e + 0.3 * secs;
+                }
+                match self.save_outputs(&client, &job_id, outputs).await {
+                    Ok(saved) => {
+                        let _ = self.jobs.set_outputs(&job_id, saved).await;
+                        self.apply(&job_id, JobEvent::Succeeded).await;
+                    }
+                    Err(message) => {
+                        self.apply(
+                            &job_id,
+                            JobEvent::Failed {
+                                message,
+                                retryable: false,
+                            },
+                        )
+                        .await;
+                    }
+                }
+            }
+            Ok(RunOutcome::Failed { message }) => {
+                self.apply(
+                    &job_id,
+                    JobEvent::Failed {
+                        message,
+                        retryable: false,
+                    },
+                )
+                .await;
+            }
+            Ok(RunOutcome::Interrupted) | Ok(RunOutcome::Cancelled) => {
+                self.apply(&job_id, JobEvent::Cancelled).await;
+            }
+            Ok(RunOutcome::TimedOut) => {
+                let message = format!("The job did not finish within {} s on '{}' and was stopped. Raise the job timeout for long workflows.", timeout.as_secs(), server.name);
+                self.apply(
+                    &job_id,
+                    JobEvent::Failed {
+                        message,
+                        retryable: false,
+                    },
+                )
+                .await;
+            }
+            Ok(RunOutcome::Lost { reason }) => {
+                let note = format!(
+                    "'{}' stopped answering ({reason}); the job moves to another server",
+                    server.name
+                );
+                tracing::warn!(job = %job_id, server = %server.name, "{note}");
+                self.apply(&job_id, JobEvent::Requeued { reason: note })
+                    .await;
+            }
+            Err(SubmitError::Invalid { message }) => {
+                self.apply(
+                    &job_id,
+                    JobEvent::Failed {
+                        message: format!("'{}' refused the workflow:\n{message}", server.name),
+                        retryable: false,
+                    },
+                )
+                .await;
+            }
+            Err(SubmitError::Call(e)) => {
+                let message = format!("Could not send the job to '{}': {e}", server.name);
+                self.apply(
+                    &job_id,
+                    JobEvent::Failed {
+                        message,
+                        retryable: true,
+                    },
+                )
+                .await;
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Download a job's outputs into the gallery. Unsafe names are refused; nothing is written outside.
+    async fn save_outputs(
+        &self,
+        client: &ComfyClient,
+        job_id: &str,
+        outputs: Vec<(String, OutputImage)>,
+    ) -> Result<Vec<JobOutput>, String> {
+        let mut saved = Vec::new();
+        for (node_id, image) in outputs {
+            let path = crate::gallery::output_path(&self.gallery, job_id, &image.filename)
+                .map_err(|e| e.to_string())?;
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                    format!("Could not create the gallery folder {}: {e}", dir.display())
+                })?;
+            }
+            client
+                .download(&image, &path, MAX_OUTPUT_BYTES)
+                .await
+                .map_err(|e| format!("Could not download the output {}: {e}", image.filename))?;
+            saved.push(JobOutput {
+                node_id,
+                filename: image.filename,
+                path: path.display().to_string(),
+            });
+        }
+        Ok(saved)
+    }
+
+    /// After a restart: every job that was dispatched or running is checked against its server.
+    async fn reconcile(self: &Arc<Self>) {
+        let Ok(in_flight) = self
+            .jobs
+            .list(&[JobState::Dispatched, JobState::Running], 100_000)
+            .await
+        else {
+            return;
+        };
+        let servers = self.servers.list().await.unwrap_or_default();
+        for job in in_flight {
+            let (Some(server_id), Some(prompt_id)) = (job.server_id.clone(), job.remote_id.clone())
+            else {
+                self.apply(
+                    &job.id,
+                    JobEvent::Requeued {
+                        reason: "ComfyFleet restarted before the job was sent; queued again".into(),
+                    },
+                )
+                .await;
+                continue;
+            };
+            let Some(server) = servers.iter().find(|s| s.id == server_id).cloned() else {
+                self.apply(
+                    &job.id,
+                    JobEvent::Requeued {
+                        reason: "its server was removed; queued again".into(),
+                    },
+                )
+                .await;
+                continue;
+            };
+            tracing::info!(job = %job.id, server = %server.name, "reconciling an in-flight job");
+            let workflow = self.jobs.workflow(&job.id).await.unwrap_or_default();
+            let shape = workflow_shape(&workflow);
+            let (tx, rx) = watch::channel(false);
+            {
+                let mut state = lock(&self.state);
+                *state.in_flight.entry(server.id.clone()).or_default() += 1;
+                state.cancels.insert(job.id.clone(), tx);
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.run(job, server, workflow, prompt_id, shape, rx, false)
+                    .await
+            });
+        }
+    }
+}
