@@ -52,6 +52,8 @@ struct State {
     /// (server id, workflow shape) → smoothed seconds per job.
     timings: HashMap<(String, String), f64>,
     inventories: HashMap<String, (Instant, BTreeMap<String, Vec<String>>)>,
+    /// Every task the dispatcher runs (its loop and one per job), so `stop` can end them all.
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 struct Inner {
@@ -112,7 +114,7 @@ impl Dispatcher {
             updates,
         });
         let weak = Arc::downgrade(&inner);
-        tokio::spawn(async move {
+        let main = tokio::spawn(async move {
             if let Some(inner) = weak.upgrade() {
                 inner.reconcile().await;
             }
@@ -130,7 +132,15 @@ impl Dispatcher {
                 }
             }
         });
+        lock(&inner.state).tasks.push(main.abort_handle());
         Self { inner }
+    }
+
+    /// Stop at once, recording nothing more (as if the process died): jobs stay as they are on disk.
+    pub fn stop(&self) {
+        for t in lock(&self.inner.state).tasks.drain(..) {
+            t.abort();
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<JobUpdate> {
@@ -299,6 +309,7 @@ impl Inner {
 
     /// One round: route every ready job that can go somewhere now.
     async fn dispatch_ready(self: &Arc<Self>) -> Result<(), JobsError> {
+        lock(&self.state).tasks.retain(|t| !t.is_finished());
         let ready = self.jobs.ready(crate::now_ms()).await?;
         if ready.is_empty() {
             return Ok(());
