@@ -66,7 +66,13 @@ npm_install() {
       return
     fi
     info "npm: installing ${dir#"$ROOT"/} (npm ci)"
-    (cd "$dir" && npm ci --no-audit --no-fund)
+    if ! (cd "$dir" && npm ci --no-audit --no-fund); then
+      # npm ci refuses a lock file that is out of sync with package.json; install anyway so the
+      # run can go on, but say loudly that the committed lock needs fixing.
+      info "WARNING: npm ci failed in ${dir#"$ROOT"/}: its package-lock.json is out of sync with package.json."
+      info "WARNING: falling back to npm install --no-save; fix it with 'npm install' there and commit package-lock.json."
+      (cd "$dir" && npm install --no-save --no-audit --no-fund)
+    fi
     printf '%s\n' "$want" >"$stamp"
   else
     info "npm: ${dir#"$ROOT"/} has no package-lock.json, running npm install"

@@ -19,7 +19,8 @@ const targetDir = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), ".cach
 const APP = path.resolve(targetDir, "debug/comfyfleet-app");
 const TESTKIT = path.resolve(targetDir, "debug/comfyfleet-testkit");
 const LOG_DIR = path.join(here, "logs");
-const DRIVER_PORT = 4444;
+const DRIVER_PORT = 4444; // tauri-driver
+const NATIVE_PORT = 4445; // WebKitWebDriver, started by tauri-driver
 
 let tauriDriver;
 let fakeComfy;
@@ -80,6 +81,18 @@ function waitForPort(port, timeoutMs) {
   });
 }
 
+/** Resolve true when something already accepts connections on 127.0.0.1:port. */
+function portInUse(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, "127.0.0.1");
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", () => resolve(false));
+  });
+}
+
 function killTree(child) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   try {
@@ -120,6 +133,11 @@ export const config = {
     requireBinary(APP, "cargo build -p comfyfleet-app --features custom-protocol");
     requireBinary(TESTKIT, "cargo build -p comfyfleet-testkit");
     fs.mkdirSync(LOG_DIR, { recursive: true });
+    for (const port of [DRIVER_PORT, NATIVE_PORT]) {
+      if (await portInUse(port)) {
+        throw new Error(`127.0.0.1:${port} is already in use (another E2E run, or a leftover tauri-driver/WebKitWebDriver?)`);
+      }
+    }
 
     home = fs.mkdtempSync(path.join(os.tmpdir(), "comfyfleet-e2e-"));
     process.env.COMFYFLEET_HOME = home; // inherited by tauri-driver, hence by the app
@@ -131,7 +149,7 @@ export const config = {
     console.log(`[e2e] fake ComfyUI at ${fake.url}; COMFYFLEET_HOME=${home}`);
 
     const driverLog = fs.createWriteStream(path.join(LOG_DIR, "tauri-driver.log"));
-    tauriDriver = spawn("tauri-driver", ["--port", String(DRIVER_PORT)], {
+    tauriDriver = spawn("tauri-driver", ["--port", String(DRIVER_PORT), "--native-port", String(NATIVE_PORT)], {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env: {
