@@ -191,9 +191,10 @@ pub async fn probe(
     creds: Option<&Credentials>,
 ) -> ServerStatus {
     let client = ComfyClient::new(http.clone(), &server.url, creds);
-    let start = Instant::now();
     let timeout = Duration::from_millis(server.timeout_ms as u64);
-    let work = async {
+    let deadline = Instant::now() + timeout;
+    let once = || async {
+        let start = Instant::now();
         let stats = async {
             let s = client.system_stats().await;
             (s, start.elapsed())
@@ -202,7 +203,17 @@ pub async fn probe(
         let (stats, stats_took) = stats;
         (stats.and_then(|s| queue.map(|q| (s, q))), stats_took)
     };
-    let (outcome, took) = match tokio::time::timeout(timeout, work).await {
+    let work = async {
+        let first = once().await;
+        // A kept-alive connection that the server closed (it restarted or died) fails mid-request;
+        // one fresh attempt tells a dead server (refused) from a passing hiccup.
+        if matches!(first.0, Err(ComfyError::Transport(_))) {
+            once().await
+        } else {
+            first
+        }
+    };
+    let (outcome, took) = match tokio::time::timeout_at(deadline.into(), work).await {
         Ok((outcome, took)) => (outcome, took),
         Err(_) => (Err(ComfyError::Timeout), timeout),
     };
