@@ -170,6 +170,13 @@ impl Dispatcher {
     /// Cancel a job: a queued one at once; a running one is interrupted on its server.
     pub async fn cancel(&self, id: &str) -> Result<Job, JobsError> {
         let job = self.inner.jobs.get(id).await?;
+        if job.state.is_final() {
+            return Err(crate::jobs::InvalidTransition {
+                from: job.state.as_str(),
+                to: "cancelled",
+            }
+            .into());
+        }
         if job.state == JobState::Queued {
             let job = self
                 .inner

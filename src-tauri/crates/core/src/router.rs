@@ -202,30 +202,36 @@ pub fn decide(
 
     let pick: Option<(&Candidate, String)> = match cfg.policy {
         Policy::Manual => {
-            let active = online.iter().find(|c| c.active).copied();
-            match active {
+            let Some(active_pos) = candidates.iter().position(|c| c.active) else {
+                return (
+                    Decision::Wait {
+                        reason: "no server is active; make one active or choose a routing policy"
+                            .into(),
+                    },
+                    rr_cursor,
+                );
+            };
+            let active = &candidates[active_pos];
+            match online.iter().find(|c| c.id == active.id).copied() {
                 Some(c) => Some((c, format!("'{}' is the active server", c.name))),
-                None if cfg.auto_switch => online.first().map(|c| {
-                    (
-                        *c,
-                        format!(
-                            "the active server is unavailable; auto-switch chose '{}'",
-                            c.name
-                        ),
-                    )
-                }),
+                None if cfg.auto_switch => {
+                    // The next healthy server after the active one, in list order.
+                    let n = candidates.len();
+                    let next = (1..n)
+                        .map(|i| &candidates[(active_pos + i) % n])
+                        .find_map(|c| online.iter().find(|o| o.id == c.id).copied());
+                    match next {
+                        Some(c) => Some((c, format!("'{}' is unavailable; auto-switch chose '{}'", active.name, c.name))),
+                        None => return (Decision::Wait { reason: "no server that can run this job is online".into() }, rr_cursor),
+                    }
+                }
                 None => {
-                    let reason = if candidates.iter().any(|c| c.active) {
-                        "the active server is offline or cannot run this job; the job waits (turn on auto-switch to use another server)"
-                    } else {
-                        "no server is active; make one active or choose a routing policy"
-                    };
                     return (
                         Decision::Wait {
-                            reason: reason.into(),
+                            reason: format!("the active server '{}' is offline or cannot run this job; the job waits (turn on auto-switch to use another server)", active.name),
                         },
                         rr_cursor,
-                    );
+                    )
                 }
             }
         }
@@ -540,8 +546,15 @@ mod tests {
         let (d, _) = decide(&JobNeeds::default(), &[a.clone(), b.clone()], &auto, 0);
         assert_eq!(dispatched(&d), "a");
         a.online = false;
-        let (d, _) = decide(&JobNeeds::default(), &[a, b], &auto, 0);
+        let (d, _) = decide(&JobNeeds::default(), &[a.clone(), b.clone()], &auto, 0);
         assert!(matches!(d, Decision::Wait { .. }));
+        // No active server at all: the job waits, even with auto-switch.
+        let (mut a2, mut b2) = (a, b);
+        a2.online = true;
+        b2.online = true;
+        b2.active = false;
+        let (d, _) = decide(&JobNeeds::default(), &[a2, b2], &auto, 0);
+        assert!(matches!(d, Decision::Wait { reason } if reason.contains("no server is active")));
     }
 
     #[test]

@@ -54,6 +54,15 @@ struct ComfyArgs {
     /// Require this ComfyUI-Login token (`Authorization: Bearer T` or `?token=T`).
     #[arg(long)]
     login_token: Option<String>,
+    /// How long each prompt runs, in milliseconds (a prompt's `extra_data.fake_exec_ms` overrides it).
+    #[arg(long, default_value_t = 20)]
+    exec_ms: u64,
+    /// Nodes of this class fail when they run (`execution_error`).
+    #[arg(long)]
+    runtime_error_class: Option<String>,
+    /// Output nodes report this filename instead of the real one (to test path sanitising).
+    #[arg(long)]
+    evil_output_name: Option<String>,
 }
 
 #[derive(Args)]
@@ -115,6 +124,9 @@ impl ComfyArgs {
             .login_token
             .clone()
             .map(|token| FakeAuth::ComfyuiLogin { token });
+        config.exec_time = Duration::from_millis(self.exec_ms);
+        config.runtime_error_class = self.runtime_error_class.clone();
+        config.evil_output_name = self.evil_output_name.clone();
         config
     }
 }

@@ -223,6 +223,53 @@ impl From<&str> for OrderedJson {
     }
 }
 
+impl From<String> for OrderedJson {
+    fn from(value: String) -> Self {
+        OrderedJson::String(value)
+    }
+}
+
+impl From<u64> for OrderedJson {
+    fn from(value: u64) -> Self {
+        OrderedJson::Number(value.into())
+    }
+}
+
+impl From<bool> for OrderedJson {
+    fn from(value: bool) -> Self {
+        OrderedJson::Bool(value)
+    }
+}
+
+impl From<f64> for OrderedJson {
+    /// A float (written with Python's repr, `1.0`); not finite becomes `null`.
+    fn from(value: f64) -> Self {
+        serde_json::Number::from_f64(value).map_or(OrderedJson::Null, OrderedJson::Number)
+    }
+}
+
+impl<T: Into<OrderedJson>> From<Option<T>> for OrderedJson {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(OrderedJson::Null, Into::into)
+    }
+}
+
+impl From<Vec<OrderedJson>> for OrderedJson {
+    fn from(items: Vec<OrderedJson>) -> Self {
+        OrderedJson::Array(items)
+    }
+}
+
+/// An object with these entries, in this order.
+pub(crate) fn object(entries: Vec<(&str, OrderedJson)>) -> OrderedJson {
+    OrderedJson::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 impl Serialize for OrderedJson {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {

@@ -471,7 +471,11 @@ impl ComfyClient {
                 snippet: String::new(),
             });
         }
-        let part = dest.with_extension("part");
+        // A unique part name: two downloads of the same output never trip over each other's file.
+        let part = dest.with_extension(format!(
+            "{}.part",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
         let io = |e: std::io::Error| {
             ComfyError::Transport(format!("could not write {}: {e}", part.display()))
         };

@@ -2,5 +2,6 @@
 //! Run inside a Secret Service session (scripts/test.sh starts gnome-keyring in dbus-run-session).
 
 mod health;
+mod jobs;
 mod servers;
 mod support;

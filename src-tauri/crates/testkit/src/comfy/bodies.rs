@@ -151,6 +151,16 @@ struct PromptErrorBody<'a> {
 
 /// A 400 body of `POST /prompt` without node errors.
 pub fn prompt_error(kind: &str, message: &str, details: &str) -> String {
+    prompt_error_with_nodes(kind, message, details, OrderedJson::Object(Vec::new()))
+}
+
+/// A 400 body of `POST /prompt` with `node_errors`.
+pub fn prompt_error_with_nodes(
+    kind: &str,
+    message: &str,
+    details: &str,
+    node_errors: OrderedJson,
+) -> String {
     pyjson::to_string(&PromptErrorBody {
         error: PromptError {
             kind,
@@ -158,7 +168,7 @@ pub fn prompt_error(kind: &str, message: &str, details: &str) -> String {
             details,
             extra_info: OrderedJson::Object(Vec::new()),
         },
-        node_errors: OrderedJson::Object(Vec::new()),
+        node_errors,
     })
 }
 
@@ -170,53 +180,128 @@ struct PromptAccepted<'a, N> {
 }
 
 /// The 200 body of `POST /prompt`.
+#[cfg(test)]
 pub fn prompt_accepted<N: Serialize>(prompt_id: &str, number: N) -> String {
+    prompt_accepted_with_errors(prompt_id, number, OrderedJson::Object(Vec::new()))
+}
+
+/// The 200 body of `POST /prompt`; `node_errors` lists the outputs that failed validation when others passed.
+pub fn prompt_accepted_with_errors<N: Serialize>(
+    prompt_id: &str,
+    number: N,
+    node_errors: OrderedJson,
+) -> String {
     pyjson::to_string(&PromptAccepted {
         prompt_id,
         number,
-        node_errors: OrderedJson::Object(Vec::new()),
+        node_errors,
     })
 }
 
+/// `{"type": kind, "data": data}`, a WebSocket text message.
+pub fn ws_message(kind: &str, data: OrderedJson) -> String {
+    pyjson::to_string(&WsMessage { kind, data })
+}
+
+/// Binary preview, type 1: `u32 1`, `u32 2` (PNG), the image.
+pub fn preview_frame(png: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(8 + png.len());
+    frame.extend_from_slice(&1u32.to_be_bytes());
+    frame.extend_from_slice(&2u32.to_be_bytes());
+    frame.extend_from_slice(png);
+    frame
+}
+
+/// Binary preview with metadata, type 4: `u32 4`, `u32` length of the JSON metadata, the metadata, the image.
+pub fn preview_frame_with_metadata(metadata: &str, png: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(8 + metadata.len() + png.len());
+    frame.extend_from_slice(&4u32.to_be_bytes());
+    frame.extend_from_slice(&(metadata.len() as u32).to_be_bytes());
+    frame.extend_from_slice(metadata.as_bytes());
+    frame.extend_from_slice(png);
+    frame
+}
+
+/// A history entry (`PromptQueue.task_done`): the queue item, outputs, status and meta.
+pub fn history_entry(
+    prompt: OrderedJson,
+    outputs: OrderedJson,
+    success: bool,
+    messages: Vec<(String, OrderedJson)>,
+    meta: OrderedJson,
+) -> OrderedJson {
+    let messages = messages
+        .into_iter()
+        .map(|(event, data)| OrderedJson::Array(vec![event.into(), data]))
+        .collect();
+    pyjson::object(vec![
+        ("prompt", prompt),
+        ("outputs", outputs),
+        (
+            "status",
+            pyjson::object(vec![
+                (
+                    "status_str",
+                    if success { "success" } else { "error" }.into(),
+                ),
+                ("completed", success.into()),
+                ("messages", OrderedJson::Array(messages)),
+            ]),
+        ),
+        ("meta", meta),
+    ])
+}
+
+/// The choices of combo inputs that list files: checkpoints (`CheckpointLoaderSimple`) and input images
+/// (`LoadImage`).
+#[derive(Clone, Debug, Default)]
+pub struct Choices {
+    pub checkpoints: Vec<String>,
+    pub input_images: Vec<String>,
+}
+
 /// `{"<class>": {...}}` for `GET /object_info/{class}`, `{}` for a class the fake does not know; the
-/// `CheckpointLoaderSimple` choices list the `checkpoints` model folder, as the real server lists its files.
-pub fn object_info_class(class: &str, checkpoints: &[String]) -> String {
+/// `CheckpointLoaderSimple` and `LoadImage` choices list the fake's files, as the real server lists its folders.
+pub fn object_info_class(class: &str, choices: &Choices) -> String {
     let classes = fixtures::object_info()
         .iter()
         .filter(|(name, _)| name == class)
-        .map(|(name, info)| (name.clone(), with_checkpoints(name, info, checkpoints)))
+        .map(|(name, info)| (name.clone(), with_choices(name, info, choices)))
         .collect();
     pyjson::to_string(&OrderedJson::Object(classes))
 }
 
 /// `GET /object_info`: every class the fake knows.
-pub fn object_info_all(checkpoints: &[String]) -> String {
+pub fn object_info_all(choices: &Choices) -> String {
     let classes = fixtures::object_info()
         .iter()
-        .map(|(name, info)| (name.clone(), with_checkpoints(name, info, checkpoints)))
+        .map(|(name, info)| (name.clone(), with_choices(name, info, choices)))
         .collect();
     pyjson::to_string(&OrderedJson::Object(classes))
 }
 
-fn with_checkpoints(name: &str, info: &OrderedJson, checkpoints: &[String]) -> OrderedJson {
+fn with_choices(name: &str, info: &OrderedJson, choices: &Choices) -> OrderedJson {
+    let (input, files) = match name {
+        "CheckpointLoaderSimple" => ("ckpt_name", &choices.checkpoints),
+        "LoadImage" => ("image", &choices.input_images),
+        _ => return info.clone(),
+    };
     let mut info = info.clone();
-    if name == "CheckpointLoaderSimple" {
-        let choices = info
-            .get_mut("input")
-            .and_then(|i| i.get_mut("required"))
-            .and_then(|r| r.get_mut("ckpt_name"))
-            .and_then(|c| match c {
-                OrderedJson::Array(parts) => parts.first_mut(),
-                _ => None,
-            });
-        if let Some(choices) = choices {
-            *choices = OrderedJson::Array(
-                checkpoints
-                    .iter()
-                    .map(|f| OrderedJson::from(f.as_str()))
-                    .collect(),
-            );
-        }
+    let list = info
+        .get_mut("input")
+        .and_then(|i| i.get_mut("required"))
+        .and_then(|r| r.get_mut(input))
+        .and_then(|c| match c {
+            OrderedJson::Array(parts) => parts.first_mut(),
+            _ => None,
+        });
+    if let Some(list) = list {
+        *list = OrderedJson::Array(
+            files
+                .iter()
+                .map(|f| OrderedJson::from(f.as_str()))
+                .collect(),
+        );
     }
     info
 }
@@ -241,25 +326,35 @@ mod tests {
 
     #[test]
     fn bodies_object_info_classes_are_byte_exact() {
+        let recorded = Choices::default();
         assert_eq!(
-            object_info_class("EmptyImage", &[]),
+            object_info_class("EmptyImage", &recorded),
             include_str!("../../fixtures/object_info_EmptyImage.json")
         );
         assert_eq!(
-            object_info_class("SaveImage", &[]),
+            object_info_class("SaveImage", &recorded),
             include_str!("../../fixtures/api_object_info_SaveImage.json")
         );
         assert_eq!(
-            object_info_class("NoSuchNode", &[]),
+            object_info_class("NoSuchNode", &recorded),
             include_str!("../../fixtures/object_info_unknown.json")
         );
     }
 
     #[test]
     fn bodies_checkpoint_choices_follow_the_models() {
-        let body = object_info_class("CheckpointLoaderSimple", &["sd15.safetensors".to_string()]);
+        let choices = Choices {
+            checkpoints: vec!["sd15.safetensors".to_string()],
+            input_images: vec!["a.png".to_string(), "example.png".to_string()],
+        };
+        let body = object_info_class("CheckpointLoaderSimple", &choices);
         assert!(
             body.contains(r#""ckpt_name": [["sd15.safetensors"], {"tooltip""#),
+            "{body}"
+        );
+        let body = object_info_class("LoadImage", &choices);
+        assert!(
+            body.contains(r#""image": [["a.png", "example.png"], {"image_upload": true}]"#),
             "{body}"
         );
     }

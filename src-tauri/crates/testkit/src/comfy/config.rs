@@ -11,6 +11,8 @@ pub const RECORDED_RAM_FREE: u64 = 23_772_950_528;
 pub const RECORDED_PYTHON_VERSION: &str = "3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]";
 /// `pytorch_version` in the recorded `/system_stats`.
 pub const RECORDED_PYTORCH_VERSION: &str = "2.8.0+cu128";
+/// The recorded median time from `POST /prompt` to `execution_success` for EmptyImage -> SaveImage.
+pub const RECORDED_EXEC_TIME: Duration = Duration::from_millis(20);
 /// The model folders of the recorded `GET /models`, in its order.
 pub const RECORDED_MODEL_FOLDERS: [&str; 20] = [
     "checkpoints",
@@ -44,9 +46,11 @@ pub struct FakeComfyConfig {
     pub pytorch_version: String,
     /// `devices` in `/system_stats`. ComfyUI reports the one torch device it uses.
     pub devices: Vec<FakeDevice>,
-    /// Jobs of other clients shown as running in `/queue` (prompts posted to the fake are added as pending).
+    /// Jobs of other clients shown as running in `/queue`. They never end on their own: while one is there, the
+    /// worker runs nothing, so prompts posted to the fake stay pending until a test sets this back to 0.
     pub queue_running: u32,
-    /// Jobs of other clients shown as pending in `/queue`. `POST /queue {"clear":true}` and deletes lower it.
+    /// Jobs of other clients shown as pending in `/queue`. They are never run and never delay the fake's own
+    /// prompts. `POST /queue {"clear":true}` and deletes lower it.
     pub queue_pending: u32,
     /// Waited before every answer (and before the WebSocket handshake is answered).
     pub latency: Duration,
@@ -59,10 +63,19 @@ pub struct FakeComfyConfig {
     pub ram_total: u64,
     /// `ram_free` in `/system_stats`.
     pub ram_free: u64,
+    /// How long one prompt runs, spread evenly over the nodes it executes (cached nodes take no time). A prompt
+    /// whose `extra_data` has `"fake_exec_ms": N` takes N ms instead. Default 20 ms, the recorded median.
+    pub exec_time: Duration,
+    /// Nodes of this class fail when they run (`execution_error`), as `ImageToMask` with `channel: "alpha"` does.
+    pub runtime_error_class: Option<String>,
+    /// Output nodes report this filename (in `executed` and `/history`) instead of the real one, e.g. `../../x.png`
+    /// or `/etc/x.png`, to test a client's path sanitising. The file itself is stored under its real name.
+    pub evil_output_name: Option<String>,
 }
 
 impl Default for FakeComfyConfig {
-    /// The recorded ComfyUI 0.3.64: CPU only, empty queue, every recorded model folder empty, no auth, no fault.
+    /// The recorded ComfyUI 0.3.64: CPU only, empty queue, every recorded model folder empty, no auth, no fault,
+    /// prompts taking the recorded 20 ms.
     fn default() -> Self {
         FakeComfyConfig {
             version: "0.3.64".to_string(),
@@ -80,6 +93,9 @@ impl Default for FakeComfyConfig {
                 .collect(),
             ram_total: RECORDED_RAM_TOTAL,
             ram_free: RECORDED_RAM_FREE,
+            exec_time: RECORDED_EXEC_TIME,
+            runtime_error_class: None,
+            evil_output_name: None,
         }
     }
 }

@@ -1,20 +1,26 @@
 //! A fake ComfyUI 0.3.64 on loopback that answers as the recorded real one does (see `fixtures/README.md`).
 //!
-//! Prompts are queued but not executed yet: the state keeps the queue, history and WebSocket clients in one place so
-//! that execution (progress messages, outputs, history entries) can be added as one more state method.
+//! Prompts are validated, queued and run by one worker, one at a time in queue order, with the recorded WebSocket
+//! messages, real PNG outputs served by `/view`, uploads, the node cache, interrupts and history.
 
 mod bodies;
 mod config;
+mod execution;
+mod files;
 mod fixtures;
 mod gate;
+mod multipart;
+mod png;
 mod queue;
 mod routes;
 mod server;
 mod state;
+mod validation;
+mod worker;
 
 pub use config::{
-    FakeAuth, FakeComfyConfig, FakeDevice, Fault, RECORDED_MODEL_FOLDERS, RECORDED_PYTHON_VERSION,
-    RECORDED_PYTORCH_VERSION, RECORDED_RAM_FREE, RECORDED_RAM_TOTAL,
+    FakeAuth, FakeComfyConfig, FakeDevice, Fault, RECORDED_EXEC_TIME, RECORDED_MODEL_FOLDERS,
+    RECORDED_PYTHON_VERSION, RECORDED_PYTORCH_VERSION, RECORDED_RAM_FREE, RECORDED_RAM_TOTAL,
 };
 pub use server::FakeComfy;
 pub use state::{RecordedRequest, MAX_RECORDED_REQUESTS};

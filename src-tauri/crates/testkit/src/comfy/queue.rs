@@ -51,6 +51,28 @@ impl QueueItem {
     }
 }
 
+impl QueueItem {
+    /// The item as the JSON array `/queue` and `/history` show.
+    pub fn to_json(&self) -> OrderedJson {
+        let number = match self.number {
+            QueueNumber::Counter(n) => OrderedJson::Number(n.into()),
+            QueueNumber::Client(f) => OrderedJson::from(f),
+        };
+        OrderedJson::Array(vec![
+            number,
+            self.prompt_id.as_str().into(),
+            self.prompt.clone(),
+            self.extra_data.clone(),
+            OrderedJson::Array(
+                self.outputs_to_execute
+                    .iter()
+                    .map(|o| o.as_str().into())
+                    .collect(),
+            ),
+        ])
+    }
+}
+
 impl Serialize for QueueItem {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(5))?;
@@ -86,8 +108,7 @@ impl PendingHeap {
         self.sift_down(0, last);
     }
 
-    /// `heapq.heappop`: the next job a worker would run. Kept for the execution that a later change adds.
-    #[allow(dead_code)]
+    /// `heapq.heappop`: the next job a worker runs.
     pub fn pop(&mut self) -> Option<QueueItem> {
         let last = self.items.pop()?;
         if self.items.is_empty() {
@@ -96,6 +117,22 @@ impl PendingHeap {
         let first = std::mem::replace(&mut self.items[0], last);
         self.sift_up(0);
         Some(first)
+    }
+
+    /// The first item in queue order that `runnable` accepts: `heappop` when it is the first item, else it is taken
+    /// out as `delete_first` does (the items `runnable` refuses stay where they are).
+    pub fn pop_next(&mut self, runnable: impl Fn(&QueueItem) -> bool) -> Option<QueueItem> {
+        if runnable(self.items.first()?) {
+            return self.pop();
+        }
+        let next = self
+            .items
+            .iter()
+            .filter(|item| runnable(item))
+            .reduce(|best, item| if item.less_than(best) { item } else { best })?
+            .prompt_id
+            .clone();
+        self.delete_first(|item| runnable(item) && item.prompt_id == next)
     }
 
     /// `PromptQueue.wipe_queue`.
@@ -214,6 +251,26 @@ mod tests {
         );
         assert!(heap.delete_first(|i| i.prompt_id == "p032").is_some());
         assert_eq!(numbers(&heap), [28, 29, 31, 33, 30, 34, 35, 36, 37, 38, 39]);
+    }
+
+    #[test]
+    fn queue_pop_next_skips_what_cannot_run() {
+        let mut heap = PendingHeap::default();
+        for n in [3, 1, 2, 5] {
+            heap.push(item(n));
+        }
+        let next = heap.pop_next(|i| i.prompt_id != "p001");
+        assert_eq!(next.map(|i| i.prompt_id), Some("p002".to_string()));
+        assert_eq!(
+            heap.pop_next(|_| true).map(|i| i.prompt_id),
+            Some("p001".to_string())
+        );
+        assert_eq!(heap.pop_next(|_| false), None);
+        assert_eq!(heap.len(), 2);
+        assert_eq!(
+            crate::pyjson::to_string(&item(4).to_json()),
+            r#"[4, "p004", {}, {}, []]"#
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,10 +15,11 @@ use axum::Router;
 use tokio::sync::mpsc;
 
 use super::bodies;
+use super::files::{UploadAnswer, ViewAnswer};
 use super::fixtures;
 use super::gate::{self, json, query_param, server_error, text};
 use super::server::{generation_ended, Shared};
-use super::state::{PromptAnswer, PyError, SocketRegistration};
+use super::state::{Outgoing, PromptAnswer, PyError, SocketRegistration};
 use crate::pyjson::OrderedJson;
 
 /// Every route, behind the gate.
@@ -52,7 +53,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                 get(|| async { fixture(fixtures::SETTINGS) }),
             )
             .route(&at("/interrupt"), post(interrupt))
-            .route(&at("/free"), post(free));
+            .route(&at("/free"), post(free))
+            .route(&at("/view"), get(view))
+            .route(&at("/upload/image"), post(upload_image));
     }
     router
         .fallback(|| async { text(StatusCode::NOT_FOUND, "404: Not Found") })
@@ -153,6 +156,49 @@ async fn free(State(fake): Fake, body: Bytes) -> Response {
     empty_or_error(fake.lock().post_free(&body))
 }
 
+/// `GET /view?filename=F&type=T&subfolder=S`: the file with `Content-Disposition: filename="F"`, or an empty
+/// 400/403/404. (`preview=webp;Q` is not converted: the PNG itself is sent.)
+async fn view(State(fake): Fake, uri: Uri) -> Response {
+    let query = uri.query();
+    let param = |name: &str| query_param(query, name);
+    let answer = fake.lock().view(
+        param("filename").as_deref(),
+        param("type").as_deref(),
+        param("subfolder").as_deref(),
+    );
+    match answer {
+        ViewAnswer::File {
+            name,
+            content_type,
+            bytes,
+        } => {
+            let mut response = (StatusCode::OK, bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            if let Ok(disposition) = HeaderValue::from_str(&format!("filename=\"{name}\"")) {
+                headers.insert(header::CONTENT_DISPOSITION, disposition);
+            }
+            response
+        }
+        ViewAnswer::Status(code) => StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::NOT_FOUND)
+            .into_response(),
+    }
+}
+
+/// `POST /upload/image` (multipart: `image`, optional `type`, `subfolder`, `overwrite`).
+async fn upload_image(State(fake): Fake, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let answer = fake.lock().upload_image(content_type, &body);
+    match answer {
+        UploadAnswer::Stored(body) => ok(body),
+        UploadAnswer::BadRequest => StatusCode::BAD_REQUEST.into_response(),
+        UploadAnswer::ServerError => server_error(),
+    }
+}
+
 /// `GET /ws?clientId=X`: the socket's id is `clientId`, or a fresh `uuid4().hex`.
 async fn websocket(
     State(fake): Fake,
@@ -169,10 +215,11 @@ async fn websocket(
 }
 
 /// Sends `status` first, then whatever the state sends this socket, and answers a first `feature_flags` message,
-/// until the client leaves, the fake stops listening or shuts down.
+/// until the client leaves, the fake stops listening, shuts down or drops its sockets (then without a close frame).
 async fn run_socket(fake: Arc<Shared>, mut socket: WebSocket, sid: String) {
     let mut lifecycle = fake.lifecycle();
     let generation = lifecycle.borrow().generation;
+    let mut drops = fake.socket_drops();
     let SocketRegistration {
         serial,
         first_message,
@@ -188,8 +235,10 @@ async fn run_socket(fake: Arc<Shared>, mut socket: WebSocket, sid: String) {
         tokio::select! {
             biased;
             _ = generation_ended(&mut lifecycle, generation) => break,
+            _ = drops.changed() => break,
             message = next_outgoing(&mut outgoing) => match message {
-                Some(message) => open = socket.send(Message::Text(message.into())).await.is_ok(),
+                Some(Outgoing::Text(message)) => open = socket.send(Message::Text(message.into())).await.is_ok(),
+                Some(Outgoing::Binary(frame)) => open = socket.send(Message::Binary(frame.into())).await.is_ok(),
                 // Another socket took this client id: this one stays open but hears nothing more.
                 None => outgoing = None,
             },
@@ -197,6 +246,8 @@ async fn run_socket(fake: Arc<Shared>, mut socket: WebSocket, sid: String) {
                 Some(Ok(Message::Text(message))) => {
                     if let Ok(data @ OrderedJson::Object(_)) = OrderedJson::parse(message.as_bytes()) {
                         if first_incoming && data.get("type").and_then(OrderedJson::as_str) == Some("feature_flags") {
+                            let client_flags = data.get("data").cloned().unwrap_or(OrderedJson::Null);
+                            fake.lock().set_feature_flags(&sid, serial, &client_flags);
                             let flags = bodies::feature_flags_message();
                             open = socket.send(Message::Text(flags.into())).await.is_ok();
                         }
@@ -211,7 +262,7 @@ async fn run_socket(fake: Arc<Shared>, mut socket: WebSocket, sid: String) {
     fake.lock().unregister_socket(&sid, serial);
 }
 
-async fn next_outgoing(rx: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+async fn next_outgoing(rx: &mut Option<mpsc::UnboundedReceiver<Outgoing>>) -> Option<Outgoing> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -1,9 +1,11 @@
 //! A fake's life on its port: binding, accepting, serving HTTP/1.1 (with WebSocket upgrades), hanging
-//! connections for `Fault::Hang`, closing the port for `Fault::Refuse` and reopening the same one, and shutdown.
+//! connections for `Fault::Hang`, closing the port for `Fault::Refuse` and reopening the same one, its worker,
+//! crashes (`kill`) and restarts, and shutdown.
 
 use std::future::poll_fn;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,12 +16,13 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::config::{FakeComfyConfig, Fault};
 use super::routes;
 use super::state::{ComfyState, RecordedRequest};
+use super::worker;
 
 /// Where the fake is in its life. Connections and sockets end when the generation changes (the port was closed)
 /// or the fake shuts down.
@@ -46,8 +49,16 @@ pub(crate) async fn generation_ended(lifecycle: &mut watch::Receiver<Lifecycle>,
 pub(crate) struct Shared {
     state: Mutex<ComfyState>,
     lifecycle: watch::Sender<Lifecycle>,
-    /// Taken out (closing the port at once) for `Fault::Refuse` and shutdown.
+    /// Taken out (closing the port at once) for `Fault::Refuse`, `kill()` and shutdown.
     listener: Mutex<Option<TcpListener>>,
+    /// Woken on state changes: the worker waits on it for prompts, `wait_idle` for the queue to empty.
+    changed: Arc<Notify>,
+    /// Bumped by `drop_websockets()`: every open socket closes.
+    socket_drops: watch::Sender<u64>,
+    /// Between `kill()` and `restart()`: the port stays closed whatever the config says.
+    killed: AtomicBool,
+    /// The task running prompts, replaced on restart.
+    worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -60,6 +71,65 @@ impl Shared {
 
     pub fn lifecycle(&self) -> watch::Receiver<Lifecycle> {
         self.lifecycle.subscribe()
+    }
+
+    /// Changes when every WebSocket must close (`drop_websockets`).
+    pub fn socket_drops(&self) -> watch::Receiver<u64> {
+        self.socket_drops.subscribe()
+    }
+
+    fn worker_slot(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.worker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts the worker of the current boot (stopping an older one).
+    fn spawn_worker(self: &Arc<Self>, runtime: &Handle) {
+        let boot = self.lock().boot();
+        let task = runtime.spawn(worker::run(self.clone(), boot));
+        if let Some(old) = self.worker_slot().replace(task) {
+            old.abort();
+        }
+    }
+
+    fn stop_worker(&self) {
+        if let Some(task) = self.worker_slot().take() {
+            task.abort();
+        }
+    }
+
+    /// A crash: the port closes, every connection and socket drops, the running prompt stops where it is, and the
+    /// queue, history and cache are gone.
+    fn kill(&self) {
+        {
+            let mut slot = self.listener_slot();
+            if self.lifecycle.borrow().shut_down {
+                return;
+            }
+            self.killed.store(true, Ordering::SeqCst);
+            slot.take();
+        }
+        self.stop_worker();
+        self.lock().reboot();
+        self.lifecycle.send_modify(|l| {
+            l.generation += 1;
+            l.listening = false;
+        });
+    }
+
+    /// Listens again (unless the config says `Fault::Refuse`) with a fresh state and worker.
+    fn restart(self: &Arc<Self>, addr: SocketAddr, runtime: &Handle) {
+        if self.lifecycle.borrow().shut_down {
+            return;
+        }
+        if !self.killed.load(Ordering::SeqCst) {
+            self.kill();
+        }
+        self.killed.store(false, Ordering::SeqCst);
+        self.spawn_worker(runtime);
+        let listen = self.lock().config().fault != Fault::Refuse;
+        self.set_listening(listen, addr, runtime);
     }
 
     fn listener_slot(&self) -> MutexGuard<'_, Option<TcpListener>> {
@@ -79,7 +149,8 @@ impl Shared {
     /// Opens or closes the port synchronously, so a test's next connect sees the change.
     fn set_listening(&self, listen: bool, addr: SocketAddr, runtime: &Handle) {
         let mut slot = self.listener_slot();
-        if self.lifecycle.borrow().shut_down || listen == slot.is_some() {
+        let killed = self.killed.load(Ordering::SeqCst);
+        if self.lifecycle.borrow().shut_down || listen == slot.is_some() || (listen && killed) {
             return;
         }
         if listen {
@@ -101,6 +172,7 @@ impl Shared {
     }
 
     fn shut_down(&self) {
+        self.stop_worker();
         self.listener_slot().take();
         self.lifecycle.send_modify(|l| {
             l.shut_down = true;
@@ -145,11 +217,18 @@ impl FakeComfy {
             listening,
             shut_down: false,
         });
+        let state = ComfyState::new(config, addr.port());
+        let (socket_drops, _) = watch::channel(0);
         let shared = Arc::new(Shared {
-            state: Mutex::new(ComfyState::new(config, addr.port())),
+            changed: state.changed(),
+            state: Mutex::new(state),
             lifecycle,
             listener: Mutex::new(listening.then_some(listener)),
+            socket_drops,
+            killed: AtomicBool::new(false),
+            worker: Mutex::new(None),
         });
+        shared.spawn_worker(&runtime);
         let router = routes::router(shared.clone());
         // Subscribed here, not in the task: a shutdown before the task first runs must still be seen.
         let lifecycle = shared.lifecycle();
@@ -186,8 +265,9 @@ impl FakeComfy {
     }
 
     /// Changes anything live. Switching to or from `Fault::Refuse` closes or reopens the same port before this
-    /// returns (closing also drops open connections, as a killed server would); a changed queue depth is
-    /// broadcast to WebSocket clients as `status`.
+    /// returns (closing also drops open connections, as a killed server would; the queue and history stay); a
+    /// changed queue depth is broadcast to WebSocket clients as `status`. After `kill()` the port stays closed until
+    /// `restart()`.
     pub fn set_config(&self, f: impl FnOnce(&mut FakeComfyConfig)) {
         let listen = {
             let mut state = self.shared.lock();
@@ -204,6 +284,47 @@ impl FakeComfy {
 
     pub fn clear_requests(&self) {
         self.shared.lock().clear_requests();
+    }
+
+    /// Crashes the fake, as a killed ComfyUI process: the port closes (connections are refused) and every open HTTP
+    /// and WebSocket connection is dropped at once, without a close frame; the running prompt stops where it is, and
+    /// the queue, history and node cache are lost. Input and output files stay (they are on disk), temp files
+    /// go. Nothing listens again until [`FakeComfy::restart`].
+    pub fn kill(&self) {
+        self.shared.kill();
+    }
+
+    /// Starts the fake again on the same port, as a restarted ComfyUI: empty queue and history, counter at 0, cold
+    /// cache, the same config and files. Restarting a fake that was not killed kills it first. With
+    /// `Fault::Refuse` configured the port stays closed.
+    pub fn restart(&self) {
+        self.shared.restart(self.addr, &self.runtime);
+    }
+
+    /// Closes every open WebSocket abruptly (the TCP connection ends, no close frame) while the queue and the running
+    /// prompt go on, as a network drop would; clients must reconnect or fall back to `/history` and `/queue`.
+    pub fn drop_websockets(&self) {
+        self.shared.socket_drops.send_modify(|drops| *drops += 1);
+    }
+
+    /// The ids of the prompts the worker started, in order (including ones that then failed, were interrupted or
+    /// were lost in a `kill()`); deleted or cleared prompts never appear.
+    pub fn executed_prompts(&self) -> Vec<String> {
+        self.shared.lock().executed_prompts()
+    }
+
+    /// Waits until no prompt posted to this fake is pending or running. Jobs of other clients
+    /// (`queue_running` / `queue_pending`) do not count, but a running one holds the worker: with prompts pending
+    /// behind it this waits until the test lowers `queue_running`. Wrap it in a timeout.
+    pub async fn wait_idle(&self) {
+        let changed = self.shared.changed.clone();
+        loop {
+            let notified = changed.notified();
+            if self.shared.lock().is_idle() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Closes the port and every connection (hung ones included), and waits for the accept loop to finish.

@@ -1,14 +1,27 @@
-//! The one mutable state of a fake ComfyUI (config, queue, history, sockets, recorded requests) and every answer
-//! that depends on it. Routes lock it, call one method, and turn the result into a response.
+//! The one mutable state of a fake ComfyUI (config, queue, history, sockets, files, the node cache, recorded
+//! requests) and every answer that depends on it. Routes lock it, call one method, and turn the result into a
+//! response; the worker (`worker.rs`) takes prompts from it and reports through it, one step at a time.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
-use super::bodies;
+use super::bodies::{self, Choices};
 use super::config::FakeComfyConfig;
+use super::execution::{self, ImageSpec};
+use super::files::{self, Files, Folder, UploadAnswer, ViewAnswer};
+use super::multipart;
 use super::queue::{PendingHeap, QueueItem, QueueNumber};
+use super::validation::{self, Checks};
+use super::worker::Job;
 use crate::pyjson::{self, OrderedJson};
+
+/// ComfyUI keeps at most this many history entries (`MAXIMUM_HISTORY_SIZE`).
+const MAX_HISTORY: usize = 10_000;
+/// The letters of a `PreviewImage` file prefix (ComfyUI's own list, with its typo).
+const TEMP_PREFIX_LETTERS: &[u8] = b"abcdefghijklmnopqrstupvxyz";
 
 /// How many requests a fake keeps for [`super::FakeComfy::requests`]; older ones are dropped first.
 pub const MAX_RECORDED_REQUESTS: usize = 10_000;
@@ -56,16 +69,40 @@ pub enum PromptAnswer {
     Invalid(String),
 }
 
+/// A frame for a WebSocket client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
 struct SocketEntry {
     serial: u64,
-    tx: mpsc::UnboundedSender<String>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    /// The client sent `feature_flags` with `supports_preview_metadata: true`: previews go as type 4.
+    previews_with_metadata: bool,
 }
 
 /// A WebSocket client the state sends messages to.
 pub struct SocketRegistration {
     pub serial: u64,
     pub first_message: String,
-    pub rx: mpsc::UnboundedReceiver<String>,
+    pub rx: mpsc::UnboundedReceiver<Outgoing>,
+}
+
+/// The prompt the worker runs.
+struct Current {
+    client_id: Option<String>,
+    /// `PromptServer.last_node_id`: sent again to the prompt's client when it reconnects.
+    last_node: Option<String>,
+}
+
+/// Why a prompt ended, for [`ComfyState::finish_job`].
+pub struct Finished {
+    pub prompt_id: String,
+    pub history_entry: OrderedJson,
+    /// `executing {node: null}` for the prompt's client, sent after the `status`.
+    pub terminal: Option<(String, String)>,
 }
 
 pub struct ComfyState {
@@ -81,10 +118,32 @@ pub struct ComfyState {
     next_socket_serial: u64,
     /// The `client_id` of the background jobs that stand for other users.
     background_client_id: String,
+    /// Input, output and temp files. Kept across `kill()` (they are on disk), except temp.
+    files: Files,
+    /// The classic cache: signature -> UI output (for output nodes).
+    cache: HashMap<u64, Option<OrderedJson>>,
+    current: Option<Current>,
+    /// `nodes.interrupt_processing()`: checked by the worker at node boundaries and sampling steps.
+    interrupt: bool,
+    /// Changes on every `kill()`: a worker of an older boot stops.
+    boot: u64,
+    /// Counts runs, so that nodes that always re-execute get a new signature.
+    runs: u64,
+    /// Prompt ids in the order the worker started them (kept across `kill()`).
+    executed: Vec<String>,
+    /// Woken on every change the worker or a waiting test cares about.
+    changed: Arc<Notify>,
 }
 
 impl ComfyState {
     pub fn new(config: FakeComfyConfig, port: u16) -> Self {
+        let mut files = Files::default();
+        // The recorded server's input folder has ComfyUI's example image (it is `LoadImage`'s recorded choice).
+        files.put(
+            Folder::Input,
+            "example.png".to_string(),
+            ImageSpec::default().png(),
+        );
         let mut state = ComfyState {
             config,
             port,
@@ -96,9 +155,26 @@ impl ComfyState {
             sockets: HashMap::new(),
             next_socket_serial: 0,
             background_client_id: uuid::Uuid::new_v4().to_string(),
+            files,
+            cache: HashMap::new(),
+            current: None,
+            interrupt: false,
+            boot: 0,
+            runs: 0,
+            executed: Vec::new(),
+            changed: Arc::new(Notify::new()),
         };
         state.sync_background_jobs();
         state
+    }
+
+    /// Notified on every change of the queue, of a running prompt, and of the config.
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    fn notify(&self) {
+        self.changed.notify_waiters();
     }
 
     pub fn config(&self) -> &FakeComfyConfig {
@@ -113,6 +189,7 @@ impl ComfyState {
         if self.queue_remaining() != before {
             self.broadcast_status();
         }
+        self.notify();
     }
 
     // ---- recorded requests ----
@@ -196,16 +273,26 @@ impl ComfyState {
         pyjson::to_string(&OrderedJson::Object(found))
     }
 
-    fn checkpoints(&self) -> Vec<String> {
-        self.models_sorted("checkpoints").unwrap_or_default()
+    /// The file lists `/object_info` shows: checkpoints, and `LoadImage`'s images (top-level input files).
+    fn choices(&self) -> Choices {
+        let input_images = self
+            .files
+            .list(Folder::Input)
+            .into_iter()
+            .filter(|name| !name.contains('/'))
+            .collect();
+        Choices {
+            checkpoints: self.models_sorted("checkpoints").unwrap_or_default(),
+            input_images,
+        }
     }
 
     pub fn object_info(&self) -> String {
-        bodies::object_info_all(&self.checkpoints())
+        bodies::object_info_all(&self.choices())
     }
 
     pub fn object_info_class(&self, class: &str) -> String {
-        bodies::object_info_class(class, &self.checkpoints())
+        bodies::object_info_class(class, &self.choices())
     }
 
     /// `GET /models`: the recorded folders first, in recorded order, then any other folder a test added.
@@ -256,7 +343,7 @@ impl ComfyState {
     // ---- commands ----
 
     /// `POST /prompt`, following `server.py` step by step: the counter advances for every parsed body, even an
-    /// invalid one. Validation is minimal: node classes the fake does not know are accepted.
+    /// invalid one. See `validation.rs` for what is checked.
     pub fn post_prompt(&mut self, body: &[u8]) -> Result<PromptAnswer, PyError> {
         let json = OrderedJson::parse(body).map_err(|_| PyError)?;
         let number = if json.py_contains("number").ok_or(PyError)? {
@@ -284,10 +371,17 @@ impl ComfyState {
         let targets = json
             .get("partial_execution_targets")
             .filter(|t| **t != OrderedJson::Null);
-        let outputs = match validate_prompt(&prompt, targets)? {
-            Ok(outputs) => outputs,
+        let models = |folder: &str| self.models_sorted(folder).unwrap_or_default();
+        let input_exists = |name: &str| self.files.annotated_file(name).is_some();
+        let checks = Checks {
+            models: &models,
+            input_exists: &input_exists,
+        };
+        let accepted = match validation::validate_prompt(&prompt, targets, &checks)? {
+            Ok(accepted) => accepted,
             Err(error_body) => return Ok(PromptAnswer::Invalid(error_body)),
         };
+        let outputs = accepted.outputs;
         let mut extra_data = json
             .get("extra_data")
             .cloned()
@@ -309,9 +403,11 @@ impl ComfyState {
             background: false,
         });
         self.broadcast_status();
+        self.notify();
+        let errors = accepted.node_errors;
         let answer = match number {
-            QueueNumber::Counter(n) => bodies::prompt_accepted(&prompt_id, n),
-            QueueNumber::Client(f) => bodies::prompt_accepted(&prompt_id, f),
+            QueueNumber::Counter(n) => bodies::prompt_accepted_with_errors(&prompt_id, n, errors),
+            QueueNumber::Client(f) => bodies::prompt_accepted_with_errors(&prompt_id, f, errors),
         };
         Ok(PromptAnswer::Queued(answer))
     }
@@ -338,6 +434,7 @@ impl ComfyState {
                 }
             }
         }
+        self.notify();
         Ok(())
     }
 
@@ -356,13 +453,25 @@ impl ComfyState {
         Ok(())
     }
 
-    /// `POST /interrupt`: any body (even none) is accepted; a JSON body must be an object. Nothing runs yet, so
-    /// there is nothing to interrupt.
+    /// `POST /interrupt`: no body (or not JSON) or `{}` interrupts whatever runs; `{"prompt_id": X}` only when X is
+    /// running. A JSON body that is not an object raises. The flag is cleared when the next prompt starts.
     pub fn post_interrupt(&mut self, body: &[u8]) -> Result<(), PyError> {
-        match OrderedJson::parse(body) {
-            Err(_) | Ok(OrderedJson::Object(_)) => Ok(()),
-            Ok(_) => Err(PyError),
+        let target = match OrderedJson::parse(body) {
+            Err(_) => None,
+            Ok(json @ OrderedJson::Object(_)) => json.get("prompt_id").cloned(),
+            Ok(_) => return Err(PyError),
+        };
+        let interrupt = match target {
+            None => true,
+            Some(id) => self
+                .running
+                .iter()
+                .any(|item| Some(item.prompt_id.as_str()) == id.as_str()),
+        };
+        if interrupt {
+            self.interrupt = true;
         }
+        Ok(())
     }
 
     /// `POST /free`: the body must be a JSON object.
@@ -376,13 +485,28 @@ impl ComfyState {
     // ---- sockets ----
 
     /// Adds a WebSocket client (replacing an earlier one with the same id, which then hears nothing more) and
-    /// returns its first message, `status` with its `sid`.
+    /// returns its first message, `status` with its `sid`. A client whose prompt is running also hears
+    /// `executing` with the current node, as ComfyUI tells a reconnecting client.
     pub fn register_socket(&mut self, sid: &str) -> SocketRegistration {
         let (tx, rx) = mpsc::unbounded_channel();
         self.next_socket_serial += 1;
         let serial = self.next_socket_serial;
-        self.sockets
-            .insert(sid.to_string(), SocketEntry { serial, tx });
+        if let Some(current) = &self.current {
+            if let (Some(client), Some(node)) = (&current.client_id, &current.last_node) {
+                if client == sid {
+                    let data = pyjson::object(vec![("node", node.as_str().into())]);
+                    let _ = tx.send(Outgoing::Text(bodies::ws_message("executing", data)));
+                }
+            }
+        }
+        self.sockets.insert(
+            sid.to_string(),
+            SocketEntry {
+                serial,
+                tx,
+                previews_with_metadata: false,
+            },
+        );
         SocketRegistration {
             serial,
             first_message: bodies::status_message(self.queue_remaining(), Some(sid)),
@@ -396,10 +520,247 @@ impl ComfyState {
         }
     }
 
+    /// The client's first message was `feature_flags`: remember whether it wants previews with metadata.
+    pub fn set_feature_flags(&mut self, sid: &str, serial: u64, flags: &OrderedJson) {
+        if let Some(socket) = self.sockets.get_mut(sid).filter(|s| s.serial == serial) {
+            socket.previews_with_metadata =
+                flags.get("supports_preview_metadata") == Some(&OrderedJson::Bool(true));
+        }
+    }
+
     fn broadcast_status(&mut self) {
         let message = bodies::status_message(self.queue_remaining(), None);
-        self.sockets
-            .retain(|_, socket| socket.tx.send(message.clone()).is_ok());
+        self.send(None, Outgoing::Text(message));
+    }
+
+    /// `PromptServer.send_sync(event, data, sid)`: to that client, or to every client when `sid` is `None`.
+    pub fn send(&mut self, sid: Option<&str>, message: Outgoing) {
+        match sid {
+            None => self
+                .sockets
+                .retain(|_, socket| socket.tx.send(message.clone()).is_ok()),
+            Some(sid) => {
+                let gone = self
+                    .sockets
+                    .get(sid)
+                    .is_some_and(|socket| socket.tx.send(message).is_err());
+                if gone {
+                    self.sockets.remove(sid);
+                }
+            }
+        }
+    }
+
+    /// A sampling preview, in one of its two moments: type 4 (`with_metadata`) goes before `progress` to clients
+    /// that asked for it, type 1 after `progress` to the others. A prompt without client broadcasts type 1.
+    pub fn send_preview(&mut self, sid: Option<&str>, with_metadata: bool, frame: Vec<u8>) {
+        let wanted = match sid {
+            None => !with_metadata,
+            Some(sid) => self
+                .sockets
+                .get(sid)
+                .is_some_and(|s| s.previews_with_metadata == with_metadata),
+        };
+        if wanted {
+            self.send(sid, Outgoing::Binary(frame));
+        }
+    }
+
+    // ---- execution ----
+
+    pub fn boot(&self) -> u64 {
+        self.boot
+    }
+
+    /// Takes the next prompt the worker can run, moves it to `queue_running` and broadcasts `status`. Nothing runs
+    /// while a job of another client (`config.queue_running`) is running; their pending jobs are skipped.
+    pub fn start_next(&mut self) -> Option<Job> {
+        if self.current.is_some() || self.running.iter().any(|item| item.background) {
+            return None;
+        }
+        let item = self.pending.pop_next(|item| !item.background)?;
+        self.running.push(item.clone());
+        self.interrupt = false;
+        self.runs += 1;
+        self.executed.push(item.prompt_id.clone());
+        let client_id = match item.extra_data.get("client_id") {
+            None | Some(OrderedJson::Null) => None,
+            Some(id) => Some(id.py_str()),
+        };
+        let files = &self.files;
+        let input_file = |name: &str| files.annotated_file(name).map(<[u8]>::to_vec);
+        let context = execution::Context {
+            cache: &self.cache,
+            runtime_error_class: self.config.runtime_error_class.as_deref(),
+            input_file: &input_file,
+            run_token: self.runs,
+        };
+        let plan = execution::plan(&item.prompt, &item.outputs_to_execute, &context);
+        self.cache
+            .retain(|signature, _| plan.signatures.contains(signature));
+        let exec_time = match item.extra_data.get("fake_exec_ms") {
+            Some(OrderedJson::Number(ms)) => ms
+                .as_f64()
+                .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            _ => None,
+        }
+        .unwrap_or(self.config.exec_time);
+        self.current = Some(Current {
+            client_id: client_id.clone(),
+            last_node: None,
+        });
+        self.broadcast_status();
+        Some(Job {
+            item,
+            client_id,
+            plan,
+            exec_time,
+        })
+    }
+
+    /// Whether an interrupt arrived since the running prompt started.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt
+    }
+
+    /// The node the running prompt is executing (`None` once it is done).
+    pub fn set_last_node(&mut self, node: Option<&str>) {
+        if let Some(current) = &mut self.current {
+            current.last_node = node.map(str::to_string);
+        }
+    }
+
+    /// A node finished: its result is cached under `signature` (with its UI output, for output nodes).
+    pub fn cache_result(&mut self, signature: u64, ui: Option<OrderedJson>) {
+        self.cache.insert(signature, ui);
+    }
+
+    /// `SaveImage` (folder output, the given prefix) or `PreviewImage` (temp, `ComfyUI_temp_xxxxx`): writes one PNG
+    /// per image of the batch and returns the `images` entries, or the exception message of a prefix that leaves the
+    /// folder. With `evil_output_name` set, the entries name that file instead.
+    pub fn save_images(
+        &mut self,
+        folder: Folder,
+        prefix: Option<&str>,
+        image: &ImageSpec,
+    ) -> Result<Vec<OrderedJson>, String> {
+        let prefix = match prefix {
+            Some(prefix) => prefix.to_string(),
+            None => {
+                let random = uuid::Uuid::new_v4();
+                let letters: String = random.as_bytes()[..5]
+                    .iter()
+                    .map(|b| {
+                        TEMP_PREFIX_LETTERS[usize::from(*b) % TEMP_PREFIX_LETTERS.len()] as char
+                    })
+                    .collect();
+                format!("ComfyUI_temp_{letters}")
+            }
+        };
+        let path = Files::save_path(folder, &prefix, image.width, image.height)?;
+        let first = self
+            .files
+            .next_counter(folder, &path.subfolder, &path.filename);
+        let png = image.png();
+        let mut entries = Vec::new();
+        for (batch_number, counter) in (0..image.batch).zip(first..) {
+            let name = path
+                .filename
+                .replace("%batch_num%", &batch_number.to_string());
+            let file = format!("{name}_{counter:05}_.png");
+            self.files
+                .put(folder, files::join(&path.subfolder, &file), png.clone());
+            let reported = self.config.evil_output_name.clone().unwrap_or(file);
+            entries.push(pyjson::object(vec![
+                ("filename", reported.into()),
+                ("subfolder", path.subfolder.as_str().into()),
+                ("type", folder.type_name().into()),
+            ]));
+        }
+        Ok(entries)
+    }
+
+    /// `PromptQueue.task_done` and what follows: the prompt leaves `queue_running`, its history entry is written,
+    /// `status` is broadcast, then its client hears the terminal `executing`.
+    pub fn finish_job(&mut self, finished: Finished) {
+        if let Some(pos) = self
+            .running
+            .iter()
+            .position(|item| !item.background && item.prompt_id == finished.prompt_id)
+        {
+            self.running.remove(pos);
+        }
+        match self
+            .history
+            .iter_mut()
+            .find(|(id, _)| *id == finished.prompt_id)
+        {
+            Some((_, entry)) => *entry = finished.history_entry,
+            None => {
+                if self.history.len() >= MAX_HISTORY {
+                    self.history.remove(0);
+                }
+                self.history
+                    .push((finished.prompt_id.clone(), finished.history_entry));
+            }
+        }
+        self.current = None;
+        self.broadcast_status();
+        if let Some((client, message)) = finished.terminal {
+            self.send(Some(&client), Outgoing::Text(message));
+        }
+        self.notify();
+    }
+
+    /// No prompt posted to the fake is pending or running (jobs of other clients do not count).
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none()
+            && !self.running.iter().any(|item| !item.background)
+            && !self.pending.items().iter().any(|item| !item.background)
+    }
+
+    /// Prompt ids in the order they started running.
+    pub fn executed_prompts(&self) -> Vec<String> {
+        self.executed.clone()
+    }
+
+    /// A crash and a restart: the queue, history, sockets, cache and temp files are gone, the counter starts again.
+    /// The config, recorded requests, the input and output files and the list of executed prompts stay.
+    pub fn reboot(&mut self) {
+        self.boot += 1;
+        self.number = 0;
+        self.running.clear();
+        self.pending.clear();
+        self.history.clear();
+        self.sockets.clear();
+        self.cache.clear();
+        self.current = None;
+        self.interrupt = false;
+        self.files.clear(Folder::Temp);
+        self.background_client_id = uuid::Uuid::new_v4().to_string();
+        self.sync_background_jobs();
+        self.notify();
+    }
+
+    // ---- files ----
+
+    /// `GET /view`.
+    pub fn view(
+        &self,
+        filename: Option<&str>,
+        kind: Option<&str>,
+        subfolder: Option<&str>,
+    ) -> ViewAnswer {
+        self.files.view(filename, kind, subfolder)
+    }
+
+    /// `POST /upload/image` with a body of this content type.
+    pub fn upload_image(&mut self, content_type: Option<&str>, body: &[u8]) -> UploadAnswer {
+        match multipart::fields(content_type, body) {
+            Some(fields) => self.files.upload(&fields),
+            None => UploadAnswer::ServerError,
+        }
     }
 
     // ---- background jobs ----
@@ -467,53 +828,6 @@ fn queue_number(item: &QueueItem) -> f64 {
         QueueNumber::Counter(n) => n as f64,
         QueueNumber::Client(f) => f,
     }
-}
-
-/// `execution.validate_prompt`, as far as the fake can follow it: `Ok(Err(body))` is a 400.
-fn validate_prompt(
-    prompt: &OrderedJson,
-    targets: Option<&OrderedJson>,
-) -> Result<Result<Vec<String>, String>, PyError> {
-    let nodes: Vec<(&str, &OrderedJson)> = match prompt {
-        OrderedJson::Object(entries) => entries.iter().map(|(k, v)| (k.as_str(), v)).collect(),
-        // `for x in prompt: prompt[x]` over an empty list or string never runs.
-        OrderedJson::Array(items) if items.is_empty() => Vec::new(),
-        OrderedJson::String(s) if s.is_empty() => Vec::new(),
-        _ => return Err(PyError),
-    };
-    let mut outputs = Vec::new();
-    let mut unknown_class = false;
-    for (id, node) in nodes {
-        if !node.py_contains("class_type").ok_or(PyError)? {
-            return Ok(Err(bodies::prompt_error(
-                "invalid_prompt",
-                "Cannot execute because a node is missing the class_type property.",
-                &format!("Node ID '#{id}'"),
-            )));
-        }
-        let class = index(node, "class_type")?;
-        match class.as_str().and_then(bodies::class_is_output) {
-            Some(true) => {
-                let targeted = match targets {
-                    None => true,
-                    Some(t) => t.py_contains(id).ok_or(PyError)?,
-                };
-                if targeted {
-                    outputs.push(id.to_string());
-                }
-            }
-            Some(false) => {}
-            None => unknown_class = true,
-        }
-    }
-    if outputs.is_empty() && !unknown_class {
-        return Ok(Err(bodies::prompt_error(
-            "prompt_no_outputs",
-            "Prompt has no outputs",
-            "",
-        )));
-    }
-    Ok(Ok(outputs))
 }
 
 /// `value[key]` where Python would raise unless `value` is a dict holding `key`.
@@ -676,10 +990,11 @@ mod tests {
         );
         s.post_prompt(PROMPT).expect("queued");
         assert_eq!(
-            socket.rx.try_recv().ok().as_deref(),
-            Some(
+            socket.rx.try_recv().ok(),
+            Some(Outgoing::Text(
                 r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}}"#
-            )
+                    .to_string()
+            ))
         );
     }
 

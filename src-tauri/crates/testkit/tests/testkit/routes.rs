@@ -136,7 +136,12 @@ async fn fake_comfy_unknown_model_folder_is_404_with_an_empty_body() {
 
 #[tokio::test]
 async fn fake_comfy_post_prompt_queues_and_counts() {
-    let fake = FakeComfy::start(FakeComfyConfig::default()).await;
+    // Another client's job runs (and took number 0): the posted prompt stays pending behind it.
+    let fake = FakeComfy::start(FakeComfyConfig {
+        queue_running: 1,
+        ..FakeComfyConfig::default()
+    })
+    .await;
     let prompt = serde_json::json!({
         "prompt": {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
                    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "probe"}}},
@@ -155,12 +160,12 @@ async fn fake_comfy_post_prompt_queues_and_counts() {
     assert!(uuid::Uuid::parse_str(&prompt_id).is_ok(), "{prompt_id}");
     assert_eq!(
         body,
-        format!(r#"{{"prompt_id": "{prompt_id}", "number": 0, "node_errors": {{}}}}"#)
+        format!(r#"{{"prompt_id": "{prompt_id}", "number": 1, "node_errors": {{}}}}"#)
     );
 
     assert_eq!(
         get(&format!("{}/prompt", fake.url())).await.2,
-        r#"{"exec_info": {"queue_remaining": 1}}"#
+        r#"{"exec_info": {"queue_remaining": 2}}"#
     );
     let queue: serde_json::Value =
         serde_json::from_str(&get(&format!("{}/queue", fake.url())).await.2).expect("JSON");
@@ -190,7 +195,7 @@ async fn fake_comfy_post_prompt_queues_and_counts() {
     assert_eq!(cleared.status().as_u16(), 200);
     assert_eq!(
         get(&format!("{}/prompt", fake.url())).await.2,
-        r#"{"exec_info": {"queue_remaining": 0}}"#
+        r#"{"exec_info": {"queue_remaining": 1}}"#
     );
 }
 

@@ -62,7 +62,12 @@ async fn websocket_without_client_id_gets_a_uuid_hex_sid() {
 
 #[tokio::test]
 async fn websocket_answers_feature_flags_and_hears_status_broadcasts() {
-    let fake = FakeComfy::start(FakeComfyConfig::default()).await;
+    // Another client's job runs, so the posted prompt stays pending and only `status` is heard.
+    let fake = FakeComfy::start(FakeComfyConfig {
+        queue_running: 1,
+        ..FakeComfyConfig::default()
+    })
+    .await;
     let (mut socket, _) = tokio_tungstenite::connect_async(fake.ws_url("c1"))
         .await
         .expect("connected");
@@ -88,12 +93,12 @@ async fn websocket_answers_feature_flags_and_hears_status_broadcasts() {
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(
         next_text(&mut socket).await,
-        r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 1}}}}"#
+        r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 2}}}}"#
     );
-    fake.set_config(|c| c.queue_running = 1);
+    fake.set_config(|c| c.queue_running = 2);
     assert_eq!(
         next_text(&mut socket).await,
-        r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 2}}}}"#
+        r#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 3}}}}"#
     );
 }
 

@@ -1,0 +1,390 @@
+//! The job pipeline end to end against testkit ComfyUIs that execute prompts as the recorded one does.
+
+use std::time::Duration;
+
+use comfyfleet_core::dispatcher::Dispatcher;
+use comfyfleet_core::jobs::{JobState, Jobs, NewJob};
+use comfyfleet_core::router::{Policy, RouterConfig};
+use comfyfleet_testkit::{FakeComfy, FakeComfyConfig};
+use serde_json::json;
+
+use crate::support::*;
+
+pub fn empty_image(color: u32) -> serde_json::Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": color}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "probe"}}
+    })
+}
+
+fn dispatcher(t: &TestFleet, policy: Policy) -> Dispatcher {
+    Dispatcher::start(
+        Jobs::new(t.fleet.store.clone()),
+        t.fleet.servers.clone(),
+        t.fleet.health.clone(),
+        t.fleet.home.gallery_dir(),
+        RouterConfig {
+            policy,
+            auto_switch: true,
+            ..Default::default()
+        },
+    )
+}
+
+async fn fake(exec_ms: u64) -> FakeComfy {
+    FakeComfy::start(FakeComfyConfig {
+        exec_time: Duration::from_millis(exec_ms),
+        ..Default::default()
+    })
+    .await
+}
+
+async fn wait(d: &Dispatcher, id: &str) -> comfyfleet_core::jobs::Job {
+    tokio::time::timeout(Duration::from_secs(30), d.wait(id))
+        .await
+        .expect("job finished in time")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_success_saves_real_outputs_in_the_gallery() {
+    let t = fleet();
+    let server = fake(20).await;
+    t.fleet
+        .servers
+        .add(input("A", &server.url()))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    let job = d
+        .submit(NewJob::new("probe", empty_image(1)))
+        .await
+        .unwrap();
+    let done = wait(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.outputs.len(), 1);
+    let path = std::path::Path::new(&done.outputs[0].path);
+    assert!(path.starts_with(t.fleet.home.gallery_dir()));
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(done.started_ms.is_some() && done.finished_ms.is_some());
+    assert_eq!(done.attempts, 0);
+    // The identical prompt again is served from ComfyUI's cache and still succeeds with an output.
+    let again = d
+        .submit(NewJob::new("probe again", empty_image(1)))
+        .await
+        .unwrap();
+    let again = wait(&d, &again.id).await;
+    assert_eq!(again.state, JobState::Succeeded, "{:?}", again.error);
+    assert_eq!(again.outputs.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_runtime_error_fails_once_with_the_node_and_message() {
+    let t = fleet();
+    let server = fake(20).await;
+    t.fleet
+        .servers
+        .add(input("A", &server.url()))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    let wf = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
+        "3": {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "alpha"}},
+        "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}}
+    });
+    let job = d.submit(NewJob::new("bad", wf)).await.unwrap();
+    let done = wait(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Failed);
+    let err = done.error.unwrap();
+    assert!(err.contains("ImageToMask"), "{err}");
+    assert_eq!(done.attempts, 1, "runtime errors are not retried");
+    assert_eq!(server.executed_prompts().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_validation_error_fails_at_once_with_a_per_node_message() {
+    let t = fleet();
+    let server = fake(20).await;
+    t.fleet
+        .servers
+        .add(input("A", &server.url()))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    let wf = json!({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    });
+    let job = d.submit(NewJob::new("invalid", wf)).await.unwrap();
+    let done = wait(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Failed);
+    let err = done.error.unwrap();
+    assert!(
+        err.contains("Node 1 (LoadImage)") && err.contains("does_not_exist.png"),
+        "{err}"
+    );
+    assert_eq!(done.attempts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_cancel_interrupts_running_removes_pending_and_stops_queued() {
+    let t = fleet();
+    let server = fake(3000).await;
+    t.fleet
+        .servers
+        .add(input("A", &server.url()))
+        .await
+        .unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    // No active server: the job waits in our queue, and cancelling it is immediate.
+    let waiting = d
+        .submit(NewJob::new("waiting", empty_image(2)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        d.cancel(&waiting.id).await.unwrap().state,
+        JobState::Cancelled
+    );
+
+    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let running = d
+        .submit(NewJob::new("running", empty_image(3)))
+        .await
+        .unwrap();
+    let pending = d
+        .submit(NewJob::new("pending on the server", empty_image(4)))
+        .await
+        .unwrap();
+    let jobs = Jobs::new(t.fleet.store.clone());
+    for _ in 0..200 {
+        let (r, p) = (
+            jobs.get(&running.id).await.unwrap(),
+            jobs.get(&pending.id).await.unwrap(),
+        );
+        if r.state == JobState::Running && p.state == JobState::Dispatched {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pending_prompt = jobs.get(&pending.id).await.unwrap().remote_id.unwrap();
+    d.cancel(&pending.id).await.unwrap();
+    d.cancel(&running.id).await.unwrap();
+    assert_eq!(wait(&d, &pending.id).await.state, JobState::Cancelled);
+    assert_eq!(wait(&d, &running.id).await.state, JobState::Cancelled);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !server.executed_prompts().contains(&pending_prompt),
+        "a cancelled pending job never runs"
+    );
+    // A finished job cannot be cancelled, and says why.
+    let e = d.cancel(&waiting.id).await.unwrap_err();
+    assert!(e.to_string().contains("cancelled"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_complete_when_the_websocket_drops_mid_job() {
+    let t = fleet();
+    let server = fake(1500).await;
+    t.fleet
+        .servers
+        .add(input("A", &server.url()))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    let job = d
+        .submit(NewJob::new("probe", empty_image(4)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.drop_websockets();
+    let done = wait(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.outputs.len(), 1);
+    assert_eq!(server.executed_prompts().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_move_to_another_server_when_theirs_is_killed() {
+    let t = fleet();
+    let a = fake(3000).await;
+    let b = fake(20).await;
+    t.fleet.servers.add(input("A", &a.url())).await.unwrap();
+    t.fleet.servers.add(input("B", &b.url())).await.unwrap();
+    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    let job = d
+        .submit(NewJob::new("probe", empty_image(5)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    a.kill();
+    let done = wait(&d, &job.id).await;
+    assert_eq!(
+        done.state,
+        JobState::Succeeded,
+        "{:?} {:?}",
+        done.error,
+        done.notes
+    );
+    let b_id = t.fleet.servers.find("B").await.unwrap().id;
+    assert_eq!(done.server_id.as_deref(), Some(b_id.as_str()));
+    assert!(
+        done.notes
+            .iter()
+            .any(|n| n.contains("'A' stopped answering")),
+        "{:?}",
+        done.notes
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_go_only_where_their_checkpoint_is_and_say_when_none_has_it() {
+    let t = fleet();
+    let mut with = FakeComfyConfig {
+        exec_time: Duration::from_millis(10),
+        ..Default::default()
+    };
+    with.models
+        .insert("checkpoints".into(), vec!["sdxl.safetensors".into()]);
+    let has = FakeComfy::start(with).await;
+    let lacks = fake(10).await;
+    t.fleet
+        .servers
+        .add(input("Lacks", &lacks.url()))
+        .await
+        .unwrap();
+    t.fleet.servers.add(input("Has", &has.url())).await.unwrap();
+    let d = dispatcher(&t, Policy::LeastBusy);
+    let wf = |ckpt: &str| {
+        json!({
+            "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+            "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 9}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "m"}}
+        })
+    };
+    for _ in 0..3 {
+        let job = d
+            .submit(NewJob::new("sdxl", wf("sdxl.safetensors")))
+            .await
+            .unwrap();
+        let done = wait(&d, &job.id).await;
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        assert_eq!(
+            done.server_id,
+            Some(t.fleet.servers.find("Has").await.unwrap().id)
+        );
+    }
+    let job = d
+        .submit(NewJob::new("flux", wf("flux1-dev.safetensors")))
+        .await
+        .unwrap();
+    let done = wait(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Failed);
+    let err = done.error.unwrap();
+    assert!(
+        err.contains("'Lacks' lacks checkpoints/flux1-dev.safetensors")
+            && err.contains("'Has' lacks"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_refuse_outputs_whose_names_escape_the_gallery() {
+    for evil in ["../../x.png", "/tmp/comfyfleet-evil.png"] {
+        let t = fleet();
+        let server = FakeComfy::start(FakeComfyConfig {
+            exec_time: Duration::from_millis(10),
+            evil_output_name: Some(evil.into()),
+            ..Default::default()
+        })
+        .await;
+        t.fleet
+            .servers
+            .add(input("A", &server.url()))
+            .await
+            .unwrap();
+        t.fleet.servers.activate(Some("A")).await.unwrap();
+        let d = dispatcher(&t, Policy::Manual);
+        let job = d.submit(NewJob::new("evil", empty_image(6))).await.unwrap();
+        let done = wait(&d, &job.id).await;
+        assert_eq!(done.state, JobState::Failed);
+        assert!(done.error.unwrap().contains("not a plain file name"));
+        assert!(!t.dir.path().parent().unwrap().join("x.png").exists());
+        assert!(!std::path::Path::new("/tmp/comfyfleet-evil.png").exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_burst_of_200_over_three_servers_loses_and_repeats_nothing() {
+    let t = fleet();
+    let servers = [fake(5).await, fake(10).await, fake(20).await];
+    for (i, s) in servers.iter().enumerate() {
+        t.fleet
+            .servers
+            .add(input(&format!("S{i}"), &s.url()))
+            .await
+            .unwrap();
+    }
+    let d = dispatcher(&t, Policy::Fastest);
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        ids.push(
+            d.submit(NewJob::new(format!("burst {i}"), empty_image(1000 + i)))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for id in &ids {
+        let done = wait(&d, id).await;
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    }
+    let executed: usize = servers.iter().map(|s| s.executed_prompts().len()).sum();
+    assert_eq!(executed, 200, "every job ran exactly once");
+    assert!(
+        servers.iter().all(|s| !s.executed_prompts().is_empty()),
+        "all servers took part"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_in_flight_at_a_restart_finish_exactly_once() {
+    let t = fleet();
+    let server = fake(1500).await;
+    t.fleet
+        .servers
+        .add(input("A", &server.url()))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let first = dispatcher(&t, Policy::Manual);
+    let job = first
+        .submit(NewJob::new("survivor", empty_image(7)))
+        .await
+        .unwrap();
+    let queued = first
+        .submit(NewJob::new("queued", empty_image(8)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.stop(); // the app "dies" with one job running and one queued
+    let second = dispatcher(&t, Policy::Manual);
+    let a = wait(&second, &job.id).await;
+    let b = wait(&second, &queued.id).await;
+    assert_eq!(
+        (a.state, b.state),
+        (JobState::Succeeded, JobState::Succeeded),
+        "{:?} {:?}",
+        a.error,
+        b.error
+    );
+    assert_eq!(server.executed_prompts().len(), 2, "nothing ran twice");
+}
