@@ -14,6 +14,7 @@ pub mod secrets;
 pub mod servers;
 pub mod settings;
 pub mod store;
+pub mod templates;
 pub mod workflow;
 
 pub use error_info::{ErrorInfo, HasErrorInfo};
