@@ -23,6 +23,9 @@ use crate::workflow::Workflow;
 const MAX_OUTPUT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// How long a server's model list is trusted.
 const INVENTORY_TTL: Duration = Duration::from_secs(60);
+/// Only the holder of this lease dispatches; it lapses this long after its holder stops renewing.
+const LEASE: &str = "dispatcher";
+const LEASE_TTL_MS: i64 = 5_000;
 
 /// A change to a job, for the UI and the CLI.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +60,9 @@ struct State {
 }
 
 struct Inner {
+    /// This dispatcher's name in the lease table.
+    holder: String,
+    store: crate::store::Store,
     jobs: Jobs,
     servers: ServerList,
     health: Health,
@@ -95,7 +101,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Dispatcher {
     /// Start dispatching: reconcile what was in flight, then run queued jobs.
     pub fn start(
-        jobs: Jobs,
+        store: crate::store::Store,
         servers: ServerList,
         health: Health,
         gallery: PathBuf,
@@ -103,7 +109,9 @@ impl Dispatcher {
     ) -> Self {
         let (updates, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
-            jobs,
+            holder: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
+            jobs: Jobs::new(store.clone()),
+            store,
             servers,
             health,
             gallery,
@@ -115,13 +123,24 @@ impl Dispatcher {
         });
         let weak = Arc::downgrade(&inner);
         let main = tokio::spawn(async move {
-            if let Some(inner) = weak.upgrade() {
-                inner.reconcile().await;
-            }
+            let mut leader = false;
             loop {
                 let Some(inner) = weak.upgrade() else { break };
-                if let Err(e) = inner.dispatch_ready().await {
-                    tracing::warn!(error = %e, "dispatch round failed");
+                // Another process (the app or a CLI) may be dispatching: then this one only waits.
+                let has_lease = inner
+                    .store
+                    .lease(LEASE, &inner.holder, crate::now_ms(), LEASE_TTL_MS)
+                    .await
+                    .unwrap_or(false);
+                if has_lease && !leader {
+                    leader = true;
+                    inner.reconcile().await;
+                }
+                leader = has_lease;
+                if leader {
+                    if let Err(e) = inner.dispatch_ready().await {
+                        tracing::warn!(error = %e, "dispatch round failed");
+                    }
                 }
                 let wake = inner.wake.clone();
                 drop(inner);
@@ -134,6 +153,23 @@ impl Dispatcher {
         });
         lock(&inner.state).tasks.push(main.abort_handle());
         Self { inner }
+    }
+
+    /// Whether this dispatcher holds the dispatch lease (no other process is dispatching).
+    pub async fn is_leader(&self) -> bool {
+        self.inner
+            .store
+            .lease(LEASE, &self.inner.holder, crate::now_ms(), LEASE_TTL_MS)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Stop dispatching and hand the lease over; jobs running in this process keep running until done.
+    pub async fn shutdown(&self) {
+        if let Some(t) = lock(&self.inner.state).tasks.first() {
+            t.abort();
+        }
+        let _ = self.inner.store.release(LEASE, &self.inner.holder).await;
     }
 
     /// Stop at once, recording nothing more (as if the process died): jobs stay as they are on disk.

@@ -68,6 +68,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX jobs_by_state ON jobs (state, priority DESC, queued_ms);
     "#,
+    // 3: leases, so only one process (the app or a CLI) dispatches jobs at a time.
+    r#"
+    CREATE TABLE leases (
+        name       TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +197,43 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Take or renew the lease `name` for `holder` until `now_ms + ttl_ms`. True when `holder` has it:
+    /// it was free, expired, or already ours. Atomic across processes.
+    pub async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |tx| {
+            let n = tx.execute(
+                "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
+                 WHERE leases.holder = excluded.holder OR leases.expires_ms <= ?4",
+                rusqlite::params![name, holder, now_ms + ttl_ms, now_ms],
+            )?;
+            Ok::<_, StoreError>(n == 1)
+        })
+        .await
+    }
+
+    /// Give the lease up (if `holder` has it).
+    pub async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                [name, holder],
+            )?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+}
+
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -254,6 +299,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, "v");
+    }
+
+    #[tokio::test]
+    async fn store_lease_has_one_holder_until_it_expires_or_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let (a, b) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+        assert!(a.lease("d", "app", 1_000, 5_000).await.unwrap());
+        assert!(
+            !b.lease("d", "cli", 2_000, 5_000).await.unwrap(),
+            "held by the app"
+        );
+        assert!(a.lease("d", "app", 3_000, 5_000).await.unwrap(), "renewed");
+        assert!(!b.lease("d", "cli", 7_999, 5_000).await.unwrap());
+        assert!(
+            b.lease("d", "cli", 8_000, 5_000).await.unwrap(),
+            "expired, taken over"
+        );
+        b.release("d", "cli").await.unwrap();
+        assert!(a.lease("d", "app", 8_001, 5_000).await.unwrap());
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ pub fn empty_image(color: u32) -> serde_json::Value {
 
 fn dispatcher(t: &TestFleet, policy: Policy) -> Dispatcher {
     Dispatcher::start(
-        Jobs::new(t.fleet.store.clone()),
+        t.fleet.store.clone(),
         t.fleet.servers.clone(),
         t.fleet.health.clone(),
         t.fleet.home.gallery_dir(),
