@@ -1,5 +1,6 @@
 //! comfyfleet: the ComfyFleet CLI — thin subcommands over comfyfleet-core.
 
+mod jobs;
 mod servers;
 
 use std::path::PathBuf;
@@ -28,6 +29,11 @@ enum Command {
     /// Manage the server list.
     #[command(subcommand)]
     Servers(servers::ServersCmd),
+    /// Queue a workflow (and with --wait, follow it to the end).
+    Run(jobs::RunArgs),
+    /// List, show and cancel jobs.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCmd),
 }
 
 /// An error for the user: printed as one line on stderr.
@@ -66,6 +72,8 @@ fn main() -> ExitCode {
         let fleet = Fleet::open(home)?;
         match cli.command {
             Command::Servers(cmd) => servers::run(&fleet, cmd).await,
+            Command::Run(args) => jobs::run(&fleet, args).await,
+            Command::Jobs(cmd) => jobs::jobs(&fleet, cmd).await,
         }
     });
     match result {

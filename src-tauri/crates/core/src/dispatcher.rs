@@ -133,7 +133,7 @@ impl Dispatcher {
                     .await
                     .unwrap_or(false);
                 if has_lease && !leader {
-                    leader = true;
+                    // Newly in charge: first pick up whatever the previous holder left in flight.
                     inner.reconcile().await;
                 }
                 leader = has_lease;
@@ -225,8 +225,27 @@ impl Dispatcher {
                 .send(JobUpdate::Changed { job: job.clone() });
             return Ok(job);
         }
-        if let Some(tx) = lock(&self.inner.state).cancels.get(&job.id) {
-            let _ = tx.send(true);
+        let local = lock(&self.inner.state)
+            .cancels
+            .get(&job.id)
+            .map(|tx| tx.send(true).is_ok())
+            .unwrap_or(false);
+        if !local {
+            // Running under another process (or none): stop it on its server ourselves.
+            if let (Some(server_id), Some(prompt_id)) = (&job.server_id, &job.remote_id) {
+                if let Ok(server) = self.inner.servers.find(server_id).await {
+                    let client = self.inner.client_for(&server).await;
+                    let _ = client.delete_pending(std::slice::from_ref(prompt_id)).await;
+                    let _ = client.interrupt(prompt_id).await;
+                }
+            }
+            let job = self
+                .inner
+                .jobs
+                .apply(id, JobEvent::Cancelled, crate::now_ms())
+                .await?;
+            self.inner.changed(&job);
+            return Ok(job);
         }
         Ok(job)
     }

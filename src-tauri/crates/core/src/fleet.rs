@@ -1,7 +1,9 @@
 //! The core's front door: opens the app home, database and keychain, and hands out each capability.
 
+use crate::dispatcher::Dispatcher;
 use crate::health::Health;
 use crate::home::{AppHome, HomeError};
+use crate::jobs::Jobs;
 use crate::secrets::Secrets;
 use crate::servers::ServerList;
 use crate::settings::SettingsStore;
@@ -32,6 +34,7 @@ pub struct Fleet {
     pub servers: ServerList,
     pub health: Health,
     pub settings: SettingsStore,
+    pub jobs: Jobs,
 }
 
 impl Fleet {
@@ -40,17 +43,31 @@ impl Fleet {
         Self::open_with(home, Secrets::default())
     }
 
+    /// Start the dispatcher with the stored routing settings (call inside a tokio runtime).
+    pub async fn start_dispatcher(&self) -> Dispatcher {
+        let cfg = self.settings.router().await.unwrap_or_default();
+        Dispatcher::start(
+            self.store.clone(),
+            self.servers.clone(),
+            self.health.clone(),
+            self.home.gallery_dir(),
+            cfg,
+        )
+    }
+
     pub fn open_with(home: AppHome, secrets: Secrets) -> Result<Self, FleetError> {
         let store = Store::open(&home.database())?;
         let servers = ServerList::new(store.clone(), secrets);
         let health = Health::new(servers.clone());
         let settings = SettingsStore::new(store.clone());
+        let jobs = Jobs::new(store.clone());
         Ok(Self {
             home,
             store,
             servers,
             health,
             settings,
+            jobs,
         })
     }
 }

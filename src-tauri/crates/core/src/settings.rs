@@ -17,6 +17,7 @@ pub struct SettingsStore {
 }
 
 const KEY: &str = "app_settings";
+const ROUTER_KEY: &str = "router";
 
 impl SettingsStore {
     pub fn new(store: Store) -> Self {
@@ -41,6 +42,54 @@ impl SettingsStore {
                 Ok(raw
                     .and_then(|r| serde_json::from_str(&r).ok())
                     .unwrap_or_default())
+            })
+            .await
+    }
+
+    /// The routing settings; `auto_switch` always mirrors the app setting of that name.
+    pub async fn router(&self) -> Result<crate::router::RouterConfig, StoreError> {
+        let raw = self.raw(ROUTER_KEY).await?;
+        let mut cfg: crate::router::RouterConfig = raw
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default();
+        cfg.auto_switch = self.get().await?.auto_switch;
+        Ok(cfg)
+    }
+
+    pub async fn set_router(
+        &self,
+        cfg: crate::router::RouterConfig,
+    ) -> Result<crate::router::RouterConfig, StoreError> {
+        let mut settings = self.get().await?;
+        settings.auto_switch = cfg.auto_switch;
+        self.set(settings).await?;
+        self.put(ROUTER_KEY, serde_json::to_string(&cfg).unwrap_or_default())
+            .await?;
+        Ok(cfg)
+    }
+
+    async fn raw(&self, key: &'static str) -> Result<Option<String>, StoreError> {
+        self.store
+            .call(move |c| {
+                use rusqlite::OptionalExtension;
+                Ok(
+                    c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                        r.get(0)
+                    })
+                    .optional()?,
+                )
+            })
+            .await
+    }
+
+    async fn put(&self, key: &'static str, text: String) -> Result<(), StoreError> {
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO settings(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [key, &text],
+                )?;
+                Ok::<_, StoreError>(())
             })
             .await
     }
