@@ -2,6 +2,7 @@
 
 mod commands;
 mod events;
+mod generate;
 mod tray;
 
 use comfyfleet_core::health::HealthEvent;
@@ -13,6 +14,7 @@ use tauri_specta::Event;
 /// What every command can reach: the core's handles (each cheap to clone).
 pub struct AppState {
     pub fleet: Fleet,
+    pub dispatcher: comfyfleet_core::dispatcher::Dispatcher,
 }
 
 /// The typed command and event registry; also the source of `ui/src/bindings.ts`.
@@ -33,6 +35,17 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::settings_get,
             commands::settings_set,
             commands::app_info,
+            generate::templates_list,
+            generate::workflow_inspect,
+            generate::jobs_submit,
+            generate::jobs_list,
+            generate::jobs_cancel,
+            generate::jobs_set_priority,
+            generate::jobs_subscribe,
+            generate::gallery_image,
+            generate::open_path,
+            generate::router_get,
+            generate::router_set,
         ])
         .events(tauri_specta::collect_events![
             events::ServerStatusChanged,
@@ -88,8 +101,10 @@ pub fn run() {
                     return Ok(());
                 }
             };
+            let dispatcher = tauri::async_runtime::block_on(fleet.start_dispatcher());
             app.manage(AppState {
                 fleet: fleet.clone(),
+                dispatcher,
             });
             // A desktop without a tray (no StatusNotifier host) still gets a working window.
             if let Err(e) = tray::create(app.handle()) {

@@ -53,6 +53,34 @@ pub enum JobSource {
     },
 }
 
+/// A job as the Generate page or the CLI asks for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SubmitRequest {
+    pub name: String,
+    pub source: JobSource,
+    /// A server id, or `None` for Auto (the router decides).
+    pub target: Option<String>,
+    pub priority: u8,
+}
+
+impl SubmitRequest {
+    /// The job to queue. `random_seed` fills a template's empty seed.
+    pub fn to_new_job(&self, random_seed: u32) -> Result<crate::jobs::NewJob, TemplateError> {
+        let workflow = resolve(&self.source, random_seed)?;
+        let name = if self.name.trim().is_empty() {
+            "Untitled".to_string()
+        } else {
+            self.name.trim().chars().take(120).collect()
+        };
+        Ok(crate::jobs::NewJob {
+            priority: self.priority,
+            target: self.target.clone(),
+            ..crate::jobs::NewJob::new(name, workflow)
+        })
+    }
+}
+
 /// What the UI shows about an imported workflow before it runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
