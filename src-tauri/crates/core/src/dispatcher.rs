@@ -428,7 +428,15 @@ impl Inner {
                             .await
                     });
                 }
-                Decision::Wait { .. } => {}
+                Decision::Wait { .. } => {
+                    // When no server has a free slot, no later job can go anywhere either.
+                    let any_free = cands
+                        .iter()
+                        .any(|c| c.online && c.in_flight < cfg.max_in_flight);
+                    if !any_free {
+                        break;
+                    }
+                }
                 Decision::Refuse { reason } => {
                     self.apply(
                         &job.id,
