@@ -124,14 +124,21 @@ impl Dispatcher {
         let weak = Arc::downgrade(&inner);
         let main = tokio::spawn(async move {
             let mut leader = false;
+            let mut renewed: Option<Instant> = None;
             loop {
                 let Some(inner) = weak.upgrade() else { break };
                 // Another process (the app or a CLI) may be dispatching: then this one only waits.
-                let has_lease = inner
-                    .store
-                    .lease(LEASE, &inner.holder, crate::now_ms(), LEASE_TTL_MS)
-                    .await
-                    .unwrap_or(false);
+                // A held lease is renewed once a second, not on every round.
+                let fresh = leader && renewed.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+                let has_lease = fresh
+                    || inner
+                        .store
+                        .lease(LEASE, &inner.holder, crate::now_ms(), LEASE_TTL_MS)
+                        .await
+                        .unwrap_or(false);
+                if has_lease && !fresh {
+                    renewed = Some(Instant::now());
+                }
                 if has_lease && !leader {
                     // Newly in charge: first pick up whatever the previous holder left in flight.
                     inner.reconcile().await;
@@ -328,7 +335,7 @@ impl Inner {
         needs_folders: &[String],
         shape: &str,
     ) -> Vec<Candidate> {
-        let statuses = self.health.statuses().await.unwrap_or_default();
+        let statuses = self.health.known_statuses(servers);
         let mut out = Vec::new();
         for s in servers {
             let st = statuses.iter().find(|x| x.server_id == s.id);
@@ -468,7 +475,8 @@ impl Inner {
         let timeout = Duration::from_millis(job.timeout_ms.max(1000) as u64);
         let started = Instant::now();
         let job_id = job.id.clone();
-        let mut last_progress = Instant::now() - Duration::from_secs(1);
+        // The first progress write waits half a second: short jobs go straight to their result.
+        let mut last_progress = Instant::now();
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
         let events = {
             let me = self.clone();
@@ -535,10 +543,10 @@ impl Inner {
                     *e = 0.7 * *e + 0.3 * secs;
                 }
                 match self.save_outputs(&client, &job_id, outputs).await {
-                    Ok(saved) => {
-                        let _ = self.jobs.set_outputs(&job_id, saved).await;
-                        self.apply(&job_id, JobEvent::Succeeded).await;
-                    }
+                    Ok(saved) => match self.jobs.succeed(&job_id, saved, crate::now_ms()).await {
+                        Ok(job) => self.changed(&job),
+                        Err(e) => tracing::warn!(job = %job_id, error = %e, "job update refused"),
+                    },
                     Err(message) => {
                         self.apply(
                             &job_id,

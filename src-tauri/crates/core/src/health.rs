@@ -328,8 +328,13 @@ impl Health {
     /// The last known status of every server (no probing), in list order.
     pub async fn statuses(&self) -> Result<Vec<ServerStatus>, ServersError> {
         let servers = self.servers.list().await?;
+        Ok(self.known_statuses(&servers))
+    }
+
+    /// The last known status of each of `servers` (no probing, no database).
+    pub fn known_statuses(&self, servers: &[Server]) -> Vec<ServerStatus> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(servers
+        servers
             .iter()
             .map(|s| {
                 cache
@@ -337,7 +342,7 @@ impl Health {
                     .map(|e| e.status.clone())
                     .unwrap_or_else(|| ServerStatus::unknown(s))
             })
-            .collect())
+            .collect()
     }
 
     async fn record(&self, server: &Server, status: ServerStatus) {

@@ -444,6 +444,27 @@ impl Jobs {
             .await
     }
 
+    /// Record a job's outputs and its success in one transaction.
+    pub async fn succeed(
+        &self,
+        id: &str,
+        outputs: Vec<JobOutput>,
+        now_ms: i64,
+    ) -> Result<Job, JobsError> {
+        let id = id.to_string();
+        self.store
+            .write(move |tx| {
+                let job = get_in(tx, &id)?;
+                let next = next_state(job.state, &JobEvent::Succeeded, job.attempts + 1, job.max_attempts)?;
+                tx.execute(
+                    "UPDATE jobs SET state=?2, finished_ms=?3, progress=1, error=NULL, outputs=?4 WHERE id=?1",
+                    params![id, next.as_str(), now_ms, serde_json::to_string(&outputs).unwrap_or_default()],
+                )?;
+                get_in(tx, &id)
+            })
+            .await
+    }
+
     /// Change a queued job's priority.
     pub async fn set_priority(&self, id: &str, priority: u8) -> Result<Job, JobsError> {
         if !(1..=10).contains(&priority) {
