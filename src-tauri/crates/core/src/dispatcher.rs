@@ -242,8 +242,7 @@ impl Dispatcher {
             if let (Some(server_id), Some(prompt_id)) = (&job.server_id, &job.remote_id) {
                 if let Ok(server) = self.inner.servers.find(server_id).await {
                     let client = self.inner.client_for(&server).await;
-                    let _ = client.delete_pending(std::slice::from_ref(prompt_id)).await;
-                    let _ = client.interrupt(prompt_id).await;
+                    client.stop(prompt_id).await;
                 }
             }
             let job = self
@@ -293,6 +292,18 @@ impl Inner {
                 None
             }
         }
+    }
+
+    /// Fail a job for good (no retry).
+    async fn fail(&self, id: &str, message: String) {
+        self.apply(
+            id,
+            JobEvent::Failed {
+                message,
+                retryable: false,
+            },
+        )
+        .await;
     }
 
     async fn client_for(&self, server: &Server) -> ComfyClient {
@@ -548,40 +559,19 @@ impl Inner {
                         Err(e) => tracing::warn!(job = %job_id, error = %e, "job update refused"),
                     },
                     Err(message) => {
-                        self.apply(
-                            &job_id,
-                            JobEvent::Failed {
-                                message,
-                                retryable: false,
-                            },
-                        )
-                        .await;
+                        self.fail(&job_id, message).await;
                     }
                 }
             }
             Ok(RunOutcome::Failed { message }) => {
-                self.apply(
-                    &job_id,
-                    JobEvent::Failed {
-                        message,
-                        retryable: false,
-                    },
-                )
-                .await;
+                self.fail(&job_id, message).await;
             }
             Ok(RunOutcome::Interrupted) | Ok(RunOutcome::Cancelled) => {
                 self.apply(&job_id, JobEvent::Cancelled).await;
             }
             Ok(RunOutcome::TimedOut) => {
                 let message = format!("The job did not finish within {} s on '{}' and was stopped. Raise the job timeout for long workflows.", timeout.as_secs(), server.name);
-                self.apply(
-                    &job_id,
-                    JobEvent::Failed {
-                        message,
-                        retryable: false,
-                    },
-                )
-                .await;
+                self.fail(&job_id, message).await;
             }
             Ok(RunOutcome::Lost { reason }) => {
                 let note = format!(

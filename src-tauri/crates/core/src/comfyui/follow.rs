@@ -97,16 +97,14 @@ pub async fn run_prompt(
     loop {
         let now = Instant::now();
         if now >= deadline {
-            let _ = client.interrupt(prompt_id).await;
-            let _ = client.delete_pending(&[prompt_id.to_string()]).await;
+            client.stop(prompt_id).await;
             return Ok(RunOutcome::TimedOut);
         }
         let wait_poll = next_poll.saturating_duration_since(now).min(deadline - now);
         tokio::select! {
             changed = cancel.changed() => {
                 if changed.is_ok() && *cancel.borrow() {
-                    let _ = client.delete_pending(&[prompt_id.to_string()]).await;
-                    let _ = client.interrupt(prompt_id).await;
+                    client.stop(prompt_id).await;
                     return Ok(RunOutcome::Cancelled);
                 }
             }
@@ -228,14 +226,13 @@ pub async fn attach(
             }
         }
         if Instant::now() >= deadline {
-            let _ = client.interrupt(prompt_id).await;
+            client.stop(prompt_id).await;
             return Ok(RunOutcome::TimedOut);
         }
         tokio::select! {
             changed = cancel.changed() => {
                 if changed.is_ok() && *cancel.borrow() {
-                    let _ = client.delete_pending(&[prompt_id.to_string()]).await;
-                    let _ = client.interrupt(prompt_id).await;
+                    client.stop(prompt_id).await;
                     return Ok(RunOutcome::Cancelled);
                 }
             }

@@ -431,6 +431,12 @@ impl ComfyClient {
             .map(|_| ())
     }
 
+    /// Stop a prompt wherever it is: removed from the queue if pending, interrupted if running.
+    pub async fn stop(&self, prompt_id: &str) {
+        let _ = self.delete_pending(&[prompt_id.to_string()]).await;
+        let _ = self.interrupt(prompt_id).await;
+    }
+
     /// `GET /models/{folder}`: the files in one models folder (`None` when the server has no such folder).
     pub async fn models(&self, folder: &str) -> Result<Option<Vec<String>>, ComfyError> {
         match self

@@ -39,6 +39,18 @@ async fn fake(exec_ms: u64) -> FakeComfy {
     .await
 }
 
+/// One fake ComfyUI taking `exec_ms` per prompt, added as "A" and made active.
+async fn active_server(t: &TestFleet, exec_ms: u64) -> FakeComfy {
+    let server = fake(exec_ms).await;
+    t.fleet
+        .servers
+        .add(input("A", &server.url()))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some("A")).await.unwrap();
+    server
+}
+
 async fn wait(d: &Dispatcher, id: &str) -> comfyfleet_core::jobs::Job {
     tokio::time::timeout(Duration::from_secs(30), d.wait(id))
         .await
@@ -49,13 +61,7 @@ async fn wait(d: &Dispatcher, id: &str) -> comfyfleet_core::jobs::Job {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_success_saves_real_outputs_in_the_gallery() {
     let t = fleet();
-    let server = fake(20).await;
-    t.fleet
-        .servers
-        .add(input("A", &server.url()))
-        .await
-        .unwrap();
-    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let server = active_server(&t, 20).await;
     let d = dispatcher(&t, Policy::Manual);
     let job = d
         .submit(NewJob::new("probe", empty_image(1)))
@@ -83,13 +89,7 @@ async fn jobs_success_saves_real_outputs_in_the_gallery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_runtime_error_fails_once_with_the_node_and_message() {
     let t = fleet();
-    let server = fake(20).await;
-    t.fleet
-        .servers
-        .add(input("A", &server.url()))
-        .await
-        .unwrap();
-    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let server = active_server(&t, 20).await;
     let d = dispatcher(&t, Policy::Manual);
     let wf = json!({
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
@@ -109,13 +109,7 @@ async fn jobs_runtime_error_fails_once_with_the_node_and_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_validation_error_fails_at_once_with_a_per_node_message() {
     let t = fleet();
-    let server = fake(20).await;
-    t.fleet
-        .servers
-        .add(input("A", &server.url()))
-        .await
-        .unwrap();
-    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let server = active_server(&t, 20).await;
     let d = dispatcher(&t, Policy::Manual);
     let wf = json!({
         "1": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}},
@@ -191,13 +185,7 @@ async fn jobs_cancel_interrupts_running_removes_pending_and_stops_queued() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_when_the_websocket_drops_mid_job() {
     let t = fleet();
-    let server = fake(1500).await;
-    t.fleet
-        .servers
-        .add(input("A", &server.url()))
-        .await
-        .unwrap();
-    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let server = active_server(&t, 1500).await;
     let d = dispatcher(&t, Policy::Manual);
     let job = d
         .submit(NewJob::new("probe", empty_image(4)))
@@ -358,13 +346,7 @@ async fn jobs_burst_of_200_over_three_servers_loses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_in_flight_at_a_restart_finish_exactly_once() {
     let t = fleet();
-    let server = fake(1500).await;
-    t.fleet
-        .servers
-        .add(input("A", &server.url()))
-        .await
-        .unwrap();
-    t.fleet.servers.activate(Some("A")).await.unwrap();
+    let server = active_server(&t, 1500).await;
     let first = dispatcher(&t, Policy::Manual);
     let job = first
         .submit(NewJob::new("survivor", empty_image(7)))
