@@ -1,30 +1,48 @@
 import { useState } from "react";
 import { ToastProvider } from "./components/Toast";
+import { GalleryImagesProvider } from "./features/gallery/GalleryImages";
+import { GalleryPage } from "./features/gallery/GalleryPage";
+import { GeneratePage } from "./features/generate/GeneratePage";
+import { GenerateSessionProvider } from "./features/generate/GenerateSession";
+import { JobsPage } from "./features/jobs/JobsPage";
+import { JobsProvider, useJobs } from "./features/jobs/JobsContext";
 import { ActiveServerLine } from "./features/servers/ActiveServerLine";
 import { ServersPage } from "./features/servers/ServersPage";
 import { ServersProvider, useServers } from "./features/servers/ServersContext";
 import { SettingsPage } from "./features/settings/SettingsPage";
 
-type Page = "servers" | "settings";
+export type Page = "generate" | "jobs" | "gallery" | "servers" | "settings";
 
 const PAGES: { id: Page; label: string }[] = [
+  { id: "generate", label: "Generate" },
+  { id: "jobs", label: "Jobs" },
+  { id: "gallery", label: "Gallery" },
   { id: "servers", label: "Servers" },
   { id: "settings", label: "Settings" },
 ];
 
-export function App() {
+/** The whole app. `initialPage` is the page shown first (Generate). */
+export function App({ initialPage = "generate" }: { initialPage?: Page }) {
   return (
     <ToastProvider>
       <ServersProvider>
-        <Shell />
+        <JobsProvider>
+          <GalleryImagesProvider>
+            <GenerateSessionProvider>
+              <Shell initialPage={initialPage} />
+            </GenerateSessionProvider>
+          </GalleryImagesProvider>
+        </JobsProvider>
       </ServersProvider>
     </ToastProvider>
   );
 }
 
-function Shell() {
-  const [page, setPage] = useState<Page>("servers");
+function Shell({ initialPage }: { initialPage: Page }) {
+  const [page, setPage] = useState<Page>(initialPage);
   const { servers } = useServers();
+  const { jobs } = useJobs();
+  const activeJobs = jobs ? jobs.filter((j) => j.state === "queued" || j.state === "dispatched" || j.state === "running").length : 0;
 
   return (
     <div className="app">
@@ -46,13 +64,30 @@ function Shell() {
                 >
                   {p.label}
                   {p.id === "servers" && servers && servers.length > 0 && <span className="nav-count">{servers.length}</span>}
+                  {p.id === "jobs" && activeJobs > 0 && (
+                    <span className="nav-count nav-count-live" data-testid="nav-jobs-count" title={`${activeJobs} in the queue`}>
+                      {activeJobs}
+                    </span>
+                  )}
                 </button>
               </li>
             ))}
           </ul>
         </nav>
       </aside>
-      <main className="main">{page === "servers" ? <ServersPage /> : <SettingsPage />}</main>
+      <main className="main">
+        {page === "generate" ? (
+          <GeneratePage />
+        ) : page === "jobs" ? (
+          <JobsPage onGoToGenerate={() => setPage("generate")} />
+        ) : page === "gallery" ? (
+          <GalleryPage onGoToGenerate={() => setPage("generate")} />
+        ) : page === "servers" ? (
+          <ServersPage />
+        ) : (
+          <SettingsPage />
+        )}
+      </main>
       <footer className="statusbar" aria-label="Status">
         <ActiveServerLine />
       </footer>

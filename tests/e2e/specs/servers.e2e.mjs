@@ -63,8 +63,11 @@ describe("Servers", () => {
     if (!COMFY_URL) throw new Error("COMFYFLEET_E2E_COMFYUI_URL is not set: run through wdio.conf.mjs, which starts the fake ComfyUI");
   });
 
-  it("opens on the empty Servers page", async () => {
-    await $(tid("empty-state")).waitForDisplayed({ timeout: 60_000 });
+  it("opens, and shows the empty Servers page", async () => {
+    // The app opens on Generate; the server list is one click away.
+    await $(tid("nav-servers")).waitForClickable({ timeout: 60_000 });
+    await $(tid("nav-servers")).click();
+    await $(tid("empty-state")).waitForDisplayed({ timeout: 20_000 });
     await expect($(tid("add-server"))).toBeDisplayed();
     await expect($$(tid("server-row"))).toBeElementsArrayOfSize(0);
   });
@@ -113,7 +116,9 @@ describe("Servers", () => {
 
   it("keeps the server, still active, after the app restarts", async () => {
     await browser.reloadSession(); // ends the app process and starts a new one on the same data dir
-    await $(rowSelector).waitForDisplayed({ timeout: 60_000 });
+    await $(tid("nav-servers")).waitForClickable({ timeout: 60_000 });
+    await $(tid("nav-servers")).click();
+    await $(rowSelector).waitForDisplayed({ timeout: 20_000 });
     await expect($(inRow("active-marker"))).toBeDisplayed();
     await expect($(inRow("server-url"))).toHaveText(expect.stringContaining(COMFY_URL.replace(/^https?:\/\//, "")));
     await expect($$(tid("server-row"))).toBeElementsArrayOfSize(1);

@@ -24,3 +24,29 @@ export function timeAgo(thenMs: number, nowMs: number = Date.now()): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/** A duration for people: "850 ms", "12.4 s", "2 min 5 s", "1 h 3 min". */
+export function formatDuration(ms: number): string {
+  const t = Math.max(0, ms);
+  if (t < 1000) return `${Math.round(t)} ms`;
+  if (t < 60_000) {
+    const s = Math.round(t / 100) / 10;
+    return s < 10 ? `${s.toFixed(1)} s` : `${Math.round(s)} s`;
+  }
+  const totalS = Math.round(t / 1000);
+  if (totalS < 3600) {
+    const m = Math.floor(totalS / 60);
+    const s = totalS % 60;
+    return s === 0 ? `${m} min` : `${m} min ${s} s`;
+  }
+  const totalM = Math.round(totalS / 60);
+  const h = Math.floor(totalM / 60);
+  const m = totalM % 60;
+  return m === 0 ? `${h} h` : `${h} h ${m} min`;
+}
+
+/** A 0..1 fraction as a whole percentage, clamped: 0.426 -> 43. */
+export function percent(fraction: number): number {
+  if (!Number.isFinite(fraction)) return 0;
+  return Math.round(Math.min(1, Math.max(0, fraction)) * 100);
+}

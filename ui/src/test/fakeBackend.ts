@@ -1,14 +1,23 @@
 // An in-memory stand-in for the Rust commands, answered through @tauri-apps/api/mocks' mockIPC so the real
-// bindings.ts code path (invoke, Result wrapping, event listen/emit) runs in the tests.
+// bindings.ts code path (invoke, Result wrapping, event listen/emit, Channel messages) runs in the tests.
 import { mockIPC } from "@tauri-apps/api/mocks";
 import type {
   AppInfo,
   ImportReport,
+  Job,
+  JobState,
+  JobUpdate,
+  ModelRef,
+  RouterConfig,
   ServerInput,
   ServerStatus,
   Server,
   Settings,
+  SubmitRequest,
+  Template,
+  TextInput,
   UiError,
+  WorkflowInfo,
 } from "../bindings";
 
 export type Call = { cmd: string; args: Record<string, unknown> };
@@ -18,7 +27,119 @@ type Init = {
   statuses?: ServerStatus[];
   settings?: Settings;
   appInfo?: AppInfo;
+  templates?: Template[];
+  jobs?: Job[];
+  router?: RouterConfig;
 };
+
+/** The built-in templates as the core lists them. */
+export const TEMPLATES: Template[] = [
+  {
+    id: "sd15",
+    name: "SD 1.5 — text to image",
+    description: "Stable Diffusion 1.5, 512×512. Runs on 4 GB of VRAM.",
+    defaults: { prompt: "a lighthouse on a cliff at sunset, dramatic sky, highly detailed", negative: "blurry, low quality, watermark", seed: null, steps: 20, width: 512, height: 512 },
+    models: [{ folder: "checkpoints", name: "v1-5-pruned-emaonly-fp16.safetensors" }],
+  },
+  {
+    id: "sdxl",
+    name: "SDXL — text to image",
+    description: "Stable Diffusion XL base 1.0, 1024×1024. Needs about 8 GB of VRAM.",
+    defaults: { prompt: "a lighthouse on a cliff at sunset, dramatic sky, highly detailed", negative: "blurry, low quality, watermark", seed: null, steps: 25, width: 1024, height: 1024 },
+    models: [{ folder: "checkpoints", name: "sd_xl_base_1.0.safetensors" }],
+  },
+  {
+    id: "flux-schnell",
+    name: "FLUX.1-schnell — text to image",
+    description: "FLUX.1 [schnell] fp8 all-in-one checkpoint, 4 steps, 1024×1024. Needs 12–24 GB of VRAM.",
+    defaults: { prompt: "a lighthouse on a cliff at sunset, dramatic sky, highly detailed", negative: "", seed: null, steps: 4, width: 1024, height: 1024 },
+    models: [{ folder: "checkpoints", name: "flux1-schnell-fp8.safetensors" }],
+  },
+];
+
+export const UI_FORMAT_MESSAGE =
+  'This is a workflow in ComfyUI\'s UI format (it has "nodes" and "links"), which cannot be queued directly. In ComfyUI, enable Settings > Comfy > Dev mode, then use Workflow > Export (API) and load that file instead.';
+
+const T0 = 1_700_000_000_000;
+
+export function job(overrides: Partial<Job> & { id: string }): Job {
+  return {
+    name: `Job ${overrides.id}`,
+    state: "queued",
+    priority: 5,
+    target: null,
+    server_id: null,
+    remote_id: null,
+    attempts: 0,
+    max_attempts: 3,
+    queued_ms: T0,
+    started_ms: null,
+    finished_ms: null,
+    not_before_ms: 0,
+    timeout_ms: 600_000,
+    progress: 0,
+    outputs: [],
+    error: null,
+    failed_on: [],
+    notes: [],
+    ...overrides,
+  };
+}
+
+/** A finished job with its saved images. */
+export function succeededJob(id: string, files: string[], overrides: Partial<Job> = {}): Job {
+  return job({
+    id,
+    state: "succeeded",
+    server_id: "id-gpu-box",
+    remote_id: `remote-${id}`,
+    attempts: 0,
+    started_ms: T0 + 1_000,
+    finished_ms: T0 + 13_400,
+    progress: 1,
+    outputs: files.map((f) => ({ node_id: "9", filename: f, path: `/gallery/${id}/${f}` })),
+    ...overrides,
+  });
+}
+
+const MODEL_INPUTS: Record<string, [string, string]> = {
+  CheckpointLoaderSimple: ["ckpt_name", "checkpoints"],
+  LoraLoader: ["lora_name", "loras"],
+  VAELoader: ["vae_name", "vae"],
+  UNETLoader: ["unet_name", "diffusion_models"],
+};
+
+/** What the core's workflow inspection answers, for the common cases. */
+function inspectWorkflow(text: string): WorkflowInfo {
+  if (text.trim() === "") throw uiError("The workflow is empty.", "workflow.invalid");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw uiError(`The workflow is not valid JSON (${(e as Error).message}).`, "workflow.invalid");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw uiError("The workflow must be a JSON object of nodes keyed by id.", "workflow.invalid");
+  }
+  const obj = value as Record<string, { class_type?: string; inputs?: Record<string, unknown> }>;
+  if ("nodes" in obj && "links" in obj) throw uiError(UI_FORMAT_MESSAGE, "workflow.ui_format");
+  const ids = Object.keys(obj).sort((a, b) => Number(a) - Number(b));
+  if (ids.length === 0) throw uiError("The workflow has no nodes.", "workflow.invalid");
+  const text_inputs: TextInput[] = [];
+  const models: ModelRef[] = [];
+  for (const id of ids) {
+    const node = obj[id];
+    const classType = node.class_type ?? "";
+    for (const field of Object.keys(node.inputs ?? {}).sort()) {
+      const v = node.inputs?.[field];
+      if (typeof v === "string") text_inputs.push({ node_id: id, class_type: classType, field, value: v });
+    }
+    const model = MODEL_INPUTS[classType];
+    const name = model && node.inputs?.[model[0]];
+    if (typeof name === "string") models.push({ folder: model[1], name });
+  }
+  return { text_inputs, models, node_count: ids.length };
+}
 
 const GIB = 1024 ** 3;
 
@@ -91,9 +212,36 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     dialogOpenPath: "/home/artist/servers.json" as string | null,
     dialogSavePath: "/home/artist/comfyfleet-servers.json" as string | null,
     importReport: { added: [], skipped: [], needs_credentials: [], activated: null } as ImportReport,
+    templates: init.templates ?? TEMPLATES,
+    jobs: [...(init.jobs ?? [])],
+    router: init.router ?? ({ policy: "manual", auto_switch: false, local_queue_threshold: 5, max_in_flight: 2 } as RouterConfig),
+    now: T0 + 60_000,
   };
   const calls: Call[] = [];
   let nextId = 1;
+  /** The channels `jobsSubscribe` was given, with the index of the next message on each. */
+  const channels: { id: number; next: number }[] = [];
+
+  function saveJob(updated: Job): Job {
+    state.jobs = state.jobs.map((j) => (j.id === updated.id ? updated : j));
+    return updated;
+  }
+
+  function findJob(id: unknown): Job {
+    const found = state.jobs.find((j) => j.id === id);
+    if (!found) throw uiError(`There is no job ${String(id)}.`, "jobs.not_found");
+    return found;
+  }
+
+  /** Sends one update down every subscribed channel, the way the Rust side does. */
+  function pushJobUpdate(update: JobUpdate) {
+    if (update.kind === "changed") {
+      if (state.jobs.some((j) => j.id === update.job.id)) saveJob(update.job);
+      else state.jobs.push(update.job);
+    }
+    const internals = (window as unknown as { __TAURI_INTERNALS__: { runCallback: (id: number, data: unknown) => void } }).__TAURI_INTERNALS__;
+    for (const ch of channels) internals.runCallback(ch.id, { index: ch.next++, message: update });
+  }
 
   function viewFromInput(id: string, input: ServerInput, previous?: Server): Server {
     return {
@@ -156,6 +304,39 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       return state.settings;
     },
     app_info: () => state.appInfo,
+    templates_list: () => state.templates,
+    workflow_inspect: (a) => inspectWorkflow(a.workflowJson as string),
+    jobs_submit: (a) => {
+      const request = a.request as SubmitRequest;
+      const created = job({ id: `job-${nextId++}`, name: request.name, priority: request.priority, target: request.target, queued_ms: state.now++ });
+      state.jobs.push(created);
+      return created;
+    },
+    jobs_list: (a) => {
+      const states = a.states as JobState[];
+      return state.jobs
+        .filter((j) => states.length === 0 || states.includes(j.state))
+        .sort((x, y) => y.queued_ms - x.queued_ms)
+        .slice(0, a.limit as number);
+    },
+    jobs_cancel: (a) => {
+      const j = findJob(a.id);
+      if (["succeeded", "failed", "cancelled"].includes(j.state)) throw uiError(`The job '${j.name}' already finished; there is nothing to cancel.`, "jobs.invalid");
+      return saveJob({ ...j, state: "cancelled", finished_ms: state.now });
+    },
+    jobs_set_priority: (a) => saveJob({ ...findJob(a.id), priority: a.priority as number }),
+    jobs_subscribe: (a) => {
+      // mockIPC hands over the Channel object itself (the real IPC would serialize it to its id).
+      channels.push({ id: (a.onUpdate as { id: number }).id, next: 0 });
+      return null;
+    },
+    gallery_image: (a) => `data:image/png;base64,${btoa(a.path as string)}`,
+    open_path: () => null,
+    router_get: () => state.router,
+    router_set: (a) => {
+      state.router = a.config as RouterConfig;
+      return state.router;
+    },
     "plugin:dialog|open": () => state.dialogOpenPath,
     "plugin:dialog|save": () => state.dialogSavePath,
   };
@@ -175,5 +356,8 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     state,
     calls,
     callsTo: (cmd: string) => calls.filter((c) => c.cmd === cmd),
+    /** How many live job subscriptions are open (the app opens one). */
+    subscribers: () => channels.length,
+    pushJobUpdate,
   };
 }

@@ -1,8 +1,11 @@
 import { render } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import type { ReactElement } from "react";
-import { App } from "../App";
+import { App, type Page } from "../App";
 import { ToastProvider } from "../components/Toast";
+import { GalleryImagesProvider } from "../features/gallery/GalleryImages";
+import { GenerateSessionProvider } from "../features/generate/GenerateSession";
+import { JobsProvider } from "../features/jobs/JobsContext";
 import { ServersProvider } from "../features/servers/ServersContext";
 
 /** Renders inside the same providers the app uses; returns a userEvent instance too. */
@@ -10,13 +13,20 @@ export function renderWithProviders(ui: ReactElement) {
   const user = userEvent.setup();
   const result = render(
     <ToastProvider>
-      <ServersProvider>{ui}</ServersProvider>
+      <ServersProvider>
+        <JobsProvider>
+          <GalleryImagesProvider>
+            <GenerateSessionProvider>{ui}</GenerateSessionProvider>
+          </GalleryImagesProvider>
+        </JobsProvider>
+      </ServersProvider>
     </ToastProvider>,
   );
   return { user, ...result };
 }
 
-export function renderApp() {
+/** Renders the whole app, starting on `page` (the app starts on Generate). */
+export function renderApp(page: Page = "generate") {
   const user = userEvent.setup();
-  return { user, ...render(<App />) };
+  return { user, ...render(<App initialPage={page} />) };
 }

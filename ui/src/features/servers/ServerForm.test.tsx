@@ -13,7 +13,7 @@ async function openAddForm(user: ReturnType<typeof renderApp>["user"]) {
 describe("Add / edit server form", () => {
   it("opens with focus on the name, and Escape closes it", async () => {
     installFakeBackend();
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
     expect(within(form).getByTestId("server-name")).toHaveFocus();
     expect(within(form).getByTestId("server-url-input")).toHaveAttribute("placeholder", "http://127.0.0.1:8188");
@@ -24,7 +24,7 @@ describe("Add / edit server form", () => {
 
   it("flags an empty name, a too long name and a URL without http(s)://, without calling Rust", async () => {
     const fake = installFakeBackend();
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
 
     await user.click(within(form).getByTestId("save-server"));
@@ -44,7 +44,7 @@ describe("Add / edit server form", () => {
 
   it("shows the message Rust returns on save in form-error and keeps the form open", async () => {
     installFakeBackend({ servers: [server({ name: "GPU box", url: "http://10.0.0.2:8188" })] });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
     await user.type(within(form).getByTestId("server-name"), "GPU box");
     await user.type(within(form).getByTestId("server-url-input"), "http://10.0.0.9:8188");
@@ -55,7 +55,7 @@ describe("Add / edit server form", () => {
 
   it("adds a server with basic auth, tags and advanced options, then lists it", async () => {
     const fake = installFakeBackend();
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
     await user.type(within(form).getByTestId("server-name"), "  Studio 4090 ");
     await user.type(within(form).getByTestId("server-url-input"), "https://gpu.studio.lan:8188");
@@ -88,7 +88,7 @@ describe("Add / edit server form", () => {
 
   it("Test connection sends the unsaved form and shows status, version, VRAM and latency", async () => {
     const fake = installFakeBackend({}, { servers_test_input: () => connected("unsaved", { latency_ms: 8 }) });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
     await user.type(within(form).getByTestId("server-url-input"), "http://127.0.0.1:8188");
     await user.click(within(form).getByTestId("test-connection"));
@@ -108,7 +108,7 @@ describe("Add / edit server form", () => {
     installFakeBackend({}, {
       servers_test_input: () => failed("unsaved", "auth_failed", "The server refused the token (401). Check the token and try again."),
     });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
     await user.type(within(form).getByTestId("server-url-input"), "https://comfy.example.com");
     await user.selectOptions(within(form).getByTestId("auth-kind"), "bearer");
@@ -126,7 +126,7 @@ describe("Add / edit server form", () => {
         throw uiError("The URL 'http://exa mple' has a space in the host name.", "invalid_url");
       },
     });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
     await user.type(within(form).getByTestId("server-url-input"), "http://example.com");
     await user.click(within(form).getByTestId("test-connection"));
@@ -135,7 +135,7 @@ describe("Add / edit server form", () => {
 
   it("warns live about credentials over plain HTTP to a LAN host, not to 127.0.0.1", async () => {
     installFakeBackend();
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
     const url = within(form).getByTestId("server-url-input");
 
@@ -156,7 +156,7 @@ describe("Add / edit server form", () => {
 
   it("shows the fields each auth kind needs", async () => {
     installFakeBackend();
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const form = await openAddForm(user);
     const kind = within(form).getByTestId("auth-kind");
     expect(within(form).queryByTestId("auth-secret")).not.toBeInTheDocument();
@@ -181,7 +181,7 @@ describe("Add / edit server form", () => {
       timeout_ms: 15000,
     });
     const fake = installFakeBackend({ servers: [gpu] });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const r = (await screen.findAllByTestId("server-row"))[0];
     await user.click(within(r).getByTestId("edit-server"));
     const form = await screen.findByTestId("server-form");

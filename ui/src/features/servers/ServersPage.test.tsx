@@ -16,7 +16,7 @@ async function row(name: string) {
 describe("Servers page", () => {
   it("shows the empty state with what to do next when there are no servers", async () => {
     const fake = installFakeBackend();
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
 
     const empty = await screen.findByTestId("empty-state");
     expect(empty).toHaveTextContent("No servers yet");
@@ -42,7 +42,7 @@ describe("Servers page", () => {
         failed(laptop.id, "unreachable", "Nothing answers at http://127.0.0.1:8188. Start ComfyUI or check the port."),
       ],
     });
-    renderApp();
+    renderApp("servers");
 
     const g = await row("GPU box");
     expect(within(g).getByTestId("status-badge")).toHaveTextContent("Connected");
@@ -78,7 +78,7 @@ describe("Servers page", () => {
       plain_http_warning: "Credentials for 'LAN' go over plain HTTP to 10.0.0.5.",
     });
     installFakeBackend({ servers: [lan], statuses: [connected(lan.id, { queue: { running: 0, pending: 3 } })] });
-    renderApp();
+    renderApp("servers");
     const r = await row("LAN");
     expect(within(r).getByTestId("server-queue")).toHaveTextContent(/^Queue 3$/);
     expect(within(r).getByTestId("plain-http-warning")).toHaveTextContent("plain HTTP to 10.0.0.5");
@@ -87,7 +87,7 @@ describe("Servers page", () => {
   it("asks before deleting, names the server, and shows the returned message", async () => {
     const gpu = server({ name: "GPU box", active: true });
     const fake = installFakeBackend({ servers: [gpu, server({ name: "Laptop" })] });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
 
     await user.click(within(await row("GPU box")).getByTestId("delete-server"));
     const dialog = await screen.findByTestId("confirm-delete");
@@ -113,7 +113,7 @@ describe("Servers page", () => {
         throw uiError("Server 'GPU box' refused the token (401). Update its credentials in Servers > Edit.", "auth_failed");
       },
     });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     await user.click(within(await row("GPU box")).getByTestId("test-server"));
     expect(await screen.findByTestId("toast")).toHaveTextContent("Server 'GPU box' refused the token (401). Update its credentials in Servers > Edit.");
   });
@@ -126,7 +126,7 @@ describe("Servers page", () => {
         return [server({ name: "GPU box" })];
       },
     });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const err = await screen.findByTestId("list-error");
     expect(err).toHaveTextContent("database is locked");
     fail = false;
@@ -137,7 +137,7 @@ describe("Servers page", () => {
   it("tests one server and updates its row", async () => {
     const gpu = server({ name: "GPU box" });
     const fake = installFakeBackend({ servers: [gpu] }, { servers_test: () => connected(gpu.id, { latency_ms: 33 }) });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     const r = await row("GPU box");
     expect(within(r).getByTestId("status-badge")).toHaveTextContent("Not tested");
     await user.click(within(r).getByTestId("test-server"));
@@ -153,7 +153,7 @@ describe("Servers page", () => {
     installFakeBackend({ servers: [a, b] }, {
       servers_test_all: () => new Promise((resolve) => (finish = resolve)),
     });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     await row("A");
     const button = screen.getByTestId("test-all");
     await user.click(button);
@@ -169,7 +169,7 @@ describe("Servers page", () => {
 
   it("makes a server active", async () => {
     const fake = installFakeBackend({ servers: [server({ name: "A", active: true }), server({ name: "B" })] });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     await user.click(within(await row("B")).getByTestId("activate-server"));
     await waitFor(() => expect(within(screen.getAllByTestId("server-row")[1]).getByTestId("active-marker")).toBeInTheDocument());
     expect(fake.callsTo("servers_activate")[0].args).toEqual({ id: "id-b" });
@@ -180,7 +180,7 @@ describe("Servers page", () => {
   it("updates a row when the monitor pushes serverStatusChanged", async () => {
     const gpu = server({ name: "GPU box" });
     installFakeBackend({ servers: [gpu], statuses: [connected(gpu.id, { checked_at_ms: 1000 })] });
-    renderApp();
+    renderApp("servers");
     const r = await row("GPU box");
     expect(within(r).getByTestId("status-badge")).toHaveAttribute("data-status", "connected");
 
@@ -195,7 +195,7 @@ describe("Servers page", () => {
 
   it("refreshes and tells the user when activeServerChanged arrives", async () => {
     const fake = installFakeBackend({ servers: [server({ name: "A", active: true }), server({ name: "B" })] });
-    renderApp();
+    renderApp("servers");
     await row("A");
     fake.state.servers = fake.state.servers.map((s) => ({ ...s, active: s.name === "B" }));
     const message = "'A' stopped answering; switched to 'B'.";
@@ -208,7 +208,7 @@ describe("Servers page", () => {
 
   it("reloads the list when serversChanged arrives", async () => {
     const fake = installFakeBackend({ servers: [server({ name: "A" })] });
-    renderApp();
+    renderApp("servers");
     await row("A");
     fake.state.servers.push(server({ name: "Added by CLI" }));
     await waitFor(async () => {
@@ -225,7 +225,7 @@ describe("Servers page", () => {
       activated: null,
       needs_credentials: ["Cloud"],
     };
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     await screen.findByTestId("empty-state");
     await user.click(screen.getByTestId("import-servers"));
 
@@ -240,7 +240,7 @@ describe("Servers page", () => {
   it("does nothing when the import file picker is cancelled", async () => {
     const fake = installFakeBackend();
     fake.state.dialogOpenPath = null;
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     await screen.findByTestId("empty-state");
     await user.click(screen.getByTestId("import-servers"));
     await waitFor(() => expect(screen.getByTestId("import-servers")).toBeEnabled());
@@ -250,7 +250,7 @@ describe("Servers page", () => {
 
   it("exports to the picked path and says how many servers went", async () => {
     const fake = installFakeBackend({ servers: [server({ name: "A" }), server({ name: "B" })] });
-    const { user } = renderApp();
+    const { user } = renderApp("servers");
     await row("A");
     await user.click(screen.getByTestId("export-servers"));
     expect(await screen.findByTestId("toast")).toHaveTextContent("Exported 2 servers to /home/artist/comfyfleet-servers.json");

@@ -1,0 +1,90 @@
+// How a job reads to a person: state labels and tones, which server, how long, what is happening now.
+import type { Job, JobState, Server } from "../../bindings";
+import type { BadgeTone } from "../../components/Badge";
+import { formatDuration, percent } from "../../lib/format";
+
+export const QUEUE_STATES: JobState[] = ["queued", "dispatched", "running"];
+export const HISTORY_STATES: JobState[] = ["succeeded", "failed", "cancelled"];
+
+export const JOB_STATE_LABELS: Record<JobState, string> = {
+  queued: "Queued",
+  dispatched: "Sent",
+  running: "Running",
+  succeeded: "Done",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+export function jobStateTone(state: JobState): BadgeTone {
+  switch (state) {
+    case "succeeded":
+      return "ok";
+    case "failed":
+      return "bad";
+    case "running":
+      return "accent";
+    case "dispatched":
+      return "info";
+    default:
+      return "neutral";
+  }
+}
+
+export function isFinal(state: JobState): boolean {
+  return HISTORY_STATES.includes(state);
+}
+
+/** Finished minus started; null while it has not both started and finished. */
+export function jobDurationMs(job: Job): number | null {
+  if (job.started_ms == null || job.finished_ms == null) return null;
+  return Math.max(0, job.finished_ms - job.started_ms);
+}
+
+/** A server's name by id; "a removed server" when it is no longer in the list, null for no id. */
+export function serverName(servers: Server[] | null, id: string | null): string | null {
+  if (!id) return null;
+  return servers?.find((s) => s.id === id)?.name ?? "a removed server";
+}
+
+/** Where the user sent it: "Auto" or the chosen server. */
+export function targetText(servers: Server[] | null, job: Job): string {
+  return job.target ? (serverName(servers, job.target) ?? "Auto") : "Auto";
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** One line on what the job is doing now, e.g. "Running on GPU box · 42%". */
+export function jobStatusLine(job: Job, servers: Server[] | null, nowMs: number = Date.now()): string {
+  const on = serverName(servers, job.server_id);
+  switch (job.state) {
+    case "queued": {
+      const waitS = Math.ceil((job.not_before_ms - nowMs) / 1000);
+      const next = waitS > 0 ? `retrying in ${waitS} s` : `waiting for ${job.target ? serverName(servers, job.target) : "a server"}`;
+      return capitalize(job.attempts > 0 ? `attempt ${job.attempts} of ${job.max_attempts} failed; ${next}` : next);
+    }
+    case "dispatched":
+      return on ? `Sent to ${on}; waiting for it to start` : "Sent; waiting for the server to start it";
+    case "running":
+      return `Running${on ? ` on ${on}` : ""} · ${percent(job.progress ?? 0)}%`;
+    case "succeeded": {
+      const d = jobDurationMs(job);
+      return `Done${d != null ? ` in ${formatDuration(d)}` : ""}${on ? ` on ${on}` : ""}`;
+    }
+    case "failed":
+      return `Failed${on ? ` on ${on}` : ""}${job.attempts > 1 ? ` after ${job.attempts} attempts` : ""}`;
+    case "cancelled":
+      return "Cancelled";
+  }
+}
+
+export function priorityLabel(p: number): string {
+  if (p === 10) return "10 · highest";
+  if (p === 5) return "5 · normal";
+  if (p === 1) return "1 · lowest";
+  return String(p);
+}
+
+/** Highest first, as the select lists them. */
+export const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
