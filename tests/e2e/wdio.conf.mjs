@@ -24,6 +24,7 @@ const NATIVE_PORT = 4445; // WebKitWebDriver, started by tauri-driver
 
 let tauriDriver;
 let fakeComfy;
+let renderComfy;
 let home;
 let exiting = false;
 
@@ -34,16 +35,7 @@ function requireBinary(file, how) {
 }
 
 /** Start the testkit's fake ComfyUI and resolve with its URL from the `LISTENING <url>` line. */
-function startFakeComfy(log) {
-  const args = [
-    "comfyui",
-    "--port", "0",
-    "--gpu-name", "NVIDIA GeForce RTX 4090",
-    "--vram-total", "25757220864",
-    "--vram-free", "24000000000",
-    "--queue-running", "1",
-    "--queue-pending", "1",
-  ];
+function startFakeComfy(log, args) {
   const child = spawn(TESTKIT, args, { stdio: ["ignore", "pipe", "pipe"] });
   child.stderr.pipe(log);
   return new Promise((resolve, reject) => {
@@ -107,7 +99,8 @@ export const config = {
   // The app is started by tauri-driver from the launcher, so the display must come from outside
   // (xvfb-run in scripts/test.sh), not from a per-worker Xvfb.
   autoXvfb: false,
-  specs: ["./specs/**/*.e2e.mjs"],
+  // In this order: the Servers spec starts from an empty list; the Generate spec adds its own server after it.
+  specs: [["./specs/servers.e2e.mjs", "./specs/generate.e2e.mjs"]],
   maxInstances: 1,
   hostname: "127.0.0.1",
   port: DRIVER_PORT,
@@ -143,7 +136,25 @@ export const config = {
     process.env.COMFYFLEET_HOME = home; // inherited by tauri-driver, hence by the app
     process.env.COMFYFLEET_E2E_HOME = home; // for the specs
 
-    const fake = await startFakeComfy(fs.createWriteStream(path.join(LOG_DIR, "fake-comfyui.log")));
+    // The Servers spec's fake shows a busy GPU box (another client's job holds its queue).
+    const fake = await startFakeComfy(fs.createWriteStream(path.join(LOG_DIR, "fake-comfyui.log")), [
+      "comfyui",
+      "--port", "0",
+      "--gpu-name", "NVIDIA GeForce RTX 4090",
+      "--vram-total", "25757220864",
+      "--vram-free", "24000000000",
+      "--queue-running", "1",
+      "--queue-pending", "1",
+    ]);
+    // The Generate spec's fake runs prompts (1.5 s each, with sampler progress) and has the SD 1.5 checkpoint.
+    const render = await startFakeComfy(fs.createWriteStream(path.join(LOG_DIR, "fake-render.log")), [
+      "comfyui",
+      "--port", "0",
+      "--exec-ms", "1500",
+      "--model", "checkpoints/v1-5-pruned-emaonly-fp16.safetensors",
+    ]);
+    renderComfy = render.child;
+    process.env.COMFYFLEET_E2E_RENDER_URL = render.url;
     fakeComfy = fake.child;
     process.env.COMFYFLEET_E2E_COMFYUI_URL = fake.url; // workers inherit the launcher's env
     console.log(`[e2e] fake ComfyUI at ${fake.url}; COMFYFLEET_HOME=${home}`);
@@ -175,7 +186,7 @@ export const config = {
   onComplete: (exitCode) => {
     exiting = true;
     killTree(tauriDriver);
-    if (fakeComfy && fakeComfy.exitCode === null) fakeComfy.kill("SIGTERM");
+    for (const f of [fakeComfy, renderComfy]) if (f && f.exitCode === null) f.kill("SIGTERM");
     if (home && exitCode === 0 && !process.env.COMFYFLEET_E2E_KEEP_HOME) {
       fs.rmSync(home, { recursive: true, force: true });
     } else if (home) {
@@ -189,7 +200,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
     exiting = true;
     killTree(tauriDriver);
-    if (fakeComfy && fakeComfy.exitCode === null) fakeComfy.kill("SIGTERM");
+    for (const f of [fakeComfy, renderComfy]) if (f && f.exitCode === null) f.kill("SIGTERM");
     process.exit(130);
   });
 }

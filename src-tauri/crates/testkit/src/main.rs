@@ -63,6 +63,9 @@ struct ComfyArgs {
     /// Output nodes report this filename instead of the real one (to test path sanitising).
     #[arg(long)]
     evil_output_name: Option<String>,
+    /// A model file the server has, as FOLDER/NAME (e.g. checkpoints/sd_xl_base_1.0.safetensors). Repeatable.
+    #[arg(long = "model", value_name = "FOLDER/NAME")]
+    models: Vec<String>,
 }
 
 #[derive(Args)]
@@ -127,6 +130,14 @@ impl ComfyArgs {
         config.exec_time = Duration::from_millis(self.exec_ms);
         config.runtime_error_class = self.runtime_error_class.clone();
         config.evil_output_name = self.evil_output_name.clone();
+        for m in &self.models {
+            let (folder, name) = m.split_once('/').unwrap_or(("checkpoints", m.as_str()));
+            config
+                .models
+                .entry(folder.to_string())
+                .or_default()
+                .push(name.to_string());
+        }
         config
     }
 }

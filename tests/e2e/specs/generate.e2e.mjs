@@ -1,0 +1,84 @@
+// Generating from a template in the real app: the job goes to a fake ComfyUI that runs it with
+// sampler progress and previews, the output lands in the gallery, and the Jobs page lists it.
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { $, $$, browser, expect } from "@wdio/globals";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SHOTS = path.resolve(here, "../screenshots");
+const RENDER_URL = process.env.COMFYFLEET_E2E_RENDER_URL;
+const NAME = "Render box";
+const tid = (id) => `[data-testid="${id}"]`;
+const row = `${tid("server-row")}[data-server-name="${NAME}"]`;
+
+async function shot(name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const file = path.join(SHOTS, name);
+  for (let attempt = 1; ; attempt++) {
+    await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
+    await browser.pause(300);
+    await browser.saveScreenshot(file);
+    if (fs.statSync(file).size > 20_000) return file;
+    if (attempt === 10) throw new Error(`screenshot ${name} is still blank`);
+    await browser.pause(500);
+  }
+}
+
+async function fill(id, value) {
+  const input = await $(tid(id));
+  await input.waitForDisplayed();
+  await input.clearValue();
+  await input.setValue(value);
+}
+
+describe("Generate", () => {
+  before(() => {
+    if (!RENDER_URL) throw new Error("COMFYFLEET_E2E_RENDER_URL is not set: run through wdio.conf.mjs");
+  });
+
+  it("adds a render server and makes it active", async () => {
+    await $(tid("nav-servers")).waitForClickable({ timeout: 60_000 });
+    await $(tid("nav-servers")).click();
+    await $(tid("add-server")).waitForClickable();
+    await $(tid("add-server")).click();
+    await fill("server-name", NAME);
+    await fill("server-url-input", RENDER_URL);
+    await $(tid("save-server")).click();
+    await $(row).waitForDisplayed({ timeout: 20_000 });
+    await $(`${row} ${tid("activate-server")}`).click();
+    await $(`${row} ${tid("active-marker")}`).waitForDisplayed({ timeout: 20_000 });
+  });
+
+  it("generates from the SD 1.5 template with live progress and shows the output", async () => {
+    await $(tid("nav-generate")).click();
+    await $(tid("template-select")).waitForDisplayed({ timeout: 20_000 });
+    await fill("prompt", "a lighthouse made of glass, end-to-end test");
+    await shot("generate-page.png");
+    await $(tid("run")).click();
+    const card = $(tid("job-card"));
+    await card.waitForDisplayed({ timeout: 20_000 });
+    // While it runs: a progress bar and a live preview from the sampler.
+    await $(tid("job-progress")).waitForDisplayed({ timeout: 20_000 });
+    await $(tid("live-preview")).waitForDisplayed({ timeout: 20_000 });
+    await shot("generate-running.png");
+    await browser.waitUntil(async () => (await card.getAttribute("data-state")) === "succeeded", {
+      timeout: 30_000,
+      interval: 200,
+      timeoutMsg: "the job did not succeed",
+    });
+    await $(tid("job-output")).waitForDisplayed({ timeout: 20_000 });
+    await expect($(tid("job-server"))).toHaveText(expect.stringContaining(NAME));
+    await shot("generate-done.png");
+  });
+
+  it("lists the job on the Jobs page and its output in the gallery", async () => {
+    await $(tid("nav-jobs")).click();
+    await $(`${tid("job-row")}[data-state="succeeded"]`).waitForDisplayed({ timeout: 20_000 });
+    await shot("jobs-page.png");
+    await $(tid("nav-gallery")).click();
+    await $(tid("gallery-item")).waitForDisplayed({ timeout: 20_000 });
+    await expect($$(tid("gallery-item"))).toBeElementsArrayOfSize(1);
+    await shot("gallery-page.png");
+  });
+});
