@@ -80,6 +80,37 @@ pub struct Dispatcher {
     inner: Arc<Inner>,
 }
 
+/// Upload the local files that `LoadImage` nodes name by absolute path, and point the nodes at the
+/// uploaded names. Names that are not local files are left alone (they are already on the server).
+async fn upload_local_images(
+    client: &ComfyClient,
+    workflow: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let Ok(mut w) = Workflow::from_value(workflow.clone()) else {
+        return Ok(workflow);
+    };
+    for (node, image) in w.image_inputs() {
+        let path = std::path::Path::new(&image);
+        if !path.is_absolute() || !path.is_file() {
+            continue;
+        }
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| format!("Could not read the input image {image}: {e}"))?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "input.png".into());
+        let stored = client
+            .upload_image(&file_name, bytes)
+            .await
+            .map_err(|e| format!("Could not upload the input image {image}: {e}"))?;
+        w.set_input(&node, "image", serde_json::Value::String(stored))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(w.to_value())
+}
+
 /// The "shape" of a workflow (its node classes), so timings of the same workflow with other prompts are shared.
 pub fn workflow_shape(workflow: &serde_json::Value) -> String {
     let mut classes: Vec<&str> = workflow
@@ -292,6 +323,15 @@ impl Inner {
                 None
             }
         }
+    }
+
+    /// A job no longer occupies its server's slot.
+    fn finish_run(&self, server_id: &str, job_id: &str) {
+        let mut state = lock(&self.state);
+        if let Some(n) = state.in_flight.get_mut(server_id) {
+            *n = n.saturating_sub(1);
+        }
+        state.cancels.remove(job_id);
     }
 
     /// Fail a job for good (no retry).
@@ -524,6 +564,15 @@ impl Inner {
             })
         };
         let outcome = if submit {
+            let workflow = match upload_local_images(&client, workflow).await {
+                Ok(w) => w,
+                Err(message) => {
+                    self.finish_run(&server.id, &job_id);
+                    self.fail(&job_id, message).await;
+                    self.wake.notify_one();
+                    return;
+                }
+            };
             run_prompt(&client, &workflow, &prompt_id, timeout, cancel, move |e| {
                 let _ = ev_tx.send(e);
             })
@@ -535,13 +584,7 @@ impl Inner {
             .await
         };
         let _ = events.await;
-        {
-            let mut state = lock(&self.state);
-            if let Some(n) = state.in_flight.get_mut(&server.id) {
-                *n = n.saturating_sub(1);
-            }
-            state.cancels.remove(&job_id);
-        }
+        self.finish_run(&server.id, &job_id);
         match outcome {
             Ok(RunOutcome::Succeeded { outputs }) => {
                 let secs = started.elapsed().as_secs_f64();

@@ -370,3 +370,42 @@ async fn jobs_in_flight_at_a_restart_finish_exactly_once() {
     );
     assert_eq!(server.executed_prompts().len(), 2, "nothing ran twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_upload_local_input_images_before_queueing() {
+    let t = fleet();
+    let server = active_server(&t, 20).await;
+    let d = dispatcher(&t, Policy::Manual);
+    // A real PNG on this machine, named by absolute path in a LoadImage node.
+    let first = d
+        .submit(NewJob::new("make", empty_image(11)))
+        .await
+        .unwrap();
+    let made = wait(&d, &first.id).await;
+    let local = t.dir.path().join("my input.png");
+    std::fs::copy(&made.outputs[0].path, &local).unwrap();
+    let wf = json!({
+        "1": {"class_type": "LoadImage", "inputs": {"image": local.to_str().unwrap()}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    });
+    let job = d
+        .submit(NewJob::new("uses a local image", wf))
+        .await
+        .unwrap();
+    let done = wait(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    let uploads: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_only() == "/upload/image")
+        .collect();
+    assert_eq!(uploads.len(), 1);
+    let sent = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path_only() == "/prompt" && r.method == "POST")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["prompt"]["1"]["inputs"]["image"], "my input.png");
+}
