@@ -148,25 +148,31 @@ async fn jobs_cancel_interrupts_running_removes_pending_and_stops_queued() {
     );
 
     t.fleet.servers.activate(Some("A")).await.unwrap();
+    let jobs = Jobs::new(t.fleet.store.clone());
+    let until = |id: String, want: JobState| {
+        let jobs = jobs.clone();
+        async move {
+            for _ in 0..250 {
+                if jobs.get(&id).await.unwrap().state == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("job {id} never became {want:?}");
+        }
+    };
+    // One job runs on the server; the next one is sent there and waits in its queue.
     let running = d
         .submit(NewJob::new("running", empty_image(3)))
         .await
         .unwrap();
+    until(running.id.clone(), JobState::Running).await;
     let pending = d
         .submit(NewJob::new("pending on the server", empty_image(4)))
         .await
         .unwrap();
-    let jobs = Jobs::new(t.fleet.store.clone());
-    for _ in 0..200 {
-        let (r, p) = (
-            jobs.get(&running.id).await.unwrap(),
-            jobs.get(&pending.id).await.unwrap(),
-        );
-        if r.state == JobState::Running && p.state == JobState::Dispatched {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(pending.id.clone(), JobState::Dispatched).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // its prompt reaches the server's queue
     let pending_prompt = jobs.get(&pending.id).await.unwrap().remote_id.unwrap();
     d.cancel(&pending.id).await.unwrap();
     d.cancel(&running.id).await.unwrap();
