@@ -133,8 +133,16 @@ pub fn run() {
             });
             Ok(())
         })
-        .run(tauri::generate_context!())
-        .expect("error while running ComfyFleet");
+        .build(tauri::generate_context!())
+        .expect("error while building ComfyFleet")
+        .run(|app, event| {
+            if let tauri::RunEvent::Exit = event {
+                // Jobs being sent reach their servers, then a CLI can take over dispatching at once.
+                if let Some(state) = app.try_state::<AppState>() {
+                    tauri::async_runtime::block_on(state.dispatcher.shutdown());
+                }
+            }
+        });
 }
 
 #[cfg(test)]

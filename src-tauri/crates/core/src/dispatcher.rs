@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,8 @@ const INVENTORY_TTL: Duration = Duration::from_secs(60);
 /// Only the holder of this lease dispatches; it lapses this long after its holder stops renewing.
 const LEASE: &str = "dispatcher";
 const LEASE_TTL_MS: i64 = 5_000;
+/// How long a graceful shutdown waits for jobs being sent to reach their servers.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A change to a job, for the UI and the CLI.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +75,38 @@ struct Inner {
     state: Mutex<State>,
     wake: Arc<Notify>,
     updates: broadcast::Sender<JobUpdate>,
+    /// Set by `shutdown`: the loop dispatches nothing more.
+    stopping: AtomicBool,
+    /// How many dispatch rounds and sends are under way (see [`Sending`]).
+    sending: watch::Sender<u32>,
+}
+
+/// Held from the moment a job is recorded as dispatched until its server has accepted it (or the
+/// send failed), so a shutdown never leaves a job half-sent.
+struct Sending(watch::Sender<u32>);
+
+impl Sending {
+    fn new(count: &watch::Sender<u32>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// One job on one server: a fresh send (`sending` is `Some`) or a re-attach after a restart.
+struct Attempt {
+    job: Job,
+    server: Server,
+    workflow: serde_json::Value,
+    prompt_id: String,
+    shape: String,
+    cancel: watch::Receiver<bool>,
+    sending: Option<Sending>,
 }
 
 /// A handle to the running dispatcher. Cheap to clone; the task stops when every handle is dropped.
@@ -151,6 +186,8 @@ impl Dispatcher {
             state: Mutex::new(State::default()),
             wake: Arc::new(Notify::new()),
             updates,
+            stopping: AtomicBool::new(false),
+            sending: watch::channel(0).0,
         });
         let weak = Arc::downgrade(&inner);
         let main = tokio::spawn(async move {
@@ -158,6 +195,9 @@ impl Dispatcher {
             let mut renewed: Option<Instant> = None;
             loop {
                 let Some(inner) = weak.upgrade() else { break };
+                if inner.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
                 // Another process (the app or a CLI) may be dispatching: then this one only waits.
                 // A held lease is renewed once a second, not on every round.
                 let fresh = leader && renewed.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
@@ -176,6 +216,7 @@ impl Dispatcher {
                 }
                 leader = has_lease;
                 if leader {
+                    let _round = Sending::new(&inner.sending);
                     if let Err(e) = inner.dispatch_ready().await {
                         tracing::warn!(error = %e, "dispatch round failed");
                     }
@@ -202,11 +243,21 @@ impl Dispatcher {
             .unwrap_or(false)
     }
 
-    /// Stop dispatching and hand the lease over; jobs running in this process keep running until done.
+    /// Stop dispatching and hand the lease over. Jobs being sent are given a moment to reach their
+    /// servers first; jobs already on a server are followed by whoever dispatches next.
     pub async fn shutdown(&self) {
-        if let Some(t) = lock(&self.inner.state).tasks.first() {
-            t.abort();
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        let main = lock(&self.inner.state).tasks.first().cloned();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        if let Some(main) = &main {
+            while !main.is_finished() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            main.abort();
         }
+        let mut sending = self.inner.sending.subscribe();
+        let _ = tokio::time::timeout_at(deadline.into(), sending.wait_for(|n| *n == 0)).await;
         let _ = self.inner.store.release(LEASE, &self.inner.holder).await;
     }
 
@@ -460,6 +511,7 @@ impl Inner {
                         continue;
                     };
                     let prompt_id = uuid::Uuid::new_v4().to_string();
+                    let sending = Sending::new(&self.sending);
                     // Recorded before sending, so a crash mid-send is reconciled against the server.
                     let Some(job) = self
                         .apply(
@@ -480,10 +532,14 @@ impl Inner {
                         *state.in_flight.entry(server.id.clone()).or_default() += 1;
                         state.cancels.insert(job.id.clone(), tx);
                     }
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        me.run(job, server, workflow, prompt_id, shape, rx, true)
-                            .await
+                    self.spawn_run(Attempt {
+                        job,
+                        server,
+                        workflow,
+                        prompt_id,
+                        shape,
+                        cancel: rx,
+                        sending: Some(sending),
                     });
                 }
                 Decision::Wait { .. } => {
@@ -510,18 +566,24 @@ impl Inner {
         Ok(())
     }
 
+    fn spawn_run(self: &Arc<Self>, attempt: Attempt) {
+        let me = self.clone();
+        let task = tokio::spawn(async move { me.run(attempt).await });
+        lock(&self.state).tasks.push(task.abort_handle());
+    }
+
     /// Run (or, after a restart, re-attach to) one job on one server, then record how it ended.
-    #[allow(clippy::too_many_arguments)]
-    async fn run(
-        self: Arc<Self>,
-        job: Job,
-        server: Server,
-        workflow: serde_json::Value,
-        prompt_id: String,
-        shape: String,
-        cancel: watch::Receiver<bool>,
-        submit: bool,
-    ) {
+    async fn run(self: Arc<Self>, attempt: Attempt) {
+        let Attempt {
+            job,
+            server,
+            workflow,
+            prompt_id,
+            shape,
+            cancel,
+            sending,
+        } = attempt;
+        let submit = sending.is_some();
         let client = self.client_for(&server).await;
         let timeout = Duration::from_millis(job.timeout_ms.max(1000) as u64);
         let started = Instant::now();
@@ -573,7 +635,11 @@ impl Inner {
                     return;
                 }
             };
+            let mut sending = sending;
             run_prompt(&client, &workflow, &prompt_id, timeout, cancel, move |e| {
+                if matches!(e, RunEvent::Accepted { .. }) {
+                    sending.take(); // on the server now: a shutdown no longer needs to wait
+                }
                 let _ = ev_tx.send(e);
             })
             .await
@@ -616,14 +682,37 @@ impl Inner {
                 let message = format!("The job did not finish within {} s on '{}' and was stopped. Raise the job timeout for long workflows.", timeout.as_secs(), server.name);
                 self.fail(&job_id, message).await;
             }
+            Ok(RunOutcome::Lost { .. }) if !submit && job.state == JobState::Dispatched => {
+                // Re-attached after a restart to a job that never started: the server is up but does
+                // not know it, so the send never landed (or the server restarted before running it).
+                let note = format!(
+                    "'{}' never received the job (ComfyFleet stopped while sending it); queued again",
+                    server.name
+                );
+                tracing::info!(job = %job_id, server = %server.name, "{note}");
+                self.apply(
+                    &job_id,
+                    JobEvent::Requeued {
+                        reason: note,
+                        avoid_server: false,
+                    },
+                )
+                .await;
+            }
             Ok(RunOutcome::Lost { reason }) => {
                 let note = format!(
                     "'{}' stopped answering ({reason}); the job moves to another server",
                     server.name
                 );
                 tracing::warn!(job = %job_id, server = %server.name, "{note}");
-                self.apply(&job_id, JobEvent::Requeued { reason: note })
-                    .await;
+                self.apply(
+                    &job_id,
+                    JobEvent::Requeued {
+                        reason: note,
+                        avoid_server: true,
+                    },
+                )
+                .await;
             }
             Err(SubmitError::Invalid { message }) => {
                 self.apply(
@@ -696,6 +785,7 @@ impl Inner {
                     &job.id,
                     JobEvent::Requeued {
                         reason: "ComfyFleet restarted before the job was sent; queued again".into(),
+                        avoid_server: false,
                     },
                 )
                 .await;
@@ -706,6 +796,7 @@ impl Inner {
                     &job.id,
                     JobEvent::Requeued {
                         reason: "its server was removed; queued again".into(),
+                        avoid_server: false,
                     },
                 )
                 .await;
@@ -720,10 +811,14 @@ impl Inner {
                 *state.in_flight.entry(server.id.clone()).or_default() += 1;
                 state.cancels.insert(job.id.clone(), tx);
             }
-            let me = self.clone();
-            tokio::spawn(async move {
-                me.run(job, server, workflow, prompt_id, shape, rx, false)
-                    .await
+            self.spawn_run(Attempt {
+                job,
+                server,
+                workflow,
+                prompt_id,
+                shape,
+                cancel: rx,
+                sending: None,
             });
         }
     }

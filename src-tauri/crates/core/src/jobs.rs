@@ -77,9 +77,11 @@ pub enum JobEvent {
         retryable: bool,
     },
     Cancelled,
-    /// The server died mid-job: back to the queue, to go elsewhere (failover), without using an attempt.
+    /// Back to the queue without using an attempt. `avoid_server`: the server died mid-job, so the job
+    /// goes elsewhere (failover); otherwise the job never reached it (the app stopped while sending).
     Requeued {
         reason: String,
+        avoid_server: bool,
     },
 }
 
@@ -398,8 +400,11 @@ impl Jobs {
                     JobEvent::Cancelled => {
                         tx.execute("UPDATE jobs SET state='cancelled', finished_ms=?2 WHERE id=?1", params![id, now_ms])?;
                     }
-                    JobEvent::Requeued { reason } => {
-                        if let Some(s) = &job.server_id {
+                    JobEvent::Requeued {
+                        reason,
+                        avoid_server,
+                    } => {
+                        if let Some(s) = job.server_id.as_ref().filter(|_| *avoid_server) {
                             if !failed_on.contains(s) {
                                 failed_on.push(s.clone());
                             }
@@ -523,7 +528,8 @@ mod tests {
             next_state(
                 Running,
                 &JobEvent::Requeued {
-                    reason: "died".into()
+                    reason: "died".into(),
+                    avoid_server: true
                 },
                 1,
                 3

@@ -177,7 +177,8 @@ async fn cli_killed_with_jobs_queued_and_running_finishes_each_exactly_once_afte
     assert_eq!(last["state"], "succeeded");
     let mut list: serde_json::Value = serde_json::json!([]);
     for _ in 0..100 {
-        list = serde_json::from_str(&cli.ok(&["jobs", "list", "--json"], None)).unwrap();
+        list = serde_json::from_str(&cli.ok(&["jobs", "list", "--limit", "1000", "--json"], None))
+            .unwrap();
         if list
             .as_array()
             .unwrap()
@@ -199,7 +200,10 @@ async fn cli_killed_with_jobs_queued_and_running_finishes_each_exactly_once_afte
     let jobs = list.as_array().unwrap();
     assert!(jobs.iter().all(|j| j["state"] == "succeeded"), "{list:#}");
     for id in &ids {
-        assert!(jobs.iter().any(|j| j["id"] == id.as_str()), "job {id} lost");
+        assert!(
+            jobs.iter().any(|j| j["id"] == id.as_str()),
+            "job {id} lost: {list:#}"
+        );
     }
     let executed = fake.executed_prompts();
     let mut unique = executed.clone();

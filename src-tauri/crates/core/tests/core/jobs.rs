@@ -415,3 +415,71 @@ async fn jobs_upload_local_input_images_before_queueing() {
     let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
     assert_eq!(body["prompt"]["1"]["inputs"]["image"], "my input.png");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_being_sent_at_shutdown_reach_their_server_before_the_handover() {
+    let t = fleet();
+    let server = active_server(&t, 200).await;
+    // Every answer takes 300 ms, so the shutdown below lands while the prompt is being sent.
+    server.set_config(|c| c.latency = Duration::from_millis(300));
+    let first = dispatcher(&t, Policy::Manual);
+    let job = first
+        .submit(NewJob::new("in transit", empty_image(21)))
+        .await
+        .unwrap();
+    let jobs = Jobs::new(t.fleet.store.clone());
+    while jobs.get(&job.id).await.unwrap().state == JobState::Queued {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.shutdown().await; // what `comfyfleet run` without --wait does before it exits
+    first.stop(); // then the process ends
+    let posted = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path_only() == "/prompt")
+        .count();
+    assert_eq!(posted, 1, "the send finished before the handover");
+    let second = dispatcher(&t, Policy::Manual);
+    let done = wait(&second, &job.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert!(
+        done.notes.is_empty(),
+        "followed, not re-sent: {:?}",
+        done.notes
+    );
+    assert_eq!(server.executed_prompts().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_recorded_as_sent_but_never_sent_run_once_on_the_same_server() {
+    let t = fleet();
+    let server = active_server(&t, 20).await;
+    let only = t.fleet.servers.find("A").await.unwrap();
+    // The app died between recording the dispatch and sending the prompt.
+    let jobs = Jobs::new(t.fleet.store.clone());
+    let job = jobs
+        .submit(NewJob::new("half sent", empty_image(22)), 0)
+        .await
+        .unwrap();
+    jobs.apply(
+        &job.id,
+        comfyfleet_core::jobs::JobEvent::Dispatched {
+            server_id: only.id.clone(),
+            remote_id: uuid::Uuid::new_v4().to_string(),
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    let done = wait(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.server_id.as_deref(), Some(only.id.as_str()));
+    assert!(done.failed_on.is_empty(), "the server is not blamed");
+    assert!(
+        done.notes.iter().any(|n| n.contains("never received")),
+        "{:?}",
+        done.notes
+    );
+    assert_eq!(server.executed_prompts().len(), 1);
+}
