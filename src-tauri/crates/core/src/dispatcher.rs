@@ -11,17 +11,18 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::comfyui::follow::{run_prompt, RunEvent, RunOutcome};
-use crate::comfyui::messages::OutputImage;
+use crate::backend::Backend;
+use crate::comfyui::follow::{RunEvent, RunOutcome};
 use crate::comfyui::{ComfyClient, SubmitError};
 use crate::health::{Health, Status};
-use crate::jobs::{Job, JobEvent, JobOutput, JobState, Jobs, JobsError, NewJob};
+use crate::jobs::{Job, JobEvent, JobState, Jobs, JobsError, NewJob};
 use crate::router::{decide, Candidate, Decision, JobNeeds, RouterConfig};
 use crate::servers::{Server, ServerList};
 use crate::workflow::Workflow;
 
-/// Outputs larger than this are not downloaded.
-const MAX_OUTPUT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// How long a server's backend (its credentials and shared WebSocket) is reused before it is rebuilt,
+/// so a changed secret is picked up.
+const BACKEND_TTL: Duration = Duration::from_secs(30);
 /// How long a server's model list is trusted.
 const INVENTORY_TTL: Duration = Duration::from_secs(60);
 /// Only the holder of this lease dispatches; it lapses this long after its holder stops renewing.
@@ -58,6 +59,8 @@ struct State {
     /// (server id, workflow shape) → smoothed seconds per job.
     timings: HashMap<(String, String), f64>,
     inventories: HashMap<String, (Instant, BTreeMap<String, Vec<String>>)>,
+    /// Server id → (what it was built from, when, the backend).
+    backends: HashMap<String, (String, Instant, Backend)>,
     /// Every task the dispatcher runs (its loop and one per job), so `stop` can end them all.
     tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -113,37 +116,6 @@ struct Attempt {
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
-}
-
-/// Upload the local files that `LoadImage` nodes name by absolute path, and point the nodes at the
-/// uploaded names. Names that are not local files are left alone (they are already on the server).
-async fn upload_local_images(
-    client: &ComfyClient,
-    workflow: serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    let Ok(mut w) = Workflow::from_value(workflow.clone()) else {
-        return Ok(workflow);
-    };
-    for (node, image) in w.image_inputs() {
-        let path = std::path::Path::new(&image);
-        if !path.is_absolute() || !path.is_file() {
-            continue;
-        }
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|e| format!("Could not read the input image {image}: {e}"))?;
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "input.png".into());
-        let stored = client
-            .upload_image(&file_name, bytes)
-            .await
-            .map_err(|e| format!("Could not upload the input image {image}: {e}"))?;
-        w.set_input(&node, "image", serde_json::Value::String(stored))
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(w.to_value())
 }
 
 /// The "shape" of a workflow (its node classes), so timings of the same workflow with other prompts are shared.
@@ -323,8 +295,7 @@ impl Dispatcher {
             // Running under another process (or none): stop it on its server ourselves.
             if let (Some(server_id), Some(prompt_id)) = (&job.server_id, &job.remote_id) {
                 if let Ok(server) = self.inner.servers.find(server_id).await {
-                    let client = self.inner.client_for(&server).await;
-                    client.stop(prompt_id).await;
+                    self.inner.backend_for(&server).await.stop(prompt_id).await;
                 }
             }
             let job = self
@@ -397,9 +368,25 @@ impl Inner {
         .await;
     }
 
-    async fn client_for(&self, server: &Server) -> ComfyClient {
+    /// The server's backend, reused across jobs (one WebSocket per server) while it is unchanged.
+    async fn backend_for(&self, server: &Server) -> Backend {
+        let built_from = format!("{}|{:?}|{}", server.url, server.auth, server.has_secret);
+        if let Some((from, at, backend)) = lock(&self.state).backends.get(&server.id) {
+            if *from == built_from && at.elapsed() < BACKEND_TTL {
+                return backend.clone();
+            }
+        }
         let creds = self.servers.credentials(server).await.ok();
-        ComfyClient::new(self.http.clone(), &server.url, creds.as_ref())
+        let backend = Backend::comfyui(ComfyClient::new(
+            self.http.clone(),
+            &server.url,
+            creds.as_ref(),
+        ));
+        lock(&self.state).backends.insert(
+            server.id.clone(),
+            (built_from, Instant::now(), backend.clone()),
+        );
+        backend
     }
 
     /// Model files per folder on a server, cached; `None` when it cannot be listed.
@@ -413,12 +400,12 @@ impl Inner {
                 return Some(inv.clone());
             }
         }
-        let client = self.client_for(server).await;
+        let backend = self.backend_for(server).await;
         let mut inv = BTreeMap::new();
         for folder in folders {
             let files = tokio::time::timeout(
                 Duration::from_millis(server.timeout_ms as u64),
-                client.models(folder),
+                backend.models(folder),
             )
             .await
             .ok()?
@@ -584,7 +571,7 @@ impl Inner {
             sending,
         } = attempt;
         let submit = sending.is_some();
-        let client = self.client_for(&server).await;
+        let backend = self.backend_for(&server).await;
         let timeout = Duration::from_millis(job.timeout_ms.max(1000) as u64);
         let started = Instant::now();
         let job_id = job.id.clone();
@@ -626,28 +613,21 @@ impl Inner {
             })
         };
         let outcome = if submit {
-            let workflow = match upload_local_images(&client, workflow).await {
-                Ok(w) => w,
-                Err(message) => {
-                    self.finish_run(&server.id, &job_id);
-                    self.fail(&job_id, message).await;
-                    self.wake.notify_one();
-                    return;
-                }
-            };
             let mut sending = sending;
-            run_prompt(&client, &workflow, &prompt_id, timeout, cancel, move |e| {
-                if matches!(e, RunEvent::Accepted { .. }) {
-                    sending.take(); // on the server now: a shutdown no longer needs to wait
-                }
-                let _ = ev_tx.send(e);
-            })
-            .await
+            backend
+                .run(workflow, &prompt_id, timeout, cancel, move |e| {
+                    if matches!(e, RunEvent::Accepted { .. }) {
+                        sending.take(); // on the server now: a shutdown no longer needs to wait
+                    }
+                    let _ = ev_tx.send(e);
+                })
+                .await
         } else {
-            crate::comfyui::follow::attach(&client, &prompt_id, timeout, cancel, move |e| {
-                let _ = ev_tx.send(e);
-            })
-            .await
+            backend
+                .attach(&prompt_id, timeout, cancel, move |e| {
+                    let _ = ev_tx.send(e);
+                })
+                .await
         };
         let _ = events.await;
         self.finish_run(&server.id, &job_id);
@@ -662,7 +642,7 @@ impl Inner {
                         .or_insert(secs);
                     *e = 0.7 * *e + 0.3 * secs;
                 }
-                match self.save_outputs(&client, &job_id, outputs).await {
+                match backend.save_outputs(&self.gallery, &job_id, outputs).await {
                     Ok(saved) => match self.jobs.succeed(&job_id, saved, crate::now_ms()).await {
                         Ok(job) => self.changed(&job),
                         Err(e) => tracing::warn!(job = %job_id, error = %e, "job update refused"),
@@ -737,35 +717,6 @@ impl Inner {
             }
         }
         self.wake.notify_one();
-    }
-
-    /// Download a job's outputs into the gallery. Unsafe names are refused; nothing is written outside.
-    async fn save_outputs(
-        &self,
-        client: &ComfyClient,
-        job_id: &str,
-        outputs: Vec<(String, OutputImage)>,
-    ) -> Result<Vec<JobOutput>, String> {
-        let mut saved = Vec::new();
-        for (node_id, image) in outputs {
-            let path = crate::gallery::output_path(&self.gallery, job_id, &image.filename)
-                .map_err(|e| e.to_string())?;
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                    format!("Could not create the gallery folder {}: {e}", dir.display())
-                })?;
-            }
-            client
-                .download(&image, &path, MAX_OUTPUT_BYTES)
-                .await
-                .map_err(|e| format!("Could not download the output {}: {e}", image.filename))?;
-            saved.push(JobOutput {
-                node_id,
-                filename: image.filename,
-                path: path.display().to_string(),
-            });
-        }
-        Ok(saved)
     }
 
     /// After a restart: every job that was dispatched or running is checked against its server.

@@ -1,5 +1,6 @@
 //! comfyfleet-core: every ComfyFleet capability, shared by the desktop shell and the CLI. No Tauri here.
 
+pub mod backend;
 pub mod comfyui;
 pub mod dispatcher;
 pub mod error_info;

@@ -1,14 +1,13 @@
-//! Running one prompt on one ComfyUI server: open the WebSocket, submit, follow progress and
-//! previews, and when the socket drops keep following through `/history` and `/queue`.
+//! Running one prompt on one ComfyUI server: subscribe to the server's shared WebSocket, submit,
+//! follow progress and previews, and when the socket drops keep following through `/history` and
+//! `/queue`.
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::messages::{parse_binary, parse_text, ComfyEvent, OutputImage};
+use super::feed::{Feed, FeedItem};
+use super::messages::{ComfyEvent, OutputImage};
 use super::{ComfyClient, ComfyError, SubmitError};
 
 /// How often `/history` is polled once the WebSocket is gone (and, slowly, as a safety net while it is up).
@@ -54,35 +53,19 @@ pub enum RunOutcome {
     },
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(client: &ComfyClient, client_id: &str, timeout: Duration) -> Option<Ws> {
-    let mut req = client.ws_url(client_id).into_client_request().ok()?;
-    for (k, v) in client.auth_header_map() {
-        if k != reqwest::header::ACCEPT {
-            req.headers_mut().insert(k.clone(), v.clone());
-        }
-    }
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req)).await {
-        Ok(Ok((ws, _))) => Some(ws),
-        _ => None,
-    }
-}
-
 /// Submit `workflow` as `prompt_id` and follow it to the end. `cancel` flips to true to cancel.
 pub async fn run_prompt(
-    client: &ComfyClient,
+    feed: &Feed,
     workflow: &serde_json::Value,
     prompt_id: &str,
     timeout: Duration,
     mut cancel: watch::Receiver<bool>,
     mut on_event: impl FnMut(RunEvent) + Send,
 ) -> Result<RunOutcome, SubmitError> {
-    let client_id = format!("comfyfleet-{prompt_id}");
+    let client = feed.client();
     let deadline = Instant::now() + timeout;
-    let mut ws = connect(client, &client_id, Duration::from_secs(5)).await;
-    let accepted = client.submit(workflow, &client_id, prompt_id).await?;
+    let mut ws = feed.subscribe(prompt_id, Duration::from_secs(5)).await;
+    let accepted = client.submit(workflow, feed.client_id(), prompt_id).await?;
     on_event(RunEvent::Accepted {
         number: accepted.number,
     });
@@ -108,19 +91,16 @@ pub async fn run_prompt(
                     return Ok(RunOutcome::Cancelled);
                 }
             }
-            msg = async { match ws.as_mut() { Some(w) => w.next().await, None => std::future::pending().await } } => {
-                let event = match msg {
-                    Some(Ok(Message::Text(t))) => parse_text(t.as_str()),
-                    Some(Ok(Message::Binary(b))) => parse_binary(&b),
-                    Some(Ok(_)) => None,
-                    Some(Err(_)) | None => {
+            item = async { match ws.as_mut() { Some(w) => w.next().await, None => std::future::pending().await } } => {
+                let event = match item {
+                    FeedItem::Event(e) => e,
+                    FeedItem::Lost => {
                         ws = None;
                         on_event(RunEvent::SocketLost);
                         next_poll = Instant::now();
                         continue;
                     }
                 };
-                let Some(event) = event else { continue };
                 let ours = |p: &str| p == prompt_id;
                 match event {
                     ComfyEvent::ExecutionStart { prompt_id: p } if ours(&p) => {

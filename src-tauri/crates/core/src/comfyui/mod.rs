@@ -1,5 +1,6 @@
 //! A client for one ComfyUI server over HTTP (and, for jobs, its WebSocket), with the server's auth.
 
+pub mod feed;
 pub mod follow;
 pub mod messages;
 
