@@ -1,7 +1,10 @@
-//! Test servers that speak real protocols on loopback, for the other crates' tests and for end-to-end scripts.
-//! Today: [`FakeComfy`], a fake ComfyUI 0.3.64 built from recordings of a real one.
+//! Test servers that speak real protocols on loopback, for the other crates' tests and for end-to-end scripts:
+//! [`FakeComfy`], a fake ComfyUI 0.3.64 built from recordings of a real one, and [`FileHost`], a file host that
+//! answers as model hosts and CDNs do (ranges, validators, throttling, faults, redirects, gated files).
 
 pub mod comfy;
+pub mod filehost;
 mod pyjson;
 
 pub use comfy::{FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault, RecordedRequest};
+pub use filehost::{FileHost, HostConfig, HostRequest, HostedFile};

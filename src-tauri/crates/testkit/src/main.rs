@@ -1,14 +1,17 @@
 //! `comfyfleet-testkit`: runs the fake servers from shell scripts (end-to-end tests, benchmarks).
 //!
 //! `comfyui` runs one fake ComfyUI and prints `LISTENING http://127.0.0.1:PORT`; `fleet` runs many, prints one JSON
-//! line per server and then `READY`.
+//! line per server and then `READY`; `files` runs a file host (see `comfyfleet_testkit::filehost`) and prints
+//! `LISTENING http://127.0.0.1:PORT`.
 
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, ValueEnum};
-use comfyfleet_testkit::{FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault};
+use comfyfleet_testkit::{
+    FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault, FileHost, HostedFile,
+};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +24,58 @@ enum Command {
     /// Run many fake ComfyUIs. Prints one JSON line per server, then `READY`; runs until killed or until stdin (a
     /// pipe) closes.
     Fleet(FleetArgs),
+    /// Run a file host (ranges, ETags, throughput cap, faults) until killed. Prints `SHA256 PATH HEX` per generated
+    /// file with --print-sha256, then `LISTENING http://127.0.0.1:PORT`.
+    Files(FilesArgs),
+}
+
+#[derive(Args)]
+struct FilesArgs {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Serve the files of this folder under /files/.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// A generated file, as /PATH=SIZE (SIZE in bytes or with K, M, G, KiB, MiB, GiB). Repeatable.
+    #[arg(long = "generate", value_name = "/PATH=SIZE")]
+    generated: Vec<String>,
+    /// Seed of the generated content.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Cap each connection at this many bytes per second (SIZE syntax: 20M = 20,000,000).
+    #[arg(long)]
+    rate: Option<String>,
+    /// Ignore Range headers and always answer 200 with the whole file.
+    #[arg(long)]
+    no_range: bool,
+    /// Print the SHA-256 of every generated file (computes it once, before listening).
+    #[arg(long)]
+    print_sha256: bool,
+}
+
+/// `123`, `20M` (10^6), `2G`, `64KiB`, `1GiB`.
+fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("'{text}' is not a size"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            anyhow::bail!("unknown size unit '{other}' in '{text}': use K, M, G, KiB, MiB or GiB")
+        }
+    };
+    n.checked_mul(factor)
+        .with_context(|| format!("'{text}' is too large"))
 }
 
 #[derive(Args)]
@@ -159,6 +214,33 @@ async fn main() -> anyhow::Result<()> {
             print_flushed(&format!("LISTENING {}", fake.url()))?;
             until_killed(false).await;
             fake.shutdown().await;
+        }
+        Command::Files(args) => {
+            let host = FileHost::start_on(args.port)
+                .await
+                .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+            let rate = args.rate.as_deref().map(parse_size).transpose()?;
+            host.set(|c| {
+                c.rate = rate;
+                c.no_range = args.no_range;
+            });
+            if let Some(dir) = &args.dir {
+                host.add_dir("/files", dir);
+            }
+            for g in &args.generated {
+                let (path, size) = g
+                    .split_once('=')
+                    .with_context(|| format!("--generate {g}: use /PATH=SIZE"))?;
+                let path = format!("/{}", path.trim_start_matches('/'));
+                let file = HostedFile::generated(parse_size(size)?, args.seed);
+                if args.print_sha256 {
+                    print_flushed(&format!("SHA256 {path} {}", file.content.sha256()))?;
+                }
+                host.add(&path, file);
+            }
+            print_flushed(&format!("LISTENING {}", host.url()))?;
+            until_killed(true).await;
+            host.shutdown().await;
         }
         Command::Fleet(args) => {
             let width = args.count.to_string().len().max(2);

@@ -5,6 +5,7 @@ mod cli;
 mod crashes;
 mod execution;
 mod faults;
+mod filehost;
 mod files;
 mod lifecycle;
 mod routes;
