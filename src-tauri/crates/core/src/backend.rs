@@ -103,11 +103,6 @@ impl Backend {
         for (node_id, image) in outputs {
             let path = crate::gallery::output_path(gallery, job_id, &image.filename)
                 .map_err(|e| e.to_string())?;
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                    format!("Could not create the gallery folder {}: {e}", dir.display())
-                })?;
-            }
             b.feed
                 .client()
                 .download(&image, &path, MAX_OUTPUT_BYTES)

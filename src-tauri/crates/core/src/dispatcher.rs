@@ -23,6 +23,8 @@ use crate::workflow::Workflow;
 /// How long a server's backend (its credentials and shared WebSocket) is reused before it is rebuilt,
 /// so a changed secret is picked up.
 const BACKEND_TTL: Duration = Duration::from_secs(30);
+/// How many queued jobs one dispatch round looks at.
+const READY_WINDOW: u32 = 256;
 /// How long a server's model list is trusted.
 const INVENTORY_TTL: Duration = Duration::from_secs(60);
 /// Only the holder of this lease dispatches; it lapses this long after its holder stops renewing.
@@ -35,6 +37,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // short-lived messages; boxing would only add allocations
 pub enum JobUpdate {
     /// State, server, error or outputs changed.
     Changed {
@@ -468,7 +471,9 @@ impl Inner {
     /// One round: route every ready job that can go somewhere now.
     async fn dispatch_ready(self: &Arc<Self>) -> Result<(), JobsError> {
         lock(&self.state).tasks.retain(|t| !t.is_finished());
-        let ready = self.jobs.ready(crate::now_ms()).await?;
+        // The head of the queue is enough: a round dispatches at most a few jobs per server, and
+        // reading the whole of a long backlog every round would make a burst quadratic.
+        let ready = self.jobs.ready(crate::now_ms(), READY_WINDOW).await?;
         if ready.is_empty() {
             return Ok(());
         }
@@ -592,7 +597,8 @@ impl Inner {
                                 job_id: job_id.clone(),
                                 progress: p,
                             });
-                            if last_progress.elapsed() > Duration::from_millis(500) || p >= 1.0 {
+                            // Success records 1.0 itself.
+                            if last_progress.elapsed() > Duration::from_millis(500) && p < 1.0 {
                                 last_progress = Instant::now();
                                 let _ = me.jobs.set_progress(&job_id, p).await;
                             }
@@ -629,10 +635,19 @@ impl Inner {
                 })
                 .await
         };
+        // Outputs come home while the last events are recorded.
+        let saved = match &outcome {
+            Ok(RunOutcome::Succeeded { outputs }) => Some(
+                backend
+                    .save_outputs(&self.gallery, &job_id, outputs.clone())
+                    .await,
+            ),
+            _ => None,
+        };
         let _ = events.await;
         self.finish_run(&server.id, &job_id);
         match outcome {
-            Ok(RunOutcome::Succeeded { outputs }) => {
+            Ok(RunOutcome::Succeeded { .. }) => {
                 let secs = started.elapsed().as_secs_f64();
                 {
                     let mut state = lock(&self.state);
@@ -642,7 +657,7 @@ impl Inner {
                         .or_insert(secs);
                     *e = 0.7 * *e + 0.3 * secs;
                 }
-                match backend.save_outputs(&self.gallery, &job_id, outputs).await {
+                match saved.unwrap_or_else(|| Ok(Vec::new())) {
                     Ok(saved) => match self.jobs.succeed(&job_id, saved, crate::now_ms()).await {
                         Ok(job) => self.changed(&job),
                         Err(e) => tracing::warn!(job = %job_id, error = %e, "job update refused"),

@@ -261,13 +261,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
 }
 
 fn get_in(c: &rusqlite::Connection, id: &str) -> Result<Job, JobsError> {
-    c.query_row(
-        &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
-        [id],
-        from_row,
-    )
-    .optional()?
-    .ok_or_else(|| JobsError::NotFound(id.to_string()))
+    c.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .ok_or_else(|| JobsError::NotFound(id.to_string()))
 }
 
 /// The persistent job queue.
@@ -344,12 +341,12 @@ impl Jobs {
             .await
     }
 
-    /// Queued jobs ready to run at `now`, in dispatch order: priority, then age.
-    pub async fn ready(&self, now_ms: i64) -> Result<Vec<Job>, JobsError> {
+    /// Queued jobs ready to run at `now`, in dispatch order (priority, then age), at most `limit`.
+    pub async fn ready(&self, now_ms: i64, limit: u32) -> Result<Vec<Job>, JobsError> {
         self.store
             .call(move |c| {
-                let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND not_before_ms <= ?1 ORDER BY priority DESC, queued_ms, rowid"))?;
-                let rows = stmt.query_map([now_ms], from_row)?;
+                let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND not_before_ms <= ?1 ORDER BY priority DESC, queued_ms, rowid LIMIT ?2"))?;
+                let rows = stmt.query_map(rusqlite::params![now_ms, limit], from_row)?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .await
@@ -581,7 +578,7 @@ mod tests {
         let h = j.submit(hi, 2).await.unwrap();
         let b = j.submit(NewJob::new("b", w.clone()), 3).await.unwrap();
         let ids: Vec<_> = j
-            .ready(10)
+            .ready(10, 100)
             .await
             .unwrap()
             .into_iter()
@@ -604,9 +601,9 @@ mod tests {
             (back.state, back.attempts, back.failed_on.clone()),
             (Queued, 1, vec!["s1".to_string()])
         );
-        assert!(!j.ready(13).await.unwrap().iter().any(|x| x.id == a.id));
+        assert!(!j.ready(13, 100).await.unwrap().iter().any(|x| x.id == a.id));
         assert!(j
-            .ready(12 + backoff_ms(1))
+            .ready(12 + backoff_ms(1), 100)
             .await
             .unwrap()
             .iter()

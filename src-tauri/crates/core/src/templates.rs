@@ -180,7 +180,7 @@ pub fn build(
     check("Steps", f.steps, 1, 150)?;
     check("Width", f.width, 64, 4096)?;
     check("Height", f.height, 64, 4096)?;
-    if f.width % 8 != 0 || f.height % 8 != 0 {
+    if !f.width.is_multiple_of(8) || !f.height.is_multiple_of(8) {
         return Err(TemplateError::NotMultipleOf8 {
             width: f.width,
             height: f.height,

@@ -149,7 +149,7 @@ impl Workflow {
 
     pub fn node_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.nodes.keys().cloned().collect();
-        ids.sort_by(|a, b| natural(a).cmp(&natural(b)));
+        ids.sort_by_key(|a| natural(a));
         ids
     }
 

@@ -103,9 +103,8 @@ pub async fn run_prompt(
                 };
                 let ours = |p: &str| p == prompt_id;
                 match event {
-                    ComfyEvent::ExecutionStart { prompt_id: p } if ours(&p) => {
-                        if !started { started = true; on_event(RunEvent::Started); }
-                    }
+                    ComfyEvent::ExecutionStart { prompt_id: p } if ours(&p)
+                        && !started => { started = true; on_event(RunEvent::Started); }
                     ComfyEvent::ProgressState { prompt_id: p, finished, total, running_fraction } if ours(&p) && total > 0 => {
                         if !started { started = true; on_event(RunEvent::Started); }
                         on_event(RunEvent::Progress(((finished as f64 + running_fraction) / total as f64).clamp(0.0, 1.0)));

@@ -457,6 +457,19 @@ impl ComfyClient {
         dest: &std::path::Path,
         limit: u64,
     ) -> Result<u64, ComfyError> {
+        // Small outputs (images) are gathered in memory and written in one go; big ones (videos)
+        // are streamed to disk past the first few MB.
+        self.download_via(image, dest, limit, 16 * 1024 * 1024)
+            .await
+    }
+
+    async fn download_via(
+        &self,
+        image: &messages::OutputImage,
+        dest: &std::path::Path,
+        limit: u64,
+        in_memory: usize,
+    ) -> Result<u64, ComfyError> {
         use tokio::io::AsyncWriteExt;
         let resp = self
             .http
@@ -483,27 +496,71 @@ impl ComfyClient {
             "{}.part",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ));
-        let io = |e: std::io::Error| {
-            ComfyError::Transport(format!("could not write {}: {e}", part.display()))
+        let io = {
+            let part = part.clone();
+            move |e: std::io::Error| {
+                ComfyError::Transport(format!("could not write {}: {e}", part.display()))
+            }
         };
-        let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+        let mut buffer = Vec::new();
+        let mut file: Option<tokio::fs::File> = None;
         let mut resp = resp;
         let mut written = 0u64;
-        while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
-            written += chunk.len() as u64;
-            if written > limit {
-                drop(file);
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(ComfyError::TooLarge {
-                    path: "/view".into(),
-                    limit: limit as usize,
-                });
+        let outcome = async {
+            while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+                written += chunk.len() as u64;
+                if written > limit {
+                    return Err(ComfyError::TooLarge {
+                        path: "/view".into(),
+                        limit: limit as usize,
+                    });
+                }
+                match file.as_mut() {
+                    Some(f) => f.write_all(&chunk).await.map_err(io.clone())?,
+                    None if buffer.len() + chunk.len() <= in_memory => {
+                        buffer.extend_from_slice(&chunk)
+                    }
+                    None => {
+                        if let Some(dir) = dest.parent() {
+                            tokio::fs::create_dir_all(dir).await.map_err(io.clone())?;
+                        }
+                        let mut f = tokio::fs::File::create(&part).await.map_err(io.clone())?;
+                        f.write_all(&buffer).await.map_err(io.clone())?;
+                        f.write_all(&chunk).await.map_err(io.clone())?;
+                        buffer = Vec::new();
+                        file = Some(f);
+                    }
+                }
             }
-            file.write_all(&chunk).await.map_err(io)?;
+            Ok(())
         }
-        file.flush().await.map_err(io)?;
-        drop(file);
-        tokio::fs::rename(&part, dest).await.map_err(io)?;
+        .await;
+        let flushed = match file.take() {
+            Some(mut f) => f.flush().await.map_err(io.clone()).map(|_| true),
+            None => Ok(false),
+        };
+        let streamed = match outcome.and(flushed) {
+            Ok(streamed) => streamed,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(e);
+            }
+        };
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if !streamed {
+                if let Some(dir) = dest.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&part, &buffer)?;
+            }
+            std::fs::rename(&part, &dest).inspect_err(|_| {
+                let _ = std::fs::remove_file(&part);
+            })
+        })
+        .await
+        .map_err(|e| ComfyError::Transport(e.to_string()))?
+        .map_err(io)?;
         Ok(written)
     }
 
@@ -662,5 +719,39 @@ mod tests {
         assert_eq!(s.system.pytorch_version.as_deref(), Some("2.8.0+cu128"));
         assert_eq!(s.devices[0].kind, "cpu");
         assert_eq!(s.devices[0].vram_total, 25325273088);
+    }
+
+    #[tokio::test]
+    async fn download_keeps_small_files_in_memory_streams_big_ones_and_refuses_too_big() {
+        let fake = comfyfleet_testkit::FakeComfy::start(Default::default()).await;
+        let client = ComfyClient::new(http_client(), &fake.url(), None);
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let name = client.upload_image("big.bin", bytes.clone()).await.unwrap();
+        let image = messages::OutputImage {
+            filename: name,
+            subfolder: String::new(),
+            kind: "input".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for (in_memory, file) in [(1 << 20, "kept.bin"), (4096, "streamed.bin")] {
+            let dest = dir.path().join("new folder").join(file);
+            let n = client
+                .download_via(&image, &dest, 1 << 30, in_memory)
+                .await
+                .unwrap();
+            assert_eq!(n, bytes.len() as u64);
+            assert!(std::fs::read(&dest).unwrap() == bytes, "{file} intact");
+        }
+        let refused = dir.path().join("new folder").join("refused.bin");
+        let err = client
+            .download_via(&image, &refused, 100_000, 4096)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ComfyError::TooLarge { .. }), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("new folder"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left.len(), 2, "no part or partial file left: {left:?}");
     }
 }

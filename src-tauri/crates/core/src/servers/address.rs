@@ -59,7 +59,7 @@ pub fn normalize_url(raw: &str) -> Result<String, UrlProblem> {
             })
         }
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(UrlProblem::NoHost { raw: raw.into() });
     }
     if !url.username().is_empty() || url.password().is_some() {

@@ -58,7 +58,7 @@ async fn health_ends_every_fault_in_the_right_status_within_the_timeout() {
     let t = fleet();
     let cases = [
         (Fault::Refuse, Status::Unreachable, "Could not connect"),
-        (Fault::Hang, Status::Timeout, "did not answer within 1 s"),
+        (Fault::Hang, Status::Timeout, "did not answer within 3 s"),
         (Fault::Http500, Status::Error, "HTTP 500"),
         (Fault::NotJson, Status::NotComfyui, "not like ComfyUI"),
         (Fault::EndlessBody, Status::NotComfyui, "ComfyUI never does"),
@@ -72,7 +72,8 @@ async fn health_ends_every_fault_in_the_right_status_within_the_timeout() {
         })
         .await;
         let mut inp = input(&format!("f{i}"), &fake.url());
-        inp.timeout_ms = Some(1000);
+        // Roomy enough that a loaded CI machine answers the non-hanging faults in time.
+        inp.timeout_ms = Some(3000);
         t.fleet.servers.add(inp).await.unwrap();
         fakes.push(fake);
     }
@@ -84,7 +85,7 @@ async fn health_ends_every_fault_in_the_right_status_within_the_timeout() {
         let msg = st.error.unwrap();
         assert!(msg.contains(hint), "{fault:?}: {msg}");
         assert!(
-            took < Duration::from_millis(1500),
+            took < Duration::from_millis(4500),
             "{fault:?} took {took:?}"
         );
     }
@@ -259,7 +260,7 @@ async fn health_test_all_runs_in_parallel_bounded_by_the_slowest_timeout() {
         6
     );
     assert!(
-        took < Duration::from_millis(1800),
+        took < Duration::from_millis(3000),
         "6 hung servers at 1 s each took {took:?} (serial would be 6 s)"
     );
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use comfyfleet_core::dispatcher::Dispatcher;
+use comfyfleet_core::dispatcher::{Dispatcher, JobUpdate};
 use comfyfleet_core::jobs::{JobState, Jobs, NewJob};
 use comfyfleet_core::router::{Policy, RouterConfig};
 use comfyfleet_testkit::{FakeComfy, FakeComfyConfig};
@@ -61,7 +61,7 @@ async fn wait(d: &Dispatcher, id: &str) -> comfyfleet_core::jobs::Job {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_success_saves_real_outputs_in_the_gallery() {
     let t = fleet();
-    let server = active_server(&t, 20).await;
+    let _server = active_server(&t, 20).await;
     let d = dispatcher(&t, Policy::Manual);
     let job = d
         .submit(NewJob::new("probe", empty_image(1)))
@@ -109,7 +109,7 @@ async fn jobs_runtime_error_fails_once_with_the_node_and_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_validation_error_fails_at_once_with_a_per_node_message() {
     let t = fleet();
-    let server = active_server(&t, 20).await;
+    let _server = active_server(&t, 20).await;
     let d = dispatcher(&t, Policy::Manual);
     let wf = json!({
         "1": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}},
@@ -203,6 +203,60 @@ async fn jobs_complete_when_the_websocket_drops_mid_job() {
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.outputs.len(), 1);
     assert_eq!(server.executed_prompts().len(), 1);
+    // The next job opens a new socket and is followed live again.
+    let mut updates = d.subscribe();
+    let next = d
+        .submit(NewJob::new("after the drop", empty_image(5)))
+        .await
+        .unwrap();
+    let done = wait(&d, &next.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    let mut live_progress = false;
+    while let Ok(u) = updates.try_recv() {
+        live_progress |= matches!(u, JobUpdate::Progress { job_id, .. } if job_id == next.id);
+    }
+    assert!(live_progress, "progress came over the new socket");
+    assert_eq!(sockets_opened(&server), 2);
+}
+
+fn sockets_opened(server: &FakeComfy) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path_only() == "/ws")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_on_one_server_share_one_websocket_and_each_gets_its_own_progress() {
+    let t = fleet();
+    let server = active_server(&t, 300).await;
+    let d = dispatcher(&t, Policy::Manual);
+    let mut updates = d.subscribe();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            d.submit(NewJob::new("shared", empty_image(30 + i)))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for id in &ids {
+        let done = wait(&d, id).await;
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        assert_eq!(done.outputs.len(), 1);
+    }
+    let mut progressed = std::collections::HashSet::new();
+    while let Ok(u) = updates.try_recv() {
+        if let JobUpdate::Progress { job_id, .. } = u {
+            progressed.insert(job_id);
+        }
+    }
+    for id in &ids {
+        assert!(progressed.contains(id), "job {id} saw its own progress");
+    }
+    assert_eq!(sockets_opened(&server), 1, "one socket for every job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
