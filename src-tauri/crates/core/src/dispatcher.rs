@@ -23,6 +23,8 @@ use crate::workflow::Workflow;
 /// How long a server's backend (its credentials and shared WebSocket) is reused before it is rebuilt,
 /// so a changed secret is picked up.
 const BACKEND_TTL: Duration = Duration::from_secs(30);
+/// How many recent successes the fastest policy's estimates are rebuilt from at start.
+const TIMINGS_FROM_JOBS: u32 = 500;
 /// How many queued jobs one dispatch round looks at.
 const READY_WINDOW: u32 = 256;
 /// How long a server's model list is trusted.
@@ -119,6 +121,20 @@ struct Attempt {
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
+}
+
+/// Seconds a finished job executed on its server, when it was seen starting.
+fn execution_secs(job: &Job) -> Option<f64> {
+    let (s, f) = (job.started_ms?, job.finished_ms?);
+    (f >= s).then(|| (f - s) as f64 / 1000.0)
+}
+
+/// The running estimate of a server's time for a workflow after one more run. Pure.
+fn smooth(previous: Option<f64>, secs: f64) -> f64 {
+    match previous {
+        Some(p) => 0.7 * p + 0.3 * secs,
+        None => secs,
+    }
 }
 
 /// The "shape" of a workflow (its node classes), so timings of the same workflow with other prompts are shared.
@@ -648,18 +664,18 @@ impl Inner {
         self.finish_run(&server.id, &job_id);
         match outcome {
             Ok(RunOutcome::Succeeded { .. }) => {
-                let secs = started.elapsed().as_secs_f64();
-                {
-                    let mut state = lock(&self.state);
-                    let e = state
-                        .timings
-                        .entry((server.id.clone(), shape))
-                        .or_insert(secs);
-                    *e = 0.7 * *e + 0.3 * secs;
-                }
                 match saved.unwrap_or_else(|| Ok(Vec::new())) {
                     Ok(saved) => match self.jobs.succeed(&job_id, saved, crate::now_ms()).await {
-                        Ok(job) => self.changed(&job),
+                        Ok(job) => {
+                            // Execution time on the server when it was seen starting, else all of it.
+                            let secs = execution_secs(&job)
+                                .unwrap_or_else(|| started.elapsed().as_secs_f64());
+                            let mut state = lock(&self.state);
+                            let e = state.timings.entry((server.id.clone(), shape)).or_default();
+                            *e = smooth(Some(*e).filter(|v| *v > 0.0), secs);
+                            drop(state);
+                            self.changed(&job)
+                        }
                         Err(e) => tracing::warn!(job = %job_id, error = %e, "job update refused"),
                     },
                     Err(message) => {
@@ -734,8 +750,31 @@ impl Inner {
         self.wake.notify_one();
     }
 
+    /// The fastest policy's estimates, rebuilt from the jobs that finished before this start.
+    async fn learn_timings(&self) {
+        let Ok(recent) = self.jobs.recent_successes(TIMINGS_FROM_JOBS).await else {
+            return;
+        };
+        let mut timings: HashMap<(String, String), f64> = HashMap::new();
+        // Oldest first, so the newest weigh the most.
+        for (job, workflow) in recent.into_iter().rev() {
+            let (Some(server_id), Some(secs)) = (job.server_id.clone(), execution_secs(&job))
+            else {
+                continue;
+            };
+            let key = (server_id, workflow_shape(&workflow));
+            let next = smooth(timings.get(&key).copied(), secs);
+            timings.insert(key, next);
+        }
+        let mut state = lock(&self.state);
+        for (key, secs) in timings {
+            state.timings.entry(key).or_insert(secs);
+        }
+    }
+
     /// After a restart: every job that was dispatched or running is checked against its server.
     async fn reconcile(self: &Arc<Self>) {
+        self.learn_timings().await;
         let Ok(in_flight) = self
             .jobs
             .list(&[JobState::Dispatched, JobState::Running], 100_000)

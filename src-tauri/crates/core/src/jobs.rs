@@ -341,6 +341,26 @@ impl Jobs {
             .await
     }
 
+    /// The latest succeeded jobs with their workflows, newest first (for timing estimates).
+    pub async fn recent_successes(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(Job, serde_json::Value)>, JobsError> {
+        self.store
+            .call(move |c| {
+                let mut stmt = c.prepare(&format!("SELECT {COLUMNS}, workflow FROM jobs WHERE state = 'succeeded' ORDER BY finished_ms DESC LIMIT ?1"))?;
+                let rows = stmt.query_map([limit], |r| {
+                    let workflow: String = r.get(19)?;
+                    Ok((
+                        from_row(r)?,
+                        serde_json::from_str(&workflow).unwrap_or(serde_json::Value::Null),
+                    ))
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+    }
+
     /// Queued jobs ready to run at `now`, in dispatch order (priority, then age), at most `limit`.
     pub async fn ready(&self, now_ms: i64, limit: u32) -> Result<Vec<Job>, JobsError> {
         self.store

@@ -537,3 +537,41 @@ async fn jobs_recorded_as_sent_but_never_sent_run_once_on_the_same_server() {
     );
     assert_eq!(server.executed_prompts().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_fastest_policy_remembers_server_speeds_across_a_restart() {
+    let t = fleet();
+    let slow = fake(800).await;
+    let quick = fake(50).await;
+    // The slow server comes first in the list: knowing nothing, the router would try it first.
+    for (name, server) in [("slow", &slow), ("quick", &quick)] {
+        t.fleet
+            .servers
+            .add(input(name, &server.url()))
+            .await
+            .unwrap();
+    }
+    let first = dispatcher(&t, Policy::Fastest);
+    for (i, name) in ["slow", "quick"].into_iter().enumerate() {
+        let id = t.fleet.servers.find(name).await.unwrap().id;
+        let job = first
+            .submit(NewJob {
+                target: Some(id),
+                ..NewJob::new("learn", empty_image(40 + i as u32))
+            })
+            .await
+            .unwrap();
+        assert_eq!(wait(&first, &job.id).await.state, JobState::Succeeded);
+    }
+    first.shutdown().await;
+    first.stop();
+    // After a restart the speeds are known from the job history.
+    let second = dispatcher(&t, Policy::Fastest);
+    let job = second
+        .submit(NewJob::new("after restart", empty_image(50)))
+        .await
+        .unwrap();
+    let done = wait(&second, &job.id).await;
+    let quick_id = t.fleet.servers.find("quick").await.unwrap().id;
+    assert_eq!(done.server_id.as_deref(), Some(quick_id.as_str()));
+}
