@@ -76,6 +76,23 @@ const MIGRATIONS: &[&str] = &[
         expires_ms INTEGER NOT NULL
     );
     "#,
+    // 4: downloads: where each file goes, its state, and the verified hash once done (the part's byte-level
+    // progress lives in `<dest>.part.json` beside it).
+    r#"
+    CREATE TABLE downloads (
+        dest       TEXT PRIMARY KEY,
+        url        TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        total      INTEGER,
+        downloaded INTEGER NOT NULL DEFAULT 0,
+        sha256     TEXT,
+        size       INTEGER,
+        mtime_ms   INTEGER,
+        error      TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,130 @@
+//! The disk side of a download: free space, telling a full disk from other write errors, and the lock that keeps
+//! two processes from writing the same part.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Bytes available to this user on the file system holding `dir`.
+#[cfg(unix)]
+pub fn free_space(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: `c` is a valid NUL-terminated path and `stat` a properly sized, writable statvfs.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+pub fn free_space(_dir: &Path) -> std::io::Result<u64> {
+    Ok(u64::MAX)
+}
+
+/// Whether a write failed because the disk (or the quota, or the file-size limit) is full.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+        ) || e.kind() == std::io::ErrorKind::StorageFull
+    }
+    #[cfg(not(unix))]
+    {
+        e.kind() == std::io::ErrorKind::StorageFull
+    }
+}
+
+/// An exclusive lock on `<dest>.part.lock`, released (and the file removed) on drop.
+#[derive(Debug)]
+pub struct PartLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for PartLock {
+    fn drop(&mut self) {
+        // Unlink first: a process waiting on this inode sees it is no longer the file at `path` and retries.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Takes the lock if no other process holds it (`None` when one does).
+#[cfg(unix)]
+pub fn try_lock(path: &Path) -> std::io::Result<Option<PartLock>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        // The holder before us may have removed the file after we opened it: then lock the new one.
+        let same = match std::fs::metadata(path) {
+            Ok(m) => m.ino() == file.metadata()?.ino(),
+            Err(_) => false,
+        };
+        if same {
+            return Ok(Some(PartLock {
+                path: path.to_path_buf(),
+                _file: file,
+            }));
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub fn try_lock(path: &Path) -> std::io::Result<Option<PartLock>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    Ok(Some(PartLock {
+        path: path.to_path_buf(),
+        _file: file,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_reports_free_space_and_full_disk_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_space(dir.path()).unwrap() > 0);
+        assert!(is_disk_full(&std::io::Error::from_raw_os_error(
+            libc::ENOSPC
+        )));
+        assert!(is_disk_full(&std::io::Error::from_raw_os_error(
+            libc::EFBIG
+        )));
+        assert!(!is_disk_full(&std::io::Error::from_raw_os_error(
+            libc::EACCES
+        )));
+    }
+
+    #[test]
+    fn disk_lock_has_one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.part.lock");
+        let held = try_lock(&p).unwrap().expect("free");
+        assert!(try_lock(&p).unwrap().is_none(), "held");
+        drop(held);
+        assert!(!p.exists());
+        assert!(try_lock(&p).unwrap().is_some());
+    }
+}
