@@ -452,20 +452,6 @@ impl Jobs {
             .await
     }
 
-    /// Attach downloaded outputs.
-    pub async fn set_outputs(&self, id: &str, outputs: Vec<JobOutput>) -> Result<(), JobsError> {
-        let id = id.to_string();
-        self.store
-            .write(move |tx| {
-                tx.execute(
-                    "UPDATE jobs SET outputs=?2 WHERE id=?1",
-                    params![id, serde_json::to_string(&outputs).unwrap_or_default()],
-                )?;
-                Ok::<_, JobsError>(())
-            })
-            .await
-    }
-
     /// Record a job's outputs and its success in one transaction.
     pub async fn succeed(
         &self,
@@ -664,17 +650,12 @@ mod tests {
         .unwrap();
         j.apply(&job.id, JobEvent::Started, 120).await.unwrap();
         j.set_progress(&job.id, 0.5).await.unwrap();
-        j.set_outputs(
-            &job.id,
-            vec![JobOutput {
-                node_id: "9".into(),
-                filename: "a.png".into(),
-                path: "/g/a.png".into(),
-            }],
-        )
-        .await
-        .unwrap();
-        let done = j.apply(&job.id, JobEvent::Succeeded, 150).await.unwrap();
+        let outputs = vec![JobOutput {
+            node_id: "9".into(),
+            filename: "a.png".into(),
+            path: "/g/a.png".into(),
+        }];
+        let done = j.succeed(&job.id, outputs.clone(), 150).await.unwrap();
         assert_eq!(
             (done.queued_ms, done.started_ms, done.finished_ms),
             (100, Some(120), Some(150))
@@ -682,7 +663,7 @@ mod tests {
         assert_eq!(done.remote_id.as_deref(), Some("p1"));
         assert_eq!(done.outputs.len(), 1);
         assert_eq!(done.progress, 1.0);
-        assert!(j.apply(&job.id, JobEvent::Succeeded, 160).await.is_err());
+        assert!(j.succeed(&job.id, outputs, 160).await.is_err());
         assert!(j.apply(&job.id, JobEvent::Cancelled, 160).await.is_err());
     }
 }
