@@ -1,5 +1,6 @@
 //! comfyfleet: the ComfyFleet CLI — thin subcommands over comfyfleet-core.
 
+mod download;
 mod jobs;
 mod servers;
 
@@ -34,6 +35,8 @@ enum Command {
     /// List, show and cancel jobs.
     #[command(subcommand)]
     Jobs(jobs::JobsCmd),
+    /// Download a file (resumable: run the same command again to go on), verified by SHA-256.
+    Download(download::DownloadArgs),
 }
 
 /// An error for the user: printed as one line on stderr.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             Command::Servers(cmd) => servers::run(&fleet, cmd).await,
             Command::Run(args) => jobs::run(&fleet, args).await,
             Command::Jobs(cmd) => jobs::jobs(&fleet, cmd).await,
+            Command::Download(args) => download::run(&fleet, args).await,
         }
     });
     match result {

@@ -94,6 +94,7 @@ struct Ctx<'a> {
     shown: String,
     creds: Option<&'a Credentials>,
     opts: &'a Options,
+    connections: u32,
     dest: &'a Path,
     sink: ProgressSink,
 }
@@ -344,6 +345,7 @@ pub(super) async fn fetch(
         shown,
         creds: request.credentials.as_ref(),
         opts,
+        connections: request.connections.unwrap_or(opts.connections),
         dest,
         sink,
     };
@@ -564,7 +566,7 @@ async fn attempt(
                     }))
                 }
             };
-            let connections = ctx.opts.connections.max(1);
+            let connections = ctx.connections.max(1);
             let segments = plan::plan_segments(total, ranges, connections, ctx.opts.min_segment);
             let mut st = PartState::new(
                 ctx.shown.clone(),
