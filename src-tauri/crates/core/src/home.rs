@@ -69,4 +69,8 @@ impl AppHome {
     pub fn gallery_dir(&self) -> PathBuf {
         self.root.join("gallery")
     }
+    /// Where downloads go when no folder is given.
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.root.join("downloads")
+    }
 }

@@ -4,6 +4,7 @@ pub mod backend;
 pub mod comfyui;
 pub mod dispatcher;
 pub mod downloads;
+pub mod downloads_list;
 pub mod error_info;
 pub mod fleet;
 pub mod gallery;
