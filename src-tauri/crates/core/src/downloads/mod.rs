@@ -128,6 +128,9 @@ pub struct Options {
     pub progress_every: Duration,
     /// Shared cap on the bytes per second of every download using it.
     pub bandwidth: Option<Arc<Bandwidth>>,
+    /// Compute the SHA-256 and check it (default). `false` skips hashing altogether: the outcome's `sha256` is
+    /// empty and no checksum is checked (for measurements, or files checked by other means).
+    pub verify: bool,
 }
 
 impl Default for Options {
@@ -141,6 +144,7 @@ impl Default for Options {
             max_attempts: 8,
             progress_every: Duration::from_millis(100),
             bandwidth: None,
+            verify: true,
         }
     }
 }

@@ -929,16 +929,16 @@ async fn transfer(
         checkpointing: Mutex::new(()),
         template: st.clone(),
     });
-    let (disk_tx, disk_rx) = mpsc::channel::<Chunk>(64);
-    let (hash_tx, hash_rx) = std_mpsc::sync_channel::<(u64, Bytes)>(64);
+    let (disk_tx, disk_rx) = mpsc::channel::<Chunk>(16);
+    let (hash_tx, hash_rx) = std_mpsc::sync_channel::<(u64, Bytes)>(16);
     let writer = {
         let (file, shared) = (file.clone(), shared.clone());
         tokio::task::spawn_blocking(move || disk_loop(&file, &shared, disk_rx, hash_tx))
     };
-    let hasher = {
+    let hasher = ctx.opts.verify.then(|| {
         let (file, shared) = (file.clone(), shared.clone());
         tokio::task::spawn_blocking(move || hash_loop(&file, &shared, hash_rx))
-    };
+    });
     let ticker = {
         let (file, shared, sink, opts) = (
             file.clone(),
@@ -1014,9 +1014,13 @@ async fn transfer(
         .await
         .unwrap_or_else(|_| Err(std::io::Error::other("the disk writer stopped")));
     shared.all_written.store(true, Ordering::Release);
-    let hashed = hasher
-        .await
-        .unwrap_or_else(|_| Err(std::io::Error::other("the hasher stopped")));
+    let hashed = match hasher {
+        Some(h) => h
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the hasher stopped")))
+            .map(Some),
+        None => Ok(None),
+    };
     ticker.abort();
     let _ = ticker.await;
     let result = match (result, written) {
@@ -1047,7 +1051,9 @@ async fn transfer(
     let hashed = hashed.map_err(|e| io_error("read back", &part, &e))?;
     let segments = shared.snapshot();
     let size = segments.iter().filter_map(|s| s.end).max().unwrap_or(0);
-    if !segments.iter().all(Segment::is_done) || hashed.position() != size {
+    if !segments.iter().all(Segment::is_done)
+        || hashed.as_ref().is_some_and(|h| h.position() != size)
+    {
         return Err(Stop::Restart(
             "The part was incomplete after the transfer, so the download started over.".into(),
         ));
@@ -1059,9 +1065,9 @@ async fn transfer(
         )));
     }
     Ok(Finished {
-        sha256: hashed.finish_hex(),
+        sha256: hashed.map(Sha256Stream::finish_hex).unwrap_or_default(),
         size,
-        expected: st.expected_sha256.clone(),
+        expected: st.expected_sha256.clone().filter(|_| ctx.opts.verify),
         fetched: fetched.load(Ordering::Relaxed),
         resumed_from: resumed,
     })

@@ -592,3 +592,50 @@ async fn downloads_respect_the_limit_on_concurrent_transfers() {
     }
     assert_eq!(finished.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_retry_busy_servers_after_retry_after_and_reconnect_stalled_transfers() {
+    let (host, url) = host("/m.bin", HostedFile::generated(2 * MIB, 11)).await;
+    host.set(|c| {
+        c.fail_next = 2;
+        c.fail_status = 503;
+        c.retry_after = Some(1);
+        c.stall_after = Some(100_000);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("m.bin");
+    let options = Options {
+        stall_timeout: Duration::from_secs(2),
+        ..small_segments()
+    };
+    let started = std::time::Instant::now();
+    let out = fetch(
+        &http_client(),
+        &DownloadRequest::new(&url, &dest),
+        &options,
+        running(),
+        no_progress(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.sha256, host.sha256("/m.bin").unwrap());
+    let statuses: Vec<u16> = host.requests().iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..2], &[503, 503], "{statuses:?}");
+    // Waited as asked (twice 1 s) and for the stall (2 s): never faster than that.
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let stalled = host
+        .requests()
+        .iter()
+        .find(|r| r.status == 206)
+        .unwrap()
+        .body_bytes;
+    assert_eq!(stalled, 100_000, "the first transfer stalled");
+    assert!(
+        statuses.len() >= 4,
+        "reconnected after the stall: {statuses:?}"
+    );
+}

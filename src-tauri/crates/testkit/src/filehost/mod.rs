@@ -155,6 +155,13 @@ pub struct HostConfig {
     pub drop_after: Option<u64>,
     /// ... for the next this-many body-carrying requests (`None`: every one).
     pub drop_requests: Option<u32>,
+    /// Stop sending (keeping the connection open, as a stalled CDN does) after this many body bytes, for the next
+    /// body-carrying request only.
+    pub stall_after: Option<u64>,
+    /// Answer the next this-many requests with `fail_status` (e.g. 503, 429) and `Retry-After: retry_after`.
+    pub fail_next: u32,
+    pub fail_status: u16,
+    pub retry_after: Option<u64>,
 }
 
 struct Entry {
@@ -470,6 +477,21 @@ fn answer(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response
         );
     };
 
+    if state.config.fail_next > 0 {
+        state.config.fail_next -= 1;
+        let status = StatusCode::from_u16(state.config.fail_status)
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let h: Vec<(&'static str, String)> = state
+            .config
+            .retry_after
+            .map(|s| vec![("retry-after", s.to_string())])
+            .unwrap_or_default();
+        return finish(
+            &mut state,
+            record,
+            response(status, &h, HostBody::Fixed(None)),
+        );
+    }
     let content = file.content.at_version(version);
     let size = content.len();
     let mut common: Vec<(&'static str, String)> = Vec::new();
@@ -572,6 +594,7 @@ fn answer(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response
             }
         }
     }
+    let stall_after = state.config.stall_after.take();
     let mut corrupt_at = None;
     if let Some(c) = file.corruption {
         if (start..end).contains(&c.offset) {
@@ -593,7 +616,8 @@ fn answer(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response
         corrupt_at,
         shared.clone(),
         record,
-    );
+    )
+    .stalling_after(stall_after);
     finish(
         &mut state,
         record,

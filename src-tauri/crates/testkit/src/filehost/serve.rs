@@ -128,6 +128,7 @@ pub struct FileStream {
     started: Option<Instant>,
     sleep: Option<Pin<Box<Sleep>>>,
     flush_wait: Option<Pin<Box<Sleep>>>,
+    stall_after: Option<u64>,
 }
 
 impl FileStream {
@@ -155,7 +156,14 @@ impl FileStream {
             started: None,
             sleep: None,
             flush_wait: None,
+            stall_after: None,
         }
+    }
+
+    /// Sends nothing more after `bytes` (the connection stays open).
+    pub fn stalling_after(mut self, bytes: Option<u64>) -> Self {
+        self.stall_after = bytes;
+        self
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
@@ -177,10 +185,17 @@ impl FileStream {
         if self.pos >= self.end {
             return Poll::Ready(None);
         }
+        if self.stall_after.is_some_and(|s| self.sent >= s) {
+            // Never woken: the connection just goes quiet until the client gives up.
+            return Poll::Pending;
+        }
         let started = *self.started.get_or_insert_with(Instant::now);
         let mut chunk = (self.end - self.pos).min(MAX_CHUNK);
         if let Some(d) = self.drop_after {
             chunk = chunk.min(d - self.sent);
+        }
+        if let Some(s) = self.stall_after {
+            chunk = chunk.min(s - self.sent);
         }
         if let Some(rate) = self.rate {
             // Small chunks keep the pace smooth: about 100 per second, at least 4 KiB.
