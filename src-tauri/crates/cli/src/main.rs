@@ -3,6 +3,7 @@
 mod download;
 mod jobs;
 mod servers;
+mod system;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Jobs(jobs::JobsCmd),
     /// Download a file (resumable: run the same command again to go on), verified by SHA-256.
     Download(download::DownloadArgs),
+    /// Show this machine's GPUs, CPU, RAM and OS.
+    Gpu(system::GpuArgs),
 }
 
 /// An error for the user: printed as one line on stderr.
@@ -66,20 +69,31 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async {
-        let home = match cli.home {
-            Some(dir) => AppHome::at(dir)?,
-            None => AppHome::resolve()?,
-        };
-        let _log = comfyfleet_core::logging::init_file(&home, "cli");
-        let fleet = Fleet::open(home)?;
-        match cli.command {
-            Command::Servers(cmd) => servers::run(&fleet, cmd).await,
-            Command::Run(args) => jobs::run(&fleet, args).await,
-            Command::Jobs(cmd) => jobs::jobs(&fleet, cmd).await,
-            Command::Download(args) => download::run(&fleet, args).await,
-        }
-    });
+    let result = match cli.command {
+        // Needs no data folder.
+        Command::Gpu(args) => system::gpu(args),
+        command => runtime.block_on(with_fleet(cli.home, command)),
+    };
+    finish(result)
+}
+
+async fn with_fleet(home: Option<PathBuf>, command: Command) -> Result<Outcome, CliError> {
+    let home = match home {
+        Some(dir) => AppHome::at(dir)?,
+        None => AppHome::resolve()?,
+    };
+    let _log = comfyfleet_core::logging::init_file(&home, "cli");
+    let fleet = Fleet::open(home)?;
+    match command {
+        Command::Servers(cmd) => servers::run(&fleet, cmd).await,
+        Command::Run(args) => jobs::run(&fleet, args).await,
+        Command::Jobs(cmd) => jobs::jobs(&fleet, cmd).await,
+        Command::Download(args) => download::run(&fleet, args).await,
+        Command::Gpu(args) => system::gpu(args),
+    }
+}
+
+fn finish(result: Result<Outcome, CliError>) -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),

@@ -8,6 +8,7 @@ pub mod downloads_list;
 pub mod error_info;
 pub mod fleet;
 pub mod gallery;
+pub mod gpu;
 pub mod health;
 pub mod home;
 pub mod jobs;
@@ -17,6 +18,7 @@ pub mod secrets;
 pub mod servers;
 pub mod settings;
 pub mod store;
+pub mod system;
 pub mod templates;
 pub mod workflow;
 

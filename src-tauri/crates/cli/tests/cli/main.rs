@@ -1,6 +1,7 @@
 //! End-to-end tests of the `comfyfleet` binary: real processes, a real database, the real keychain, testkit servers.
 
 mod download;
+mod gpu;
 mod jobs;
 mod servers;
 
@@ -10,6 +11,12 @@ use std::process::{Command, Output, Stdio};
 /// A scratch app home and a way to run the CLI against it.
 pub struct Cli {
     pub home: tempfile::TempDir,
+}
+
+impl Default for Cli {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Cli {
