@@ -11,6 +11,7 @@ pub mod gallery;
 pub mod gpu;
 pub mod health;
 pub mod home;
+pub mod installer;
 pub mod jobs;
 pub mod logging;
 pub mod router;
