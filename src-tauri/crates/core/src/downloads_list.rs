@@ -255,8 +255,12 @@ pub fn apply_progress(item: &mut DownloadItem, p: &Progress, now_ms: i64) {
     let moving = p.phase == Phase::Downloading;
     item.bytes_per_sec = if moving { p.bytes_per_sec } else { 0 };
     item.eta_secs = if moving { p.eta_secs } else { None };
-    item.state = state;
-    item.detail = detail.map(|d| redact_text(&d));
+    // Bytes in flight when a pause was asked for still arrive; the download stays paused until resumed.
+    let late = item.state == DownloadState::Paused && state == DownloadState::Running;
+    if !late {
+        item.state = state;
+        item.detail = detail.map(|d| redact_text(&d));
+    }
     item.updated_ms = now_ms;
 }
 
@@ -825,6 +829,13 @@ mod tests {
             (500, Some(2000), 0, None)
         );
         assert_eq!(i.detail, None);
+        apply_progress(&mut i, &progress(Phase::Downloading, 600, Some(2000)), 4);
+        assert_eq!(
+            (i.state, i.downloaded),
+            (DownloadState::Paused, 600),
+            "late bytes"
+        );
+        i.state = DownloadState::Queued; // resumed
         apply_progress(&mut i, &progress(Phase::Verifying, 2000, Some(2000)), 4);
         assert_eq!(i.state, DownloadState::Running);
         assert!(i.detail.as_deref().unwrap().contains("Verifying"));
