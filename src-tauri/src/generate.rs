@@ -112,7 +112,7 @@ fn gallery_file(gallery: &Path, path: &str) -> Res<PathBuf> {
     if !file.starts_with(&root) {
         return Err(ui_error(
             "gallery.outside",
-            "Only files in the gallery can be opened here.".into(),
+            "Only files in the gallery or finished downloads can be opened here.".into(),
         ));
     }
     Ok(file)
@@ -162,7 +162,7 @@ pub async fn gallery_image(state: State<'_, AppState>, path: String) -> Res<Stri
     ))
 }
 
-/// Open a gallery file, or show it in its folder.
+/// Open a gallery file or a finished download, or show it in its folder.
 #[tauri::command]
 #[specta::specta]
 pub async fn open_path(
@@ -172,7 +172,10 @@ pub async fn open_path(
     reveal: bool,
 ) -> Res<()> {
     use tauri_plugin_opener::OpenerExt;
-    let file = gallery_file(&state.fleet.home.gallery_dir(), &path)?;
+    let file = match state.downloads.finished_file(&path).await {
+        Some(file) => file,
+        None => gallery_file(&state.fleet.home.gallery_dir(), &path)?,
+    };
     let result = if reveal {
         app.opener().reveal_item_in_dir(&file)
     } else {

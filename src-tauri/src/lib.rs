@@ -1,6 +1,7 @@
 //! The ComfyFleet desktop shell: window, tray, and thin Tauri commands over comfyfleet-core.
 
 mod commands;
+mod downloads;
 mod events;
 mod generate;
 mod tray;
@@ -15,6 +16,7 @@ use tauri_specta::Event;
 pub struct AppState {
     pub fleet: Fleet,
     pub dispatcher: comfyfleet_core::dispatcher::Dispatcher,
+    pub downloads: comfyfleet_core::downloads_list::DownloadList,
 }
 
 /// The typed command and event registry; also the source of `ui/src/bindings.ts`.
@@ -46,6 +48,13 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             generate::open_path,
             generate::router_get,
             generate::router_set,
+            downloads::downloads_list,
+            downloads::downloads_add,
+            downloads::downloads_pause,
+            downloads::downloads_resume,
+            downloads::downloads_cancel,
+            downloads::downloads_retry,
+            downloads::downloads_subscribe,
         ])
         .events(tauri_specta::collect_events![
             events::ServerStatusChanged,
@@ -102,9 +111,15 @@ pub fn run() {
                 }
             };
             let dispatcher = tauri::async_runtime::block_on(fleet.start_dispatcher());
+            let downloads = comfyfleet_core::downloads_list::DownloadList::new(
+                comfyfleet_core::downloads::Downloads::new(fleet.store.clone(), Default::default()),
+                comfyfleet_core::secrets::Secrets::default(),
+                fleet.home.downloads_dir(),
+            );
             app.manage(AppState {
                 fleet: fleet.clone(),
                 dispatcher,
+                downloads,
             });
             // A desktop without a tray (no StatusNotifier host) still gets a working window.
             if let Err(e) = tray::create(app.handle()) {

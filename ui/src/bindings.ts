@@ -30,10 +30,20 @@ export const commands = {
 	jobsSubscribe: (onUpdate: Channel<JobUpdate>) => typedError<null, UiError>(__TAURI_INVOKE("jobs_subscribe", { onUpdate })),
 	/**  An output image as a data: URL for the webview. */
 	galleryImage: (path: string) => typedError<string, UiError>(__TAURI_INVOKE("gallery_image", { path })),
-	/**  Open a gallery file, or show it in its folder. */
+	/**  Open a gallery file or a finished download, or show it in its folder. */
 	openPath: (path: string, reveal: boolean) => typedError<null, UiError>(__TAURI_INVOKE("open_path", { path, reveal })),
 	routerGet: () => typedError<RouterConfig, UiError>(__TAURI_INVOKE("router_get")),
 	routerSet: (config: RouterConfig) => typedError<RouterConfig, UiError>(__TAURI_INVOKE("router_set", { config })),
+	/**  Every download of this session (newest first), then the verified files remembered from before. */
+	downloadsList: () => typedError<DownloadItem[], UiError>(__TAURI_INVOKE("downloads_list")),
+	/**  Validates the URL, destination and checksum, and starts the download. */
+	downloadsAdd: (input: DownloadInput) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_add", { input })),
+	downloadsPause: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_pause", { id })),
+	downloadsResume: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_resume", { id })),
+	downloadsCancel: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_cancel", { id })),
+	downloadsRetry: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_retry", { id })),
+	/**  Stream every download change to this channel (progress throttled in core) until the window goes away. */
+	downloadsSubscribe: (onUpdate: Channel<DownloadUpdate>) => typedError<null, UiError>(__TAURI_INVOKE("downloads_subscribe", { onUpdate })),
 };
 
 /** Events */
@@ -93,6 +103,65 @@ export type Device = {
 	type: string,
 	vram_total: number,
 	vram_free: number,
+};
+
+/**  What a person asks to download. */
+export type DownloadInput = {
+	url: string,
+	/**  A folder (the file keeps the name from the URL) or a file path; empty or absent: the downloads folder. */
+	destination: string | null,
+	/**  The expected SHA-256 (64 hex digits, `sha256:` prefix accepted). */
+	sha256: string | null,
+};
+
+/**  One download as the UI shows it. `url` is redacted; no token is ever in here. */
+export type DownloadItem = {
+	id: string,
+	/**  Redacted (secret query values replaced by `***`). */
+	url: string,
+	/**  The absolute path of the final file. */
+	dest: string,
+	file_name: string,
+	state: DownloadState,
+	/**  What it is doing or what happened ("Verifying the SHA-256…", "Already downloaded and verified."). */
+	detail: string | null,
+	downloaded: number,
+	total: number | null,
+	bytes_per_sec: number,
+	eta_secs: number | null,
+	/**  The SHA-256 of the finished file, or the expected one while it downloads. */
+	sha256: string | null,
+	/**  Why it failed (failed downloads only). */
+	error: ErrorInfo | null,
+	added_ms: number,
+	updated_ms: number,
+	/**  False for a verified file remembered from an earlier session (it can only be shown). */
+	this_session: boolean,
+};
+
+/**  Where a download is, as a person reads it. */
+export type DownloadState = 
+/**  Waiting for a free slot (or for its first answer). */
+"queued" | 
+/**  Connecting, transferring or verifying. */
+"running" | 
+/**  Stopped by the person; the part is kept. */
+"paused" | 
+/**  Stopped by an error; the part is kept so Retry resumes. */
+"failed" | 
+/**  The file is there, verified. */
+"done" | 
+/**  Stopped by the person; the part was removed. */
+"cancelled";
+
+/**  A change the UI should apply: the download with this id now looks like this. */
+export type DownloadUpdate = { kind: "changed"; item: DownloadItem };
+
+/**  An error as the UI sees it: match on `code`, show `message` (which names the thing and the fix). */
+export type ErrorInfo = {
+	code: string,
+	message: string,
+	details: string | null,
 };
 
 export type ExportReport = {
