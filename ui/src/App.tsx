@@ -1,5 +1,8 @@
 import { useState } from "react";
 import { ToastProvider } from "./components/Toast";
+import { DownloadsPage } from "./features/downloads/DownloadsPage";
+import { DownloadsProvider, useDownloads } from "./features/downloads/DownloadsContext";
+import { isActive } from "./features/downloads/downloadFormat";
 import { GalleryImagesProvider } from "./features/gallery/GalleryImages";
 import { GalleryPage } from "./features/gallery/GalleryPage";
 import { GeneratePage } from "./features/generate/GeneratePage";
@@ -11,12 +14,13 @@ import { ServersPage } from "./features/servers/ServersPage";
 import { ServersProvider, useServers } from "./features/servers/ServersContext";
 import { SettingsPage } from "./features/settings/SettingsPage";
 
-export type Page = "generate" | "jobs" | "gallery" | "servers" | "settings";
+export type Page = "generate" | "jobs" | "gallery" | "downloads" | "servers" | "settings";
 
 const PAGES: { id: Page; label: string }[] = [
   { id: "generate", label: "Generate" },
   { id: "jobs", label: "Jobs" },
   { id: "gallery", label: "Gallery" },
+  { id: "downloads", label: "Downloads" },
   { id: "servers", label: "Servers" },
   { id: "settings", label: "Settings" },
 ];
@@ -29,7 +33,9 @@ export function App({ initialPage = "generate" }: { initialPage?: Page }) {
         <JobsProvider>
           <GalleryImagesProvider>
             <GenerateSessionProvider>
-              <Shell initialPage={initialPage} />
+              <DownloadsProvider>
+                <Shell initialPage={initialPage} />
+              </DownloadsProvider>
             </GenerateSessionProvider>
           </GalleryImagesProvider>
         </JobsProvider>
@@ -42,6 +48,8 @@ function Shell({ initialPage }: { initialPage: Page }) {
   const [page, setPage] = useState<Page>(initialPage);
   const { servers } = useServers();
   const { jobs } = useJobs();
+  const { downloads } = useDownloads();
+  const activeDownloads = downloads ? downloads.filter(isActive).length : 0;
   const activeJobs = jobs ? jobs.filter((j) => j.state === "queued" || j.state === "dispatched" || j.state === "running").length : 0;
 
   return (
@@ -64,6 +72,11 @@ function Shell({ initialPage }: { initialPage: Page }) {
                 >
                   {p.label}
                   {p.id === "servers" && servers && servers.length > 0 && <span className="nav-count">{servers.length}</span>}
+                  {p.id === "downloads" && activeDownloads > 0 && (
+                    <span className="nav-count nav-count-live" data-testid="nav-downloads-count" title={`${activeDownloads} in progress`}>
+                      {activeDownloads}
+                    </span>
+                  )}
                   {p.id === "jobs" && activeJobs > 0 && (
                     <span className="nav-count nav-count-live" data-testid="nav-jobs-count" title={`${activeJobs} in the queue`}>
                       {activeJobs}
@@ -82,6 +95,8 @@ function Shell({ initialPage }: { initialPage: Page }) {
           <JobsPage onGoToGenerate={() => setPage("generate")} />
         ) : page === "gallery" ? (
           <GalleryPage onGoToGenerate={() => setPage("generate")} />
+        ) : page === "downloads" ? (
+          <DownloadsPage />
         ) : page === "servers" ? (
           <ServersPage />
         ) : (

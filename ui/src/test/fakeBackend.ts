@@ -3,6 +3,9 @@
 import { mockIPC } from "@tauri-apps/api/mocks";
 import type {
   AppInfo,
+  DownloadInput,
+  DownloadItem,
+  DownloadUpdate,
   ImportReport,
   Job,
   JobState,
@@ -30,6 +33,7 @@ type Init = {
   templates?: Template[];
   jobs?: Job[];
   router?: RouterConfig;
+  downloads?: DownloadItem[];
 };
 
 /** The built-in templates as the core lists them. */
@@ -142,6 +146,29 @@ function inspectWorkflow(text: string): WorkflowInfo {
 }
 
 const GIB = 1024 ** 3;
+const MB = 1_000_000;
+
+/** A download as the core lists it (running, 12 of 48 MB, by default). */
+export function download(overrides: Partial<DownloadItem> & { id: string }): DownloadItem {
+  const fileName = overrides.file_name ?? `${overrides.id}.safetensors`;
+  return {
+    url: `https://huggingface.co/org/repo/resolve/main/${fileName}`,
+    dest: `/home/artist/.local/share/comfyfleet/downloads/${fileName}`,
+    file_name: fileName,
+    state: "running",
+    detail: null,
+    downloaded: 12 * MB,
+    total: 48 * MB,
+    bytes_per_sec: 8 * MB,
+    eta_secs: 5,
+    sha256: null,
+    error: null,
+    added_ms: T0,
+    updated_ms: T0,
+    this_session: true,
+    ...overrides,
+  };
+}
 
 export function server(overrides: Partial<Server> & { name: string }): Server {
   return {
@@ -215,12 +242,39 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     templates: init.templates ?? TEMPLATES,
     jobs: [...(init.jobs ?? [])],
     router: init.router ?? ({ policy: "manual", auto_switch: false, local_queue_threshold: 5, max_in_flight: 2 } as RouterConfig),
+    downloads: [...(init.downloads ?? [])],
     now: T0 + 60_000,
   };
   const calls: Call[] = [];
   let nextId = 1;
   /** The channels `jobsSubscribe` was given, with the index of the next message on each. */
   const channels: { id: number; next: number }[] = [];
+  /** The channels `downloadsSubscribe` was given. */
+  const downloadChannels: { id: number; next: number }[] = [];
+
+  function findDownload(id: unknown): DownloadItem {
+    const found = state.downloads.find((d) => d.id === id);
+    if (!found) throw uiError(`There is no download with id ${String(id)}.`, "downloads.unknown_id");
+    return found;
+  }
+
+  function saveDownload(updated: DownloadItem): DownloadItem {
+    const next = { ...updated, updated_ms: state.now++ };
+    if (state.downloads.some((d) => d.id === next.id)) state.downloads = state.downloads.map((d) => (d.id === next.id ? next : d));
+    else state.downloads.unshift(next);
+    return next;
+  }
+
+  /** Sends one download change down every subscribed download channel, the way the Rust side does. */
+  function pushDownloadUpdate(update: DownloadUpdate) {
+    const item = saveDownload(update.item);
+    const internals = (window as unknown as { __TAURI_INTERNALS__: { runCallback: (id: number, data: unknown) => void } }).__TAURI_INTERNALS__;
+    for (const ch of downloadChannels) internals.runCallback(ch.id, { index: ch.next++, message: { ...update, item } });
+  }
+
+  function notNow(d: DownloadItem, action: string): never {
+    throw uiError(`${d.file_name} is ${d.state}, so it cannot be ${action}.`, "downloads.not_now");
+  }
 
   function saveJob(updated: Job): Job {
     state.jobs = state.jobs.map((j) => (j.id === updated.id ? updated : j));
@@ -337,6 +391,53 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       state.router = a.config as RouterConfig;
       return state.router;
     },
+    downloads_list: () => state.downloads,
+    downloads_add: (a) => {
+      const input = a.input as DownloadInput;
+      const name = input.url.split("?")[0].split("/").filter(Boolean).pop() ?? "file";
+      const folder = input.destination ?? `${state.appInfo.home}/downloads`;
+      const dest = folder.endsWith("/") ? `${folder}${name}` : input.destination ? folder : `${folder}/${name}`;
+      const fileName = dest.split("/").pop() ?? name;
+      return saveDownload(
+        download({
+          id: `dl-${nextId++}`,
+          url: input.url.replace(/(token=)[^&]*/i, "$1***"),
+          dest,
+          file_name: fileName,
+          state: "queued",
+          downloaded: 0,
+          total: null,
+          bytes_per_sec: 0,
+          eta_secs: null,
+          sha256: input.sha256,
+          added_ms: state.now,
+        }),
+      );
+    },
+    downloads_pause: (a) => {
+      const d = findDownload(a.id);
+      if (d.state !== "queued" && d.state !== "running") notNow(d, "paused");
+      return saveDownload({ ...d, state: "paused", bytes_per_sec: 0, eta_secs: null });
+    },
+    downloads_resume: (a) => {
+      const d = findDownload(a.id);
+      if (d.state !== "paused") notNow(d, "resumed");
+      return saveDownload({ ...d, state: "queued" });
+    },
+    downloads_cancel: (a) => {
+      const d = findDownload(a.id);
+      if (d.state === "done" || d.state === "cancelled") notNow(d, "cancelled");
+      return saveDownload({ ...d, state: "cancelled", downloaded: 0, error: null });
+    },
+    downloads_retry: (a) => {
+      const d = findDownload(a.id);
+      if (d.state !== "failed" && d.state !== "cancelled") notNow(d, "retried");
+      return saveDownload({ ...d, state: "queued", error: null });
+    },
+    downloads_subscribe: (a) => {
+      downloadChannels.push({ id: (a.onUpdate as { id: number }).id, next: 0 });
+      return null;
+    },
     "plugin:dialog|open": () => state.dialogOpenPath,
     "plugin:dialog|save": () => state.dialogSavePath,
   };
@@ -359,5 +460,8 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     /** How many live job subscriptions are open (the app opens one). */
     subscribers: () => channels.length,
     pushJobUpdate,
+    /** How many live download subscriptions are open (the app opens one). */
+    downloadSubscribers: () => downloadChannels.length,
+    pushDownloadUpdate,
   };
 }

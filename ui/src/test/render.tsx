@@ -3,6 +3,7 @@ import userEvent from "@testing-library/user-event";
 import type { ReactElement } from "react";
 import { App, type Page } from "../App";
 import { ToastProvider } from "../components/Toast";
+import { DownloadsProvider } from "../features/downloads/DownloadsContext";
 import { GalleryImagesProvider } from "../features/gallery/GalleryImages";
 import { GenerateSessionProvider } from "../features/generate/GenerateSession";
 import { JobsProvider } from "../features/jobs/JobsContext";
@@ -16,7 +17,9 @@ export function renderWithProviders(ui: ReactElement) {
       <ServersProvider>
         <JobsProvider>
           <GalleryImagesProvider>
-            <GenerateSessionProvider>{ui}</GenerateSessionProvider>
+            <GenerateSessionProvider>
+              <DownloadsProvider>{ui}</DownloadsProvider>
+            </GenerateSessionProvider>
           </GalleryImagesProvider>
         </JobsProvider>
       </ServersProvider>

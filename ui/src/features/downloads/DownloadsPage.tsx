@@ -1,0 +1,136 @@
+import { useEffect, useMemo, useState } from "react";
+import { commands, type DownloadItem } from "../../bindings";
+import { Button } from "../../components/Button";
+import { EmptyState } from "../../components/EmptyState";
+import { Spinner } from "../../components/Spinner";
+import { useToast } from "../../components/Toast";
+import { call, errorMessage } from "../../lib/errors";
+import { AddDownloadForm } from "./AddDownloadForm";
+import { isActive } from "./downloadFormat";
+import { DownloadRow, type DownloadAction } from "./DownloadRow";
+import { useDownloads } from "./DownloadsContext";
+
+const ACTION_TITLES: Record<DownloadAction, string> = {
+  pause: "Could not pause",
+  resume: "Could not resume",
+  cancel: "Could not cancel",
+  retry: "Could not retry",
+  reveal: "Could not show",
+};
+
+/** The downloads folder inside the app home, as the core names it. */
+export function downloadsFolder(home: string): string {
+  const sep = home.includes("\\") && !home.includes("/") ? "\\" : "/";
+  return `${home.replace(/[\\/]+$/, "")}${sep}downloads`;
+}
+
+export function DownloadsPage() {
+  const { downloads, loadError, liveError, refresh, reconnect, upsert } = useDownloads();
+  const toast = useToast();
+  const [busy, setBusy] = useState<Record<string, DownloadAction>>({});
+  const [defaultFolder, setDefaultFolder] = useState<string | null>(null);
+
+  useEffect(() => {
+    let live = true;
+    void commands.appInfo().then((r) => {
+      if (live && r.status === "ok") setDefaultFolder(downloadsFolder(r.data.home));
+    });
+    return () => {
+      live = false;
+    };
+  }, []);
+
+  const activeCount = useMemo(() => (downloads ? downloads.filter(isActive).length : 0), [downloads]);
+
+  async function act(item: DownloadItem, action: DownloadAction) {
+    setBusy((b) => ({ ...b, [item.id]: action }));
+    try {
+      switch (action) {
+        case "pause":
+          upsert(await call(commands.downloadsPause(item.id)));
+          break;
+        case "resume":
+          upsert(await call(commands.downloadsResume(item.id)));
+          break;
+        case "cancel":
+          upsert(await call(commands.downloadsCancel(item.id)));
+          break;
+        case "retry":
+          upsert(await call(commands.downloadsRetry(item.id)));
+          break;
+        case "reveal":
+          await call(commands.openPath(item.dest, true));
+          break;
+      }
+    } catch (e) {
+      toast.show(errorMessage(e), { kind: "error", title: `${ACTION_TITLES[action]} ${item.file_name}` });
+    } finally {
+      setBusy((b) => {
+        const next = { ...b };
+        delete next[item.id];
+        return next;
+      });
+    }
+  }
+
+  return (
+    <div className="page">
+      <header className="page-header">
+        <div>
+          <h1 className="page-title">Downloads</h1>
+          <p className="page-subtitle muted" data-testid="downloads-summary">
+            {downloads === null ? "Loading…" : `${activeCount} in progress · ${downloads.length - activeCount} finished or stopped`}
+          </p>
+        </div>
+      </header>
+
+      <AddDownloadForm defaultFolder={defaultFolder} onAdded={upsert} />
+
+      {liveError && (
+        <div className="notice notice-warn list-error" role="status" data-testid="downloads-live-error">
+          <p>
+            <strong>Live progress is off.</strong> {liveError}
+          </p>
+          <Button size="sm" onClick={() => void reconnect()}>
+            Reconnect
+          </Button>
+        </div>
+      )}
+
+      {loadError ? (
+        <div className="notice notice-bad list-error" role="alert" data-testid="downloads-load-error">
+          <p>
+            <strong>The downloads could not be loaded.</strong> {loadError}
+          </p>
+          <Button size="sm" onClick={() => void refresh()}>
+            Try again
+          </Button>
+        </div>
+      ) : downloads === null ? (
+        <div className="loading" role="status">
+          <Spinner /> Loading downloads…
+        </div>
+      ) : downloads.length === 0 ? (
+        <EmptyState testId="downloads-empty" title="No downloads yet">
+          <p>
+            Paste a link to a model or any file above and press Download. Downloads resume where they stopped, even after a
+            restart, and every file is checked before it gets its final name.
+          </p>
+        </EmptyState>
+      ) : (
+        <section className="section" aria-labelledby="downloads-list-title">
+          <header className="section-header">
+            <h2 id="downloads-list-title" className="section-title">
+              Queue <span className="section-count">{downloads.length}</span>
+            </h2>
+          </header>
+          <ul className="job-list" aria-label="Downloads">
+            {downloads.map((item) => (
+              <DownloadRow key={item.id} item={item} busy={busy[item.id] ?? null} onAction={(i, a) => void act(i, a)} />
+            ))}
+          </ul>
+        </section>
+      )}
+    </div>
+  );
+}
