@@ -25,6 +25,7 @@ const NATIVE_PORT = 4445; // WebKitWebDriver, started by tauri-driver
 let tauriDriver;
 let fakeComfy;
 let renderComfy;
+let fileHost;
 let home;
 let exiting = false;
 
@@ -34,7 +35,10 @@ function requireBinary(file, how) {
   }
 }
 
-/** Start the testkit's fake ComfyUI and resolve with its URL from the `LISTENING <url>` line. */
+/**
+ * Start a testkit server (a fake ComfyUI, the file host) and resolve with its URL from the `LISTENING <url>` line
+ * and everything it printed before (the file host prints `SHA256 PATH HEX` lines first).
+ */
 function startFakeComfy(log, args) {
   const child = spawn(TESTKIT, args, { stdio: ["ignore", "pipe", "pipe"] });
   child.stderr.pipe(log);
@@ -48,7 +52,7 @@ function startFakeComfy(log, args) {
       const m = buf.match(/LISTENING (http:\/\/\S+)/);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, url: m[1].replace(/\/$/, "") });
+        resolve({ child, url: m[1].replace(/\/$/, ""), output: buf });
       }
     });
   });
@@ -99,8 +103,9 @@ export const config = {
   // The app is started by tauri-driver from the launcher, so the display must come from outside
   // (xvfb-run in scripts/test.sh), not from a per-worker Xvfb.
   autoXvfb: false,
-  // In this order: the Servers spec starts from an empty list; the Generate spec adds its own server after it.
-  specs: [["./specs/servers.e2e.mjs", "./specs/generate.e2e.mjs"]],
+  // In this order: the Servers spec starts from an empty list; the Generate spec adds its own server after it;
+  // the Downloads spec fetches a file from the testkit's file host.
+  specs: [["./specs/servers.e2e.mjs", "./specs/generate.e2e.mjs", "./specs/downloads.e2e.mjs"]],
   maxInstances: 1,
   hostname: "127.0.0.1",
   port: DRIVER_PORT,
@@ -154,6 +159,20 @@ export const config = {
       "--model", "checkpoints/v1-5-pruned-emaonly-fp16.safetensors",
     ]);
     renderComfy = render.child;
+    // The Downloads spec's file host: a 6 MiB model served at 400 kB/s per connection (about 16 s), so progress,
+    // pause and resume can be seen.
+    const files = await startFakeComfy(fs.createWriteStream(path.join(LOG_DIR, "file-host.log")), [
+      "files",
+      "--port", "0",
+      "--generate", "/models/e2e-model.safetensors=6MiB",
+      "--rate", "400K",
+      "--print-sha256",
+    ]);
+    fileHost = files.child;
+    const sha = files.output.match(/SHA256 \/models\/e2e-model\.safetensors ([0-9a-f]{64})/);
+    if (!sha) throw new Error(`the file host did not print the SHA-256 of its file; see ${LOG_DIR}/file-host.log`);
+    process.env.COMFYFLEET_E2E_FILES_URL = files.url;
+    process.env.COMFYFLEET_E2E_FILE_SHA256 = sha[1];
     process.env.COMFYFLEET_E2E_RENDER_URL = render.url;
     fakeComfy = fake.child;
     process.env.COMFYFLEET_E2E_COMFYUI_URL = fake.url; // workers inherit the launcher's env
@@ -186,7 +205,7 @@ export const config = {
   onComplete: (exitCode) => {
     exiting = true;
     killTree(tauriDriver);
-    for (const f of [fakeComfy, renderComfy]) if (f && f.exitCode === null) f.kill("SIGTERM");
+    for (const f of [fakeComfy, renderComfy, fileHost]) if (f && f.exitCode === null) f.kill("SIGTERM");
     if (home && exitCode === 0 && !process.env.COMFYFLEET_E2E_KEEP_HOME) {
       fs.rmSync(home, { recursive: true, force: true });
     } else if (home) {
@@ -200,7 +219,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
     exiting = true;
     killTree(tauriDriver);
-    for (const f of [fakeComfy, renderComfy]) if (f && f.exitCode === null) f.kill("SIGTERM");
+    for (const f of [fakeComfy, renderComfy, fileHost]) if (f && f.exitCode === null) f.kill("SIGTERM");
     process.exit(130);
   });
 }
