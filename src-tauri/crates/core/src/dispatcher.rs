@@ -66,7 +66,9 @@ struct State {
     inventories: HashMap<String, (Instant, BTreeMap<String, Vec<String>>)>,
     /// Server id → (what it was built from, when, the backend).
     backends: HashMap<String, (String, Instant, Backend)>,
-    /// Every task the dispatcher runs (its loop and one per job), so `stop` can end them all.
+    /// The dispatch loop.
+    main: Option<tokio::task::AbortHandle>,
+    /// One task per job run here, so `stop` can end them all.
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -135,6 +137,12 @@ fn smooth(previous: Option<f64>, secs: f64) -> f64 {
         Some(p) => 0.7 * p + 0.3 * secs,
         None => secs,
     }
+}
+
+/// Fold one more run into the estimates.
+fn learn(timings: &mut HashMap<(String, String), f64>, key: (String, String), secs: f64) {
+    let next = smooth(timings.get(&key).copied(), secs);
+    timings.insert(key, next);
 }
 
 /// The "shape" of a workflow (its node classes), so timings of the same workflow with other prompts are shared.
@@ -221,7 +229,7 @@ impl Dispatcher {
                 }
             }
         });
-        lock(&inner.state).tasks.push(main.abort_handle());
+        lock(&inner.state).main = Some(main.abort_handle());
         Self { inner }
     }
 
@@ -239,7 +247,7 @@ impl Dispatcher {
     pub async fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
-        let main = lock(&self.inner.state).tasks.first().cloned();
+        let main = lock(&self.inner.state).main.clone();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         if let Some(main) = &main {
             while !main.is_finished() && Instant::now() < deadline {
@@ -254,7 +262,8 @@ impl Dispatcher {
 
     /// Stop at once, recording nothing more (as if the process died): jobs stay as they are on disk.
     pub fn stop(&self) {
-        for t in lock(&self.inner.state).tasks.drain(..) {
+        let mut state = lock(&self.inner.state);
+        for t in state.main.take().into_iter().chain(state.tasks.drain(..)) {
             t.abort();
         }
     }
@@ -670,10 +679,11 @@ impl Inner {
                             // Execution time on the server when it was seen starting, else all of it.
                             let secs = execution_secs(&job)
                                 .unwrap_or_else(|| started.elapsed().as_secs_f64());
-                            let mut state = lock(&self.state);
-                            let e = state.timings.entry((server.id.clone(), shape)).or_default();
-                            *e = smooth(Some(*e).filter(|v| *v > 0.0), secs);
-                            drop(state);
+                            learn(
+                                &mut lock(&self.state).timings,
+                                (server.id.clone(), shape),
+                                secs,
+                            );
                             self.changed(&job)
                         }
                         Err(e) => tracing::warn!(job = %job_id, error = %e, "job update refused"),
@@ -693,34 +703,32 @@ impl Inner {
                 let message = format!("The job did not finish within {} s on '{}' and was stopped. Raise the job timeout for long workflows.", timeout.as_secs(), server.name);
                 self.fail(&job_id, message).await;
             }
-            Ok(RunOutcome::Lost { .. }) if !submit && job.state == JobState::Dispatched => {
+            Ok(RunOutcome::Lost { reason }) => {
                 // Re-attached after a restart to a job that never started: the server is up but does
                 // not know it, so the send never landed (or the server restarted before running it).
-                let note = format!(
-                    "'{}' never received the job (ComfyFleet stopped while sending it); queued again",
-                    server.name
-                );
-                tracing::info!(job = %job_id, server = %server.name, "{note}");
+                // That is not the server's fault; anything else moves the job elsewhere.
+                let never_received = !submit && job.state == JobState::Dispatched;
+                let note = if never_received {
+                    format!(
+                        "'{}' never received the job (ComfyFleet stopped while sending it); queued again",
+                        server.name
+                    )
+                } else {
+                    format!(
+                        "'{}' stopped answering ({reason}); the job moves to another server",
+                        server.name
+                    )
+                };
+                if never_received {
+                    tracing::info!(job = %job_id, server = %server.name, "{note}");
+                } else {
+                    tracing::warn!(job = %job_id, server = %server.name, "{note}");
+                }
                 self.apply(
                     &job_id,
                     JobEvent::Requeued {
                         reason: note,
-                        avoid_server: false,
-                    },
-                )
-                .await;
-            }
-            Ok(RunOutcome::Lost { reason }) => {
-                let note = format!(
-                    "'{}' stopped answering ({reason}); the job moves to another server",
-                    server.name
-                );
-                tracing::warn!(job = %job_id, server = %server.name, "{note}");
-                self.apply(
-                    &job_id,
-                    JobEvent::Requeued {
-                        reason: note,
-                        avoid_server: true,
+                        avoid_server: !never_received,
                     },
                 )
                 .await;
@@ -762,9 +770,7 @@ impl Inner {
             else {
                 continue;
             };
-            let key = (server_id, workflow_shape(&workflow));
-            let next = smooth(timings.get(&key).copied(), secs);
-            timings.insert(key, next);
+            learn(&mut timings, (server_id, workflow_shape(&workflow)), secs);
         }
         let mut state = lock(&self.state);
         for (key, secs) in timings {
