@@ -4,6 +4,7 @@ mod commands;
 mod downloads;
 mod events;
 mod generate;
+mod install;
 mod tray;
 
 use comfyfleet_core::health::HealthEvent;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub fleet: Fleet,
     pub dispatcher: comfyfleet_core::dispatcher::Dispatcher,
     pub downloads: comfyfleet_core::downloads_list::DownloadList,
+    pub installer: comfyfleet_core::installer::run::Installer,
+    pub local: comfyfleet_core::local::LocalServer,
 }
 
 /// The typed command and event registry; also the source of `ui/src/bindings.ts`.
@@ -55,6 +58,19 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             downloads::downloads_cancel,
             downloads::downloads_retry,
             downloads::downloads_subscribe,
+            install::install_check,
+            install::install_start,
+            install::install_pause,
+            install::install_resume,
+            install::install_cancel,
+            install::install_status,
+            install::install_subscribe,
+            install::local_status,
+            install::local_start,
+            install::local_stop,
+            install::local_restart,
+            install::local_logs,
+            install::local_set_keep_running,
         ])
         .events(tauri_specta::collect_events![
             events::ServerStatusChanged,
@@ -120,6 +136,8 @@ pub fn run() {
                 fleet: fleet.clone(),
                 dispatcher,
                 downloads,
+                installer: comfyfleet_core::installer::run::Installer::new(),
+                local: comfyfleet_core::local::LocalServer::new(fleet.store.clone(), fleet.home.clone()),
             });
             // A desktop without a tray (no StatusNotifier host) still gets a working window.
             if let Err(e) = tray::create(app.handle()) {

@@ -44,6 +44,26 @@ export const commands = {
 	downloadsRetry: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_retry", { id })),
 	/**  Stream every download change to this channel (progress throttled in core) until the window goes away. */
 	downloadsSubscribe: (onUpdate: Channel<DownloadUpdate>) => typedError<null, UiError>(__TAURI_INVOKE("downloads_subscribe", { onUpdate })),
+	/**  The system check, the packs on offer and the plan for these choices (or why there is none). */
+	installCheck: (request: InstallRequest) => typedError<InstallCheck, UiError>(__TAURI_INVOKE("install_check", { request })),
+	/**  Starts installing in the background; follow it with `install_subscribe`. */
+	installStart: (request: InstallRequest) => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_start", { request })),
+	/**  Stops the running step; finished steps and downloaded bytes are kept for `install_resume`. */
+	installPause: () => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_pause")),
+	/**  Goes on from where a paused or failed install stopped (finished steps are skipped). */
+	installResume: () => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_resume")),
+	installCancel: () => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_cancel")),
+	installStatus: () => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_status")),
+	/**  Streams the install's status (whole, on every change) to this channel until the window goes away. */
+	installSubscribe: (onUpdate: Channel<InstallStatus>) => typedError<null, UiError>(__TAURI_INVOKE("install_subscribe", { onUpdate })),
+	localStatus: () => typedError<LocalStatus, UiError>(__TAURI_INVOKE("local_status")),
+	localStart: () => typedError<LocalStatus, UiError>(__TAURI_INVOKE("local_start")),
+	localStop: () => typedError<LocalStatus, UiError>(__TAURI_INVOKE("local_stop")),
+	localRestart: () => typedError<LocalStatus, UiError>(__TAURI_INVOKE("local_restart")),
+	/**  The last `lines` lines of the local server's log. */
+	localLogs: (lines: number) => typedError<LogTail, UiError>(__TAURI_INVOKE("local_logs", { lines })),
+	/**  Whether ComfyUI keeps running when the app quits. */
+	localSetKeepRunning: (keep: boolean) => typedError<LocalStatus, UiError>(__TAURI_INVOKE("local_set_keep_running", { keep })),
 };
 
 /** Events */
@@ -92,6 +112,23 @@ export type AuthView = {
 	header: string | null,
 };
 
+/**  One line of the system panel ("GPU", "Disk space", "Python", …). */
+export type Check = {
+	/**  Stable: "gpu", "disk", "ram", "python", "folder", "port". */
+	id: string,
+	label: string,
+	level: CheckLevel,
+	detail: string,
+};
+
+export type CheckLevel = "pass" | "warn" | "fail";
+
+/**  A CUDA version as `major.minor`. */
+export type CudaVersion = {
+	major: number,
+	minor: number,
+};
+
 /**  What deleting a server did. */
 export type DeleteOutcome = {
 	was_active: boolean,
@@ -103,6 +140,15 @@ export type Device = {
 	type: string,
 	vram_total: number,
 	vram_free: number,
+};
+
+/**  Free space for the volume holding `path`, or its nearest existing ancestor. */
+export type DiskSpace = {
+	/**  The folder that was measured (the path itself, or the nearest parent that exists). */
+	measured: string,
+	mount_point: string,
+	available: number,
+	total: number,
 };
 
 /**  What a person asks to download. */
@@ -169,6 +215,30 @@ export type ExportReport = {
 	path: string,
 };
 
+/**  One GPU and what is known about it. Unknown facts are `None`. */
+export type Gpu = {
+	vendor: Vendor,
+	name: string,
+	vram_total: number | null,
+	vram_free: number | null,
+	driver_version: string | null,
+	/**  The newest CUDA the driver supports (NVIDIA only). */
+	cuda_driver_version: CudaVersion | null,
+	/**  `major.minor`, e.g. "8.9" (NVIDIA only). */
+	compute_capability: string | null,
+	/**  Current power draw in milliwatts (NVIDIA only). */
+	power_draw_mw: number | null,
+};
+
+/**  The machine's GPUs and how they were found. */
+export type GpuReport = {
+	gpus: Gpu[],
+	/**  Why NVML could not be used, when it could not (no NVIDIA driver, …). */
+	nvml_unavailable: string | null,
+};
+
+export type Home = "local" | "cloud";
+
 /**  What an import did. */
 export type ImportReport = {
 	added: string[],
@@ -176,6 +246,62 @@ export type ImportReport = {
 	needs_credentials: string[],
 	/**  The server the import made active, if any. */
 	activated: string | null,
+};
+
+/**
+ *  The wizard's first screen: the machine, the checks, what can be installed, and the plan for the
+ *  current choices (or why there is none).
+ */
+export type InstallCheck = {
+	facts: SystemFacts,
+	/**  Free space where ComfyUI would go. */
+	disk: DiskSpace | null,
+	checks: Check[],
+	/**  The ComfyUI version the manifest installs. */
+	comfyui_version: string,
+	packs: PackInfo[],
+	plan: Plan | null,
+	plan_error: ErrorInfo | null,
+	/**  Steps already done in this folder by an earlier run (they will be skipped). */
+	done_steps: string[],
+};
+
+/**  What to install, where. Shared by the wizard, `comfyfleet install` and the benchmarks. */
+export type InstallRequest = {
+	/**  The folder ComfyUI goes into (created when missing). */
+	install_path: string,
+	/**  `None`/"auto": decided from the GPU; "cuda", "cuda128", "rocm", "xpu", "cpu", "mps". */
+	variant: string | null,
+	/**  Model pack ids from the manifest ("sd15", "sdxl", …). */
+	packs: string[],
+	/**  An existing models folder to reuse through `extra_model_paths.yaml` (never copied). */
+	models_dir: string | null,
+	/**  A manifest file or http(s) URL; `None`: the manifest shipped with the app. */
+	manifest: string | null,
+	/**  The port the local server listens on (default 8188). */
+	port: number | null,
+};
+
+export type InstallState = 
+/**  Nothing started in this session. */
+"idle" | "running" | 
+/**  Stopped by the user; downloads keep their parts, finished steps stay done. */
+"paused" | "cancelled" | "failed" | "done";
+
+/**  Where an install is. Sent whole on every change (it is small). */
+export type InstallStatus = {
+	state: InstallState,
+	install_path: string,
+	steps: StepStatus[],
+	/**  Why it failed, with what to do. */
+	error: ErrorInfo | null,
+	/**  The install log (every command's output). */
+	log_path: string,
+	/**  The "Local" server, once registered. */
+	server_id: string | null,
+	/**  The local server's address, once started. */
+	url: string | null,
+	elapsed_ms: number,
 };
 
 /**  A job as the UI, the CLI and the dispatcher see it. */
@@ -223,10 +349,75 @@ export type JobUpdate =
 /**  State, server, error or outputs changed. */
 { kind: "changed"; job: Job } | { kind: "progress"; job_id: string; progress: number | null } | { kind: "preview"; job_id: string; mime: string; data_base64: string };
 
+export type LocalState = 
+/**  No local install is known. */
+"not_installed" | "stopped" | "starting" | "running" | 
+/**  Exited on its own; restarting after a back-off (or given up: see `last_error`). */
+"crashed";
+
+/**  The local ComfyUI the supervisor runs. */
+export type LocalStatus = {
+	state: LocalState,
+	install_path: string | null,
+	url: string | null,
+	port: number,
+	pid: number | null,
+	/**  Keep ComfyUI running when the app quits. */
+	keep_running: boolean,
+	/**  Restarts after crashes since it was last started by hand. */
+	restarts: number,
+	last_error: ErrorInfo | null,
+	log_path: string | null,
+};
+
+/**  The end of the local server's log. */
+export type LogTail = {
+	path: string,
+	text: string,
+	/**  Whether older lines were left out. */
+	truncated: boolean,
+};
+
 /**  A model file a workflow needs, and the ComfyUI models folder it lives in. */
 export type ModelRef = {
 	folder: string,
 	name: string,
+};
+
+/**  A model pack as the wizard offers it. */
+export type PackInfo = {
+	id: string,
+	name: string,
+	description: string,
+	/**  Bytes to download. */
+	size: number,
+	min_vram_gb: number | null,
+	/**  Needs a Hugging Face token and the licence accepted. */
+	gated: boolean,
+};
+
+export type Plan = {
+	variant: Variant,
+	variant_reason: string,
+	torch_index: string | null,
+	steps: PlannedStep[],
+	download_bytes: number,
+	disk_needed: number,
+	disk_available: number,
+	estimated_secs: number,
+	recommendation: Home,
+	recommendation_reason: string,
+	warnings: string[],
+};
+
+export type PlannedStep = {
+	/**  Stable across runs: what a step records as done. */
+	id: string,
+	title: string,
+	/**  Bytes to download (0 when none). */
+	download: number,
+	/**  Bytes it leaves on disk. */
+	disk: number,
 };
 
 /**  How jobs are spread over the fleet. */
@@ -343,6 +534,25 @@ export type Status =
 /**  Not tested yet. */
 "unknown" | "connected" | "unreachable" | "timeout" | "auth_failed" | "not_comfyui" | "error";
 
+export type StepState = "pending" | "running" | 
+/**  Done in this run. */
+"done" | 
+/**  Done by an earlier run with the same inputs. */
+"skipped" | "failed";
+
+/**  One step of a running install, with its progress. */
+export type StepStatus = {
+	id: string,
+	title: string,
+	state: StepState,
+	/**  What it is doing now ("Installing torch…", "Waiting for ComfyUI to answer…") or what happened. */
+	detail: string | null,
+	done_bytes: number,
+	total_bytes: number | null,
+	bytes_per_sec: number,
+	eta_secs: number | null,
+};
+
 /**  A job as the Generate page or the CLI asks for it. */
 export type SubmitRequest = {
 	name: string,
@@ -350,6 +560,20 @@ export type SubmitRequest = {
 	/**  A server id, or `None` for Auto (the router decides). */
 	target: string | null,
 	priority: number,
+};
+
+export type SystemFacts = {
+	/**  "linux", "macos", "windows". */
+	os: string,
+	/**  E.g. "Linux 12 Debian GNU/Linux 12 (bookworm)". */
+	os_version: string,
+	/**  E.g. "x86_64", "aarch64". */
+	arch: string,
+	cpu: string,
+	cpu_cores: number,
+	ram_total: number,
+	ram_available: number,
+	gpu: GpuReport,
 };
 
 export type Template = {
@@ -392,6 +616,10 @@ export type UiError = {
 	message: string,
 	details: string | null,
 };
+
+export type Variant = "cuda130" | "cuda129" | "cuda128" | "cuda126" | "rocm" | "xpu" | "cpu" | "mps";
+
+export type Vendor = "nvidia" | "amd" | "intel" | "apple";
 
 /**  What the UI shows about an imported workflow before it runs. */
 export type WorkflowInfo = {

@@ -13,6 +13,7 @@ pub mod health;
 pub mod home;
 pub mod installer;
 pub mod jobs;
+pub mod local;
 pub mod logging;
 pub mod router;
 pub mod secrets;

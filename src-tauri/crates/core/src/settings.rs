@@ -68,7 +68,8 @@ impl SettingsStore {
         Ok(cfg)
     }
 
-    async fn raw(&self, key: &'static str) -> Result<Option<String>, StoreError> {
+    /// A setting stored as text under `key` (other modules keep their own JSON here).
+    pub async fn raw(&self, key: &'static str) -> Result<Option<String>, StoreError> {
         self.store
             .call(move |c| {
                 use rusqlite::OptionalExtension;
@@ -82,7 +83,7 @@ impl SettingsStore {
             .await
     }
 
-    async fn put(&self, key: &'static str, text: String) -> Result<(), StoreError> {
+    pub async fn put(&self, key: &'static str, text: String) -> Result<(), StoreError> {
         self.store
             .write(move |tx| {
                 tx.execute(

@@ -22,6 +22,11 @@ pub struct Manifest {
     pub comfyui: Archive,
     /// The Python version `uv` installs.
     pub python: String,
+    /// The package index for ComfyUI's requirements, and for PyTorch when its variant names none.
+    /// `None`: the default (PyPI).
+    #[serde(default)]
+    pub package_index: Option<String>,
+    /// `uv` per platform; a platform not listed uses the system's `python3` (3.10 or newer) with venv.
     pub uv: Uv,
     pub torch: Torch,
     pub packs: Vec<ModelPack>,
@@ -202,6 +207,17 @@ fn check_archive(at: &str, a: &Archive) -> Result<(), ManifestError> {
     Ok(())
 }
 
+/// A package index URL, checked as an archive URL is.
+fn index_archive(url: &str) -> Archive {
+    Archive {
+        version: String::new(),
+        url: url.to_string(),
+        sha256: String::new(),
+        size: 0,
+        strip_prefix: String::new(),
+    }
+}
+
 impl Manifest {
     /// The manifest shipped with the app.
     pub fn bundled() -> Manifest {
@@ -229,8 +245,8 @@ impl Manifest {
 
     fn check(&self) -> Result<(), ManifestError> {
         check_archive("comfyui", &self.comfyui)?;
-        if self.uv.archives.is_empty() {
-            return Err(invalid("uv.archives", "no platform listed"));
+        if let Some(u) = &self.package_index {
+            check_archive("package_index", &index_archive(u))?;
         }
         for (platform, a) in &self.uv.archives {
             check_archive(&format!("uv.archives.{platform}"), a)?;
@@ -242,13 +258,7 @@ impl Manifest {
             if let Some(u) = &t.index_url {
                 check_archive(
                     &format!("torch.variants.{}", v.as_str()),
-                    &Archive {
-                        version: String::new(),
-                        url: u.clone(),
-                        sha256: String::new(),
-                        size: 0,
-                        strip_prefix: String::new(),
-                    },
+                    &index_archive(u),
                 )?;
             }
             if let Some(c) = &t.min_cuda {

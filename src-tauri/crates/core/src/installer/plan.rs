@@ -115,8 +115,6 @@ pub enum PlanError {
     UnknownVariant(String),
     #[error("The manifest has no {0} variant of PyTorch.")]
     VariantMissing(&'static str),
-    #[error("The manifest has no uv for {0}; ComfyFleet cannot set up Python here.")]
-    NoUv(String),
     #[error("Choose a folder to install ComfyUI into.")]
     NoInstallPath,
 }
@@ -127,7 +125,6 @@ impl crate::HasErrorInfo for PlanError {
             PlanError::DiskShort { .. } => "install.disk_short",
             PlanError::UnknownPack { .. } => "install.unknown_pack",
             PlanError::UnknownVariant(_) | PlanError::VariantMissing(_) => "install.variant",
-            PlanError::NoUv(_) => "install.no_uv",
             PlanError::NoInstallPath => "install.no_path",
         }
     }
@@ -141,6 +138,8 @@ const REQUIREMENTS_SIZE: u64 = 1_000_000_000;
 const PYTHON_SIZE: u64 = 120_000_000;
 /// When the manifest does not say: the ComfyUI source archive.
 const COMFYUI_ARCHIVE_SIZE: u64 = 40_000_000;
+/// A venv made from the system's Python (pip included).
+const VENV_SIZE: u64 = 25_000_000;
 /// Bytes per second assumed for the time estimate.
 const ASSUMED_BANDWIDTH: u64 = 25_000_000;
 /// Fixed costs: resolving packages, unpacking wheels, first start.
@@ -258,11 +257,7 @@ pub fn plan(manifest: &Manifest, m: &Machine, choices: &Choices) -> Result<Plan,
         .variants
         .get(&variant)
         .ok_or(PlanError::VariantMissing(variant.as_str()))?;
-    let uv = manifest
-        .uv
-        .archives
-        .get(&platform(m))
-        .ok_or_else(|| PlanError::NoUv(platform(m)))?;
+    let uv = manifest.uv.archives.get(&platform(m));
 
     let mut packs = Vec::new();
     for id in &choices.packs {
@@ -298,15 +293,23 @@ pub fn plan(manifest: &Manifest, m: &Machine, choices: &Choices) -> Result<Plan,
             archive,
             archive * 3,
         ),
-        step(
-            "python",
-            format!(
-                "Set up Python {} with uv {}",
-                manifest.python, manifest.uv.version
+        match uv {
+            Some(uv) => step(
+                "python",
+                format!(
+                    "Set up Python {} with uv {}",
+                    manifest.python, manifest.uv.version
+                ),
+                uv.size + PYTHON_SIZE,
+                uv.size + PYTHON_SIZE,
             ),
-            uv.size + PYTHON_SIZE,
-            uv.size + PYTHON_SIZE,
-        ),
+            None => step(
+                "python",
+                "Set up Python with this system's python3 (3.10 or newer)".into(),
+                0,
+                VENV_SIZE,
+            ),
+        },
         step(
             "torch",
             format!("Install PyTorch ({})", variant.as_str()),
@@ -425,7 +428,10 @@ pub fn plan(manifest: &Manifest, m: &Machine, choices: &Choices) -> Result<Plan,
     Ok(Plan {
         variant,
         variant_reason,
-        torch_index: torch.index_url.clone(),
+        torch_index: torch
+            .index_url
+            .clone()
+            .or_else(|| manifest.package_index.clone()),
         estimated_secs: download_bytes / ASSUMED_BANDWIDTH + FIXED_SECS,
         steps,
         download_bytes,
@@ -611,12 +617,11 @@ mod tests {
             plan(&m, &machine(None), &c).unwrap().variant,
             Variant::Cuda130
         );
+        // No uv for this platform: the system's python3 sets up the environment.
         let mut riscv = gpu.clone();
         riscv.arch = "riscv64".into();
-        assert!(matches!(
-            plan(&m, &riscv, &choices(&[])),
-            Err(PlanError::NoUv(_))
-        ));
+        let p = plan(&m, &riscv, &choices(&[])).unwrap();
+        assert!(p.steps[1].title.contains("system's python3"), "{:?}", p.steps[1]);
         assert!(matches!(
             plan(&m, &gpu, &Choices::default()),
             Err(PlanError::NoInstallPath)
