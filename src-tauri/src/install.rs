@@ -30,7 +30,7 @@ pub async fn install_start(state: State<'_, AppState>, request: InstallRequest) 
 #[tauri::command]
 #[specta::specta]
 pub async fn install_pause(state: State<'_, AppState>) -> Res<InstallStatus> {
-    Ok(state.installer.pause())
+    Ok(state.installer.pause().await)
 }
 
 /// Goes on from where a paused or failed install stopped (finished steps are skipped).
@@ -43,7 +43,7 @@ pub async fn install_resume(state: State<'_, AppState>) -> Res<InstallStatus> {
 #[tauri::command]
 #[specta::specta]
 pub async fn install_cancel(state: State<'_, AppState>) -> Res<InstallStatus> {
-    Ok(state.installer.cancel())
+    Ok(state.installer.cancel().await)
 }
 
 #[tauri::command]
@@ -74,7 +74,7 @@ pub async fn install_subscribe(
 #[tauri::command]
 #[specta::specta]
 pub async fn local_status(state: State<'_, AppState>) -> Res<LocalStatus> {
-    Ok(state.local.status())
+    Ok(state.local.refresh().await)
 }
 
 #[tauri::command]

@@ -127,17 +127,28 @@ pub fn run() {
                 }
             };
             let dispatcher = tauri::async_runtime::block_on(fleet.start_dispatcher());
+            let engine = comfyfleet_core::downloads::Downloads::new(fleet.store.clone(), Default::default());
             let downloads = comfyfleet_core::downloads_list::DownloadList::new(
-                comfyfleet_core::downloads::Downloads::new(fleet.store.clone(), Default::default()),
+                engine.clone(),
                 comfyfleet_core::secrets::Secrets::default(),
                 fleet.home.downloads_dir(),
+            );
+            let local = comfyfleet_core::local::LocalServer::new(fleet.store.clone(), fleet.home.clone());
+            let installer = comfyfleet_core::installer::run::Installer::new(
+                comfyfleet_core::installer::run::InstallEnv {
+                    home: fleet.home.clone(),
+                    servers: fleet.servers.clone(),
+                    secrets: comfyfleet_core::secrets::Secrets::default(),
+                    local: local.clone(),
+                    downloads: engine,
+                },
             );
             app.manage(AppState {
                 fleet: fleet.clone(),
                 dispatcher,
                 downloads,
-                installer: comfyfleet_core::installer::run::Installer::new(),
-                local: comfyfleet_core::local::LocalServer::new(fleet.store.clone(), fleet.home.clone()),
+                installer,
+                local,
             });
             // A desktop without a tray (no StatusNotifier host) still gets a working window.
             if let Err(e) = tray::create(app.handle()) {
@@ -172,7 +183,11 @@ pub fn run() {
             if let tauri::RunEvent::Exit = event {
                 // Jobs being sent reach their servers, then a CLI can take over dispatching at once.
                 if let Some(state) = app.try_state::<AppState>() {
-                    tauri::async_runtime::block_on(state.dispatcher.shutdown());
+                    tauri::async_runtime::block_on(async {
+                        state.dispatcher.shutdown().await;
+                        // The local ComfyUI stops with the app unless "keep running" is set.
+                        state.local.shutdown().await;
+                    });
                 }
             }
         });
