@@ -471,7 +471,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/embeddings":
             return self.answer(200, [name.rsplit(".", 1)[0] for name in model_files("embeddings")])
         if path == "/history":
-            return self.answer(200, dict(SERVER.history))
+            with SERVER.lock:
+                items = list(SERVER.history.items())
+            if query.get("max_items", "").isdigit():  # the last N, as ComfyUI answers
+                items = items[max(len(items) - int(query["max_items"]), 0):]
+            return self.answer(200, dict(items))
         if path.startswith("/history/"):
             prompt_id = path.split("/", 2)[2]
             entry = SERVER.history.get(prompt_id)

@@ -246,6 +246,12 @@ async fn fake_comfyui_runs_emptyimage_saveimage_as_the_client_follows_it() {
         }
     }
     assert_eq!(executed, "check_00002_.png");
+    let (_, _, body) = get(&format!("{url}/history?max_items=1")).await;
+    let last: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        last.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["p-2"]
+    );
 
     socket.close(None).await.unwrap();
     child.kill().await.unwrap();
