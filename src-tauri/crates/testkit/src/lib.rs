@@ -1,10 +1,14 @@
 //! Test servers that speak real protocols on loopback, for the other crates' tests and for end-to-end scripts:
 //! [`FakeComfy`], a fake ComfyUI 0.3.64 built from recordings of a real one, and [`FileHost`], a file host that
-//! answers as model hosts and CDNs do (ranges, validators, throttling, faults, redirects, gated files).
+//! answers as model hosts and CDNs do (ranges, validators, throttling, faults, redirects, gated files), and
+//! [`InstallHost`], everything the installer downloads (manifest, a runnable fake ComfyUI archive, a package index with
+//! a fake torch wheel, a model).
 
 pub mod comfy;
 pub mod filehost;
+pub mod installhost;
 mod pyjson;
 
 pub use comfy::{FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault, RecordedRequest};
 pub use filehost::{FileHost, HostConfig, HostRequest, HostedFile};
+pub use installhost::{InstallHost, InstallHostConfig};

@@ -2,7 +2,8 @@
 //!
 //! `comfyui` runs one fake ComfyUI and prints `LISTENING http://127.0.0.1:PORT`; `fleet` runs many, prints one JSON
 //! line per server and then `READY`; `files` runs a file host (see `comfyfleet_testkit::filehost`) and prints
-//! `LISTENING http://127.0.0.1:PORT`.
+//! `LISTENING http://127.0.0.1:PORT`; `install-host` serves what the installer downloads and prints
+//! `MANIFEST URL` then `LISTENING http://127.0.0.1:PORT`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, ValueEnum};
 use comfyfleet_testkit::{
-    FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault, FileHost, HostedFile,
+    FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault, FileHost, HostedFile, InstallHost,
+    InstallHostConfig,
 };
 
 #[derive(Parser)]
@@ -27,6 +29,22 @@ enum Command {
     /// Run a file host (ranges, ETags, throughput cap, faults) until killed. Prints `SHA256 PATH HEX` per generated
     /// file with --print-sha256, then `LISTENING http://127.0.0.1:PORT`.
     Files(FilesArgs),
+    /// Serve what the installer downloads (manifest, fake ComfyUI archive, package index with a fake torch, a
+    /// model) until killed. Prints `MANIFEST URL`, then `LISTENING http://127.0.0.1:PORT`.
+    InstallHost(InstallHostArgs),
+}
+
+#[derive(Args)]
+struct InstallHostArgs {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Size of /models/tiny.safetensors (SIZE syntax: 3MiB, 20M, 1000).
+    #[arg(long, default_value = "3MiB")]
+    model_size: String,
+    /// Cap each connection fetching the model at this many bytes per second (SIZE syntax).
+    #[arg(long)]
+    model_rate: Option<String>,
 }
 
 #[derive(Args)]
@@ -238,6 +256,19 @@ async fn main() -> anyhow::Result<()> {
                 }
                 host.add(&path, file);
             }
+            print_flushed(&format!("LISTENING {}", host.url()))?;
+            until_killed(true).await;
+            host.shutdown().await;
+        }
+        Command::InstallHost(args) => {
+            let config = InstallHostConfig {
+                model_size: parse_size(&args.model_size)?,
+                model_rate: args.model_rate.as_deref().map(parse_size).transpose()?,
+            };
+            let host = InstallHost::start_on(args.port, config)
+                .await
+                .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+            print_flushed(&format!("MANIFEST {}", host.manifest_url()))?;
             print_flushed(&format!("LISTENING {}", host.url()))?;
             until_killed(true).await;
             host.shutdown().await;

@@ -58,6 +58,10 @@ pub struct HostedFile {
     pub corruption: Option<Corruption>,
     /// A new version (other bytes, ETag and Last-Modified) at every request.
     pub changes_every_request: bool,
+    /// `Content-Type` of the answer (`None`: `application/octet-stream`).
+    pub content_type: Option<String>,
+    /// Bytes per second per connection for this file, instead of the host-wide [`HostConfig::rate`].
+    pub rate: Option<u64>,
 }
 
 impl HostedFile {
@@ -69,6 +73,8 @@ impl HostedFile {
             token: None,
             corruption: None,
             changes_every_request: false,
+            content_type: None,
+            rate: None,
         }
     }
 
@@ -113,6 +119,18 @@ impl HostedFile {
 
     pub fn corrupted(mut self, offset: u64, times: Option<u32>) -> Self {
         self.corruption = Some(Corruption { offset, times });
+        self
+    }
+
+    /// Answers with this `Content-Type` (e.g. `text/html` for a package index page).
+    pub fn with_content_type(mut self, content_type: &str) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Caps each connection that fetches this file at `bytes_per_second` (`None`: the host-wide rate).
+    pub fn with_rate(mut self, bytes_per_second: Option<u64>) -> Self {
+        self.rate = bytes_per_second;
         self
     }
 }
@@ -538,7 +556,12 @@ fn answer(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response
     let last_modified = last_modified_of(version);
     common.push(("etag", etag.clone()));
     common.push(("last-modified", last_modified.clone()));
-    common.push(("content-type", "application/octet-stream".into()));
+    common.push((
+        "content-type",
+        file.content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into()),
+    ));
     if !config.no_range {
         common.push(("accept-ranges", "bytes".into()));
     }
@@ -611,7 +634,7 @@ fn answer(shared: &Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response
         content,
         start,
         end,
-        config.rate,
+        file.rate.or(config.rate),
         drop_after,
         corrupt_at,
         shared.clone(),

@@ -99,3 +99,36 @@ async fn cli_fleet_prints_one_line_per_server_then_ready_and_exits_when_stdin_cl
         .expect("status");
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn cli_install_host_prints_the_manifest_url_then_listening_and_serves_it() {
+    let mut child = Command::new(BIN)
+        .args([
+            "install-host",
+            "--port",
+            "0",
+            "--model-size",
+            "64KiB",
+            "--model-rate",
+            "10M",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("started");
+    let lines = lines_until(&mut child, |l| l.starts_with("LISTENING ")).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let url = lines[1].strip_prefix("LISTENING ").expect("LISTENING line");
+    assert_eq!(lines[0], format!("MANIFEST {url}/manifest.json"));
+    let (status, _, body) = get(&format!("{url}/manifest.json")).await;
+    assert_eq!(status, 200);
+    let manifest: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(manifest["packs"][0]["files"][0]["size"], 65_536);
+    assert_eq!(
+        manifest["comfyui"]["url"],
+        format!("{url}/comfyui.tar.gz").as_str()
+    );
+    assert_eq!(get(&format!("{url}/simple/torch/")).await.0, 200);
+    child.kill().await.expect("killed");
+}
