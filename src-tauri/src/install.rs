@@ -15,14 +15,20 @@ type Res<T> = Result<T, UiError>;
 /// The system check, the packs on offer and the plan for these choices (or why there is none).
 #[tauri::command]
 #[specta::specta]
-pub async fn install_check(state: State<'_, AppState>, request: InstallRequest) -> Res<InstallCheck> {
+pub async fn install_check(
+    state: State<'_, AppState>,
+    request: InstallRequest,
+) -> Res<InstallCheck> {
     Ok(state.installer.check(&request).await)
 }
 
 /// Starts installing in the background; follow it with `install_subscribe`.
 #[tauri::command]
 #[specta::specta]
-pub async fn install_start(state: State<'_, AppState>, request: InstallRequest) -> Res<InstallStatus> {
+pub async fn install_start(
+    state: State<'_, AppState>,
+    request: InstallRequest,
+) -> Res<InstallStatus> {
     Ok(state.installer.start(request)?)
 }
 

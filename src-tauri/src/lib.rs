@@ -127,21 +127,17 @@ pub fn run() {
                 }
             };
             let dispatcher = tauri::async_runtime::block_on(fleet.start_dispatcher());
-            let engine = comfyfleet_core::downloads::Downloads::new(fleet.store.clone(), Default::default());
+            let engine =
+                comfyfleet_core::downloads::Downloads::new(fleet.store.clone(), Default::default());
             let downloads = comfyfleet_core::downloads_list::DownloadList::new(
                 engine.clone(),
                 comfyfleet_core::secrets::Secrets::default(),
                 fleet.home.downloads_dir(),
             );
-            let local = comfyfleet_core::local::LocalServer::new(fleet.store.clone(), fleet.home.clone());
+            let local =
+                comfyfleet_core::local::LocalServer::new(fleet.store.clone(), fleet.home.clone());
             let installer = comfyfleet_core::installer::run::Installer::new(
-                comfyfleet_core::installer::run::InstallEnv {
-                    home: fleet.home.clone(),
-                    servers: fleet.servers.clone(),
-                    secrets: comfyfleet_core::secrets::Secrets::default(),
-                    local: local.clone(),
-                    downloads: engine,
-                },
+                comfyfleet_core::installer::run::InstallEnv::new(&fleet, local.clone(), engine),
             );
             app.manage(AppState {
                 fleet: fleet.clone(),

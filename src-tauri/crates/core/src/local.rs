@@ -46,7 +46,9 @@ const LOG_ROTATE_BYTES: u64 = 10 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    #[error("ComfyUI is not installed yet. Install it from the Install page (or `comfyfleet install`).")]
+    #[error(
+        "ComfyUI is not installed yet. Install it from the Install page (or `comfyfleet install`)."
+    )]
     NotInstalled,
     #[error("ComfyUI's Python environment is missing at {0}. Run the install again (or Repair) to set it up.")]
     NoPython(String),
@@ -315,7 +317,8 @@ impl LocalServer {
             return Err(LocalError::PortBusy { port: cfg.port, by });
         }
         let log = self.log_path();
-        let out = open_log(&log).map_err(|e| LocalError::Spawn(format!("{}: {e}", log.display())))?;
+        let out =
+            open_log(&log).map_err(|e| LocalError::Spawn(format!("{}: {e}", log.display())))?;
         let err = out
             .try_clone()
             .map_err(|e| LocalError::Spawn(e.to_string()))?;
@@ -678,6 +681,9 @@ mod tests {
         std::fs::write(&p, "a\nb\nc\nd\n").unwrap();
         assert_eq!(tail_lines(&p, 2), ("c\nd".to_string(), true));
         assert_eq!(tail_lines(&p, 10), ("a\nb\nc\nd".to_string(), false));
-        assert_eq!(tail_lines(&dir.path().join("none"), 5), (String::new(), false));
+        assert_eq!(
+            tail_lines(&dir.path().join("none"), 5),
+            (String::new(), false)
+        );
     }
 }

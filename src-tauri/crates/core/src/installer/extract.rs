@@ -37,10 +37,16 @@ impl crate::HasErrorInfo for ExtractError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     Dir,
-    File { mode: u32 },
-    Symlink { target: PathBuf },
+    File {
+        mode: u32,
+    },
+    Symlink {
+        target: PathBuf,
+    },
     /// A hard link to another entry of the archive (already relative to the destination).
-    Hardlink { to: PathBuf },
+    Hardlink {
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +199,9 @@ fn unsafe_entry(archive: &Path, (entry, why): (String, &'static str)) -> Extract
     }
 }
 
-fn open_tar(archive: &Path) -> Result<tar::Archive<flate2::read::GzDecoder<std::fs::File>>, ExtractError> {
+fn open_tar(
+    archive: &Path,
+) -> Result<tar::Archive<flate2::read::GzDecoder<std::fs::File>>, ExtractError> {
     let f = std::fs::File::open(archive).map_err(|e| corrupt(archive, "tar.gz", e))?;
     Ok(tar::Archive::new(flate2::read::GzDecoder::new(f)))
 }
@@ -206,7 +214,10 @@ fn tar_item<R: Read>(
 ) -> Result<Option<Item>, ExtractError> {
     use tar::EntryType as T;
     let ty = entry.header().entry_type();
-    if !matches!(ty, T::Regular | T::Continuous | T::Directory | T::Symlink | T::Link) {
+    if !matches!(
+        ty,
+        T::Regular | T::Continuous | T::Directory | T::Symlink | T::Link
+    ) {
         return Ok(None); // pax/GNU headers, devices, fifos: nothing to write
     }
     let raw = entry.path().map_err(|e| corrupt(archive, "tar.gz", e))?;
@@ -226,7 +237,12 @@ fn tar_item<R: Read>(
         T::Link => {
             let to = relative(&link()?, strip_prefix)
                 .map_err(|e| unsafe_entry(archive, e))?
-                .ok_or_else(|| unsafe_entry(archive, (rel.display().to_string(), "is a hard link to a folder")))?;
+                .ok_or_else(|| {
+                    unsafe_entry(
+                        archive,
+                        (rel.display().to_string(), "is a hard link to a folder"),
+                    )
+                })?;
             Kind::Hardlink { to }
         }
         _ => Kind::File {
@@ -274,7 +290,11 @@ fn zip_item(
     file: &mut zip::read::ZipFile<'_, std::fs::File>,
     strip_prefix: &str,
 ) -> Result<Option<Item>, ExtractError> {
-    let raw = PathBuf::from(file.name());
+    let raw = PathBuf::from(
+        file.name()
+            .map_err(|e| corrupt(archive, "zip", e))?
+            .into_owned(),
+    );
     let Some(rel) = relative(&raw, strip_prefix).map_err(|e| unsafe_entry(archive, e))? else {
         return Ok(None);
     };
@@ -400,18 +420,30 @@ mod tests {
         assert!(r("/etc/passwd").unwrap_err().1.contains("absolute"));
         assert!(r("../evil").unwrap_err().1.contains(".."));
         assert!(r("Other/main.py").unwrap_err().1.contains("outside"));
-        assert!(relative(Path::new("C:\\x"), "").unwrap_err().1.contains("absolute"));
+        assert!(relative(Path::new("C:\\x"), "")
+            .unwrap_err()
+            .1
+            .contains("absolute"));
     }
 
     #[test]
     fn extract_allows_links_inside_and_refuses_links_out_or_through_links() {
         let file = Kind::File { mode: 0o644 };
-        assert!(check(&[item("a/b.txt", file.clone()), link("a/l", "b.txt"), link("top", "a/../a/b.txt")]).is_ok());
+        assert!(check(&[
+            item("a/b.txt", file.clone()),
+            link("a/l", "b.txt"),
+            link("top", "a/../a/b.txt")
+        ])
+        .is_ok());
         assert!(check(&[link("a/l", "../../x")]).is_err());
         assert!(check(&[link("l", "/etc")]).is_err());
         // `s -> .` is harmless alone, but `s/..` would climb out through it.
         assert!(check(&[link("s", "."), link("u", "s/..")]).is_err());
         assert!(check(&[link("d", "sub"), item("d/x", file.clone())]).is_err());
-        assert!(check(&[link("d", "sub"), item("h", Kind::Hardlink { to: "d/x".into() })]).is_err());
+        assert!(check(&[
+            link("d", "sub"),
+            item("h", Kind::Hardlink { to: "d/x".into() })
+        ])
+        .is_err());
     }
 }

@@ -256,10 +256,7 @@ impl Manifest {
         }
         for (v, t) in &self.torch.variants {
             if let Some(u) = &t.index_url {
-                check_archive(
-                    &format!("torch.variants.{}", v.as_str()),
-                    &index_archive(u),
-                )?;
+                check_archive(&format!("torch.variants.{}", v.as_str()), &index_archive(u))?;
             }
             if let Some(c) = &t.min_cuda {
                 if parse_cuda(c).is_none() {

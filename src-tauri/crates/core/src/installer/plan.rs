@@ -621,7 +621,11 @@ mod tests {
         let mut riscv = gpu.clone();
         riscv.arch = "riscv64".into();
         let p = plan(&m, &riscv, &choices(&[])).unwrap();
-        assert!(p.steps[1].title.contains("system's python3"), "{:?}", p.steps[1]);
+        assert!(
+            p.steps[1].title.contains("system's python3"),
+            "{:?}",
+            p.steps[1]
+        );
         assert!(matches!(
             plan(&m, &gpu, &Choices::default()),
             Err(PlanError::NoInstallPath)

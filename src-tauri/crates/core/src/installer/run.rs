@@ -55,7 +55,9 @@ pub enum InstallError {
     Extract(#[from] ExtractError),
     #[error("{0}")]
     Python(String),
-    #[error("{what} failed (exit code {code}). The last lines are below; the whole output is in {log}.")]
+    #[error(
+        "{what} failed (exit code {code}). The last lines are below; the whole output is in {log}."
+    )]
     Command {
         what: String,
         code: String,
@@ -118,6 +120,19 @@ pub struct InstallEnv {
     pub secrets: Secrets,
     pub local: LocalServer,
     pub downloads: Downloads,
+}
+
+impl InstallEnv {
+    /// The installer's handles from an open fleet and the app's download engine.
+    pub fn new(fleet: &crate::Fleet, local: LocalServer, downloads: Downloads) -> InstallEnv {
+        InstallEnv {
+            home: fleet.home.clone(),
+            servers: fleet.servers.clone(),
+            secrets: fleet.servers.secrets().clone(),
+            local,
+            downloads,
+        }
+    }
 }
 
 /// What steps record as done, in `<install>/.comfyfleet/install.json`.
@@ -387,7 +402,9 @@ fn folder_check(path: &str) -> Result<(), String> {
         return Err("Choose a folder to install ComfyUI into.".into());
     }
     if !p.is_absolute() {
-        return Err(format!("'{path}' is not a full path; choose a folder like /home/you/ComfyUI."));
+        return Err(format!(
+            "'{path}' is not a full path; choose a folder like /home/you/ComfyUI."
+        ));
     }
     if p.exists() && !p.is_dir() {
         return Err(format!("{path} is a file, not a folder."));
@@ -401,7 +418,10 @@ fn folder_check(path: &str) -> Result<(), String> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) => Err(format!("Cannot write in {}: {e}. Choose another folder.", existing.display())),
+        Err(e) => Err(format!(
+            "Cannot write in {}: {e}. Choose another folder.",
+            existing.display()
+        )),
     }
 }
 
@@ -632,7 +652,11 @@ impl Installer {
         self.start(req)
     }
 
-    async fn run(&self, req: &InstallRequest, stop: watch::Receiver<Stop>) -> Result<(), InstallError> {
+    async fn run(
+        &self,
+        req: &InstallRequest,
+        stop: watch::Receiver<Stop>,
+    ) -> Result<(), InstallError> {
         let manifest = load_manifest(req.manifest.as_deref()).await?;
         let facts = tokio::task::spawn_blocking(crate::system::facts)
             .await
@@ -641,8 +665,8 @@ impl Installer {
         let install = PathBuf::from(&req.install_path);
         let meta = install.join(META_DIR);
         std::fs::create_dir_all(&meta).map_err(|e| io_err(&meta, e))?;
-        let _lock = FolderLock::take(&meta)
-            .ok_or_else(|| InstallError::Busy(req.install_path.clone()))?;
+        let _lock =
+            FolderLock::take(&meta).ok_or_else(|| InstallError::Busy(req.install_path.clone()))?;
         let record = Record::load(&install);
         self.tx.send_modify(|s| {
             s.steps = plan
@@ -676,6 +700,7 @@ impl Installer {
             record,
             stop,
             active_downloads: Arc::new(Mutex::new(Vec::new())),
+            unchanged: false,
         };
         ctx.log.line(&format!(
             "=== install into {} ({} steps) ===",
@@ -758,6 +783,8 @@ struct Ctx {
     stop: watch::Receiver<Stop>,
     /// Files the engine is downloading for the running step (paused when the install stops).
     active_downloads: Arc<Mutex<Vec<PathBuf>>>,
+    /// Set by a step that found everything already as it should be (shown as skipped).
+    unchanged: bool,
 }
 
 /// How packages get installed.
@@ -835,7 +862,9 @@ impl Ctx {
                         .map(|p| {
                             p.files
                                 .iter()
-                                .map(|f| format!("{}|{}|{}|{}", f.url, f.folder, f.file_name, f.sha256))
+                                .map(|f| {
+                                    format!("{}|{}|{}|{}", f.url, f.folder, f.file_name, f.sha256)
+                                })
                                 .collect::<Vec<_>>()
                                 .join(";")
                         })
@@ -897,6 +926,7 @@ impl Ctx {
             }
         }
         self.log.line(&format!("--- {id}"));
+        self.unchanged = false;
         self.set_step(id, |s| s.state = StepState::Running);
         let result = match id {
             "comfyui" => self.step_comfyui().await,
@@ -927,13 +957,22 @@ impl Ctx {
         };
         if let Some(inputs) = inputs {
             // Recomputed after the step when it depends on what the step made (requirements.txt).
-            let inputs = if id == "comfyui" { self.inputs(id).unwrap_or(inputs) } else { inputs };
+            let inputs = if id == "comfyui" {
+                self.inputs(id).unwrap_or(inputs)
+            } else {
+                inputs
+            };
             self.record.steps.insert(id.to_string(), inputs);
             self.record.format = RECORD_FORMAT;
             self.record.save(&self.install)?;
         }
+        let unchanged = self.unchanged;
         self.set_step(id, |s| {
-            s.state = StepState::Done;
+            s.state = if unchanged {
+                StepState::Skipped
+            } else {
+                StepState::Done
+            };
             s.bytes_per_sec = 0;
             s.eta_secs = Some(0);
             if let Some(t) = s.total_bytes {
@@ -1013,9 +1052,10 @@ impl Ctx {
         self.detail("comfyui", "Unpacking…");
         let install = self.install.clone();
         let archive = dest.clone();
-        let unpacked = tokio::task::spawn_blocking(move || extract(&archive, &install, &a.strip_prefix))
-            .await
-            .map_err(|e| io_err(&dest, e))??;
+        let unpacked =
+            tokio::task::spawn_blocking(move || extract(&archive, &install, &a.strip_prefix))
+                .await
+                .map_err(|e| io_err(&dest, e))??;
         if !self.install.join("main.py").is_file() {
             return Err(InstallError::Verify(format!(
                 "the archive has no main.py at its top (strip_prefix '{}' may be wrong)",
@@ -1042,11 +1082,16 @@ impl Ctx {
             match self.uv_venv(&uv, &venv).await {
                 Ok(uv_path) => {
                     self.record.tool = Some(uv_path.display().to_string());
-                    return Ok(Some(format!("Python {} set up with uv.", self.manifest.python)));
+                    return Ok(Some(format!(
+                        "Python {} set up with uv.",
+                        self.manifest.python
+                    )));
                 }
                 Err(InstallError::Stopped) => return Err(InstallError::Stopped),
                 Err(e) => {
-                    self.log.line(&format!("uv could not set up Python ({e}); trying the system's python3"));
+                    self.log.line(&format!(
+                        "uv could not set up Python ({e}); trying the system's python3"
+                    ));
                     self.detail("python", "uv failed; using this system's python3…");
                 }
             }
@@ -1059,9 +1104,21 @@ impl Ctx {
                 "{cmd} is Python {version}; ComfyUI needs 3.10 or newer. Install a newer Python, then Retry."
             )));
         }
-        self.detail("python", format!("Creating a virtual environment with {cmd} {version}…"));
+        self.detail(
+            "python",
+            format!("Creating a virtual environment with {cmd} {version}…"),
+        );
         let args = ["-m".to_string(), "venv".into(), venv.display().to_string()];
-        if let Err(e) = self.command("python", "Creating the Python environment", Path::new(&cmd), &args, &[]).await {
+        if let Err(e) = self
+            .command(
+                "python",
+                "Creating the Python environment",
+                Path::new(&cmd),
+                &args,
+                &[],
+            )
+            .await
+        {
             if let InstallError::Command { tail, .. } = &e {
                 if tail.contains("ensurepip") || tail.contains("venv") {
                     return Err(InstallError::Python(format!(
@@ -1077,7 +1134,11 @@ impl Ctx {
 
     /// Fetches uv, and makes the venv with the manifest's Python. Returns the path of uv.
     async fn uv_venv(&self, uv: &Archive, venv: &Path) -> Result<PathBuf, InstallError> {
-        let ext = if uv.url.to_ascii_lowercase().ends_with(".zip") { "zip" } else { "tar.gz" };
+        let ext = if uv.url.to_ascii_lowercase().ends_with(".zip") {
+            "zip"
+        } else {
+            "tar.gz"
+        };
         let dest = self.meta.join("downloads").join(format!("uv.{ext}"));
         self.fetch("python", &uv.url, &dest, &uv.sha256).await?;
         let tools = self.meta.join("uv");
@@ -1086,9 +1147,8 @@ impl Ctx {
             .await
             .map_err(|e| io_err(&dest, e))??;
         let name = if cfg!(windows) { "uv.exe" } else { "uv" };
-        let uv_path = find_file(&tools, name).ok_or_else(|| {
-            InstallError::Python(format!("the uv archive has no {name}"))
-        })?;
+        let uv_path = find_file(&tools, name)
+            .ok_or_else(|| InstallError::Python(format!("the uv archive has no {name}")))?;
         let args = [
             "venv".to_string(),
             "--python".into(),
@@ -1098,14 +1158,21 @@ impl Ctx {
             venv.display().to_string(),
         ];
         let envs = self.uv_env();
-        self.command("python", "uv venv", &uv_path, &args, &envs).await?;
+        self.command("python", "uv venv", &uv_path, &args, &envs)
+            .await?;
         Ok(uv_path)
     }
 
     fn uv_env(&self) -> Vec<(String, String)> {
         vec![
-            ("UV_PYTHON_INSTALL_DIR".into(), self.meta.join("python").display().to_string()),
-            ("UV_CACHE_DIR".into(), self.meta.join("uv-cache").display().to_string()),
+            (
+                "UV_PYTHON_INSTALL_DIR".into(),
+                self.meta.join("python").display().to_string(),
+            ),
+            (
+                "UV_CACHE_DIR".into(),
+                self.meta.join("uv-cache").display().to_string(),
+            ),
         ]
     }
 
@@ -1122,7 +1189,12 @@ impl Ctx {
         let mut args: Vec<String> = Vec::new();
         let (program, envs) = match self.tool() {
             Tool::Uv(uv) => {
-                args.extend(["pip".into(), "install".into(), "--python".into(), python.display().to_string()]);
+                args.extend([
+                    "pip".into(),
+                    "install".into(),
+                    "--python".into(),
+                    python.display().to_string(),
+                ]);
                 if pre {
                     args.push("--prerelease=allow".into());
                 }
@@ -1156,12 +1228,24 @@ impl Ctx {
             .variants
             .get(&self.variant)
             .is_some_and(|t| t.pre);
-        self.detail("torch", format!("Installing PyTorch for {}…", self.variant.as_str()));
+        self.detail(
+            "torch",
+            format!("Installing PyTorch for {}…", self.variant.as_str()),
+        );
         let index = self.torch_index.clone();
         let packages = self.manifest.torch.packages.clone();
-        self.pip_install("torch", "Installing PyTorch", index.as_deref(), pre, &packages)
-            .await?;
-        Ok(Some(format!("PyTorch for {} installed.", self.variant.as_str())))
+        self.pip_install(
+            "torch",
+            "Installing PyTorch",
+            index.as_deref(),
+            pre,
+            &packages,
+        )
+        .await?;
+        Ok(Some(format!(
+            "PyTorch for {} installed.",
+            self.variant.as_str()
+        )))
     }
 
     async fn step_requirements(&mut self) -> Result<Option<String>, InstallError> {
@@ -1171,8 +1255,14 @@ impl Ctx {
         }
         let index = self.manifest.package_index.clone();
         let args = vec!["-r".to_string(), file.display().to_string()];
-        self.pip_install("requirements", "Installing ComfyUI's requirements", index.as_deref(), false, &args)
-            .await?;
+        self.pip_install(
+            "requirements",
+            "Installing ComfyUI's requirements",
+            index.as_deref(),
+            false,
+            &args,
+        )
+        .await?;
         Ok(Some("ComfyUI's requirements installed.".into()))
     }
 
@@ -1184,7 +1274,7 @@ impl Ctx {
             .map(|(p, f)| (p, f.clone()))
             .collect();
         // One progress line for the pack: the sum of its files.
-        let sizes: Arc<Mutex<BTreeMap<PathBuf, (u64, u64, u64)>>> = Arc::default();
+        let sizes: Arc<Mutex<FileProgress>> = Arc::default();
         let this = &*self;
         let futures = files.iter().map(|(dest, f)| {
             let mut request = DownloadRequest::new(&f.url, dest);
@@ -1202,8 +1292,12 @@ impl Ctx {
                 let sink: downloads::ProgressSink = Arc::new(move |p: Progress| {
                     let (done, total, speed) = {
                         let mut all = lock(&sizes);
-                        all.insert(p.dest.clone(), (p.downloaded, p.total.unwrap_or(planned), p.bytes_per_sec));
-                        all.values().fold((0, 0, 0), |a, v| (a.0 + v.0, a.1 + v.1, a.2 + v.2))
+                        all.insert(
+                            p.dest.clone(),
+                            (p.downloaded, p.total.unwrap_or(planned), p.bytes_per_sec),
+                        );
+                        all.values()
+                            .fold((0, 0, 0), |a, v| (a.0 + v.0, a.1 + v.1, a.2 + v.2))
                     };
                     tx.send_modify(|s| {
                         if let Some(st) = s.steps.iter_mut().find(|st| st.id == step) {
@@ -1226,7 +1320,9 @@ impl Ctx {
         for r in results {
             match r {
                 Ok(_) => {}
-                Err(e) if first_err.is_none() || matches!(first_err, Some(InstallError::Stopped)) => {
+                Err(e)
+                    if first_err.is_none() || matches!(first_err, Some(InstallError::Stopped)) =>
+                {
                     first_err = Some(e)
                 }
                 Err(_) => {}
@@ -1248,7 +1344,10 @@ impl Ctx {
         };
         let path = self.install.join("extra_model_paths.yaml");
         std::fs::write(&path, extra_model_paths_yaml(dir)).map_err(|e| io_err(&path, e))?;
-        Ok(Some(format!("ComfyUI also reads models from {}.", dir.display())))
+        Ok(Some(format!(
+            "ComfyUI also reads models from {}.",
+            dir.display()
+        )))
     }
 
     async fn step_start(&mut self) -> Result<Option<String>, InstallError> {
@@ -1266,6 +1365,13 @@ impl Ctx {
         };
         self.env.local.set_config(&cfg).await?;
         self.detail("start", format!("Starting ComfyUI on port {}…", self.port));
+        let before = self.env.local.refresh().await;
+        if before.state == crate::installer::status::LocalState::Running {
+            self.unchanged = true;
+            let url = cfg.url();
+            self.tx.send_modify(|s| s.url = Some(url.clone()));
+            return Ok(Some(format!("Already running at {url}.")));
+        }
         let mut stop = self.stop.clone();
         let st = tokio::select! {
             r = self.env.local.start() => r?,
@@ -1276,7 +1382,10 @@ impl Ctx {
         };
         let url = cfg.url();
         self.tx.send_modify(|s| s.url = Some(url.clone()));
-        Ok(Some(format!("Running at {url} (pid {}).", st.pid.unwrap_or(0))))
+        Ok(Some(format!(
+            "Running at {url} (pid {}).",
+            st.pid.unwrap_or(0)
+        )))
     }
 
     async fn step_verify(&mut self) -> Result<Option<String>, InstallError> {
@@ -1302,7 +1411,9 @@ impl Ctx {
             other => return Err(InstallError::Verify(format!("{other:?}"))),
         };
         let Some((_, image)) = outputs.first() else {
-            return Err(InstallError::Verify("the workflow finished without an image".into()));
+            return Err(InstallError::Verify(
+                "the workflow finished without an image".into(),
+            ));
         };
         let dest = self.meta.join("check.png");
         client
@@ -1325,12 +1436,23 @@ impl Ctx {
             self.tx.send_modify(|st| st.server_id = Some(id));
             if !list.iter().any(|s| s.active) {
                 servers.activate(Some(&s.id)).await?;
+            } else {
+                self.unchanged = true;
             }
-            return Ok(Some(format!("\"{}\" is already in the server list.", s.name)));
+            return Ok(Some(format!(
+                "\"{}\" is already in the server list.",
+                s.name
+            )));
         }
         let taken = |n: &str| list.iter().any(|s| s.name.eq_ignore_ascii_case(n));
         let name = (1..)
-            .map(|i| if i == 1 { "Local".to_string() } else { format!("Local {i}") })
+            .map(|i| {
+                if i == 1 {
+                    "Local".to_string()
+                } else {
+                    format!("Local {i}")
+                }
+            })
             .find(|n| !taken(n))
             .unwrap_or_else(|| "Local".into());
         let server = servers
@@ -1345,7 +1467,9 @@ impl Ctx {
         servers.activate(Some(&server.id)).await?;
         let id = server.id.clone();
         self.tx.send_modify(|st| st.server_id = Some(id));
-        Ok(Some(format!("Added \"{name}\" and made it the active server.")))
+        Ok(Some(format!(
+            "Added \"{name}\" and made it the active server."
+        )))
     }
 
     /// Runs a command in the install folder, its output to the log and its last line to the step's detail.
@@ -1357,7 +1481,8 @@ impl Ctx {
         args: &[String],
         envs: &[(String, String)],
     ) -> Result<(), InstallError> {
-        self.log.line(&format!("$ {} {}", program.display(), args.join(" ")));
+        self.log
+            .line(&format!("$ {} {}", program.display(), args.join(" ")));
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .current_dir(&self.install)
@@ -1370,10 +1495,9 @@ impl Ctx {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().map_err(|e| InstallError::Python(format!(
-            "{what}: could not run {}: {e}",
-            program.display()
-        )))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            InstallError::Python(format!("{what}: could not run {}: {e}", program.display()))
+        })?;
         let tail: Arc<Mutex<Vec<String>>> = Arc::default();
         let pump = |stream: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
             let tail = tail.clone();
@@ -1428,6 +1552,9 @@ impl Ctx {
     }
 }
 
+/// Per file of a pack: (bytes on disk, total, bytes per second).
+type FileProgress = BTreeMap<PathBuf, (u64, u64, u64)>;
+
 /// Resolves once the user pauses or cancels.
 async fn stopped(rx: &mut watch::Receiver<Stop>) {
     let _ = rx.wait_for(|s| *s != Stop::Run).await;
@@ -1436,7 +1563,13 @@ async fn stopped(rx: &mut watch::Receiver<Stop>) {
 /// A version string safe in a file name.
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

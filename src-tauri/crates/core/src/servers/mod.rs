@@ -190,6 +190,11 @@ impl ServerList {
         Self { store, secrets }
     }
 
+    /// The keychain this list keeps its secrets in (tokens for downloads live there too).
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
     /// Every server, in list order.
     pub async fn list(&self) -> Result<Vec<Server>, ServersError> {
         self.store.call(|c| Ok(list_in(c)?)).await

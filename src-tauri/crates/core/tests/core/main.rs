@@ -3,6 +3,7 @@
 
 mod downloads;
 mod health;
+mod installer;
 mod jobs;
 mod servers;
 mod support;

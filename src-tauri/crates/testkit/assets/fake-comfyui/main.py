@@ -80,7 +80,9 @@ def read_extra_model_paths(path):
 
 
 EXTRA_PATHS = {}
-for config in args.extra_model_paths_config:
+# Like ComfyUI: an extra_model_paths.yaml beside main.py is read without being named on the command line.
+DEFAULT_EXTRA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "extra_model_paths.yaml")
+for config in ([DEFAULT_EXTRA] if os.path.isfile(DEFAULT_EXTRA) else []) + args.extra_model_paths_config:
     for folder, dirs in read_extra_model_paths(config).items():
         EXTRA_PATHS.setdefault(folder, []).extend(dirs)
 

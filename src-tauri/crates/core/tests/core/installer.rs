@@ -1,0 +1,361 @@
+//! The installer end to end against testkit's install host: a manifest on loopback, a ComfyUI-compatible server
+//! program as the "ComfyUI archive", a package index with a tiny torch wheel, a model file with its checksum. Real
+//! venv, real pip, a real server process under the supervisor.
+
+use std::path::Path;
+use std::time::Duration;
+
+use comfyfleet_core::downloads::Downloads;
+use comfyfleet_core::installer::extract::{extract, ExtractError};
+use comfyfleet_core::installer::run::{InstallEnv, Installer, Record};
+use comfyfleet_core::installer::status::{InstallRequest, InstallState, LocalState, StepState};
+use comfyfleet_core::local::LocalServer;
+use comfyfleet_testkit::installhost::{ARCHIVE_PATH, MODEL_PATH};
+use comfyfleet_testkit::{InstallHost, InstallHostConfig};
+
+use crate::support::{fleet, TestFleet};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn installer(t: &TestFleet) -> (Installer, LocalServer) {
+    let local = LocalServer::with_start_timeout(
+        t.fleet.store.clone(),
+        t.fleet.home.clone(),
+        Duration::from_secs(60),
+    );
+    let downloads = Downloads::new(t.fleet.store.clone(), Default::default());
+    (
+        Installer::new(InstallEnv::new(&t.fleet, local.clone(), downloads)),
+        local,
+    )
+}
+
+/// Stops the local server even when an assertion fails first.
+struct StopOnDrop(LocalServer);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.status().pid {
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+    }
+}
+
+fn states(status: &comfyfleet_core::installer::status::InstallStatus) -> Vec<(String, StepState)> {
+    status
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.state))
+        .collect()
+}
+
+async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installer_installs_starts_verifies_registers_and_a_rerun_changes_nothing() {
+    let host = InstallHost::start(InstallHostConfig::default()).await;
+    let t = fleet();
+    let (inst, local) = installer(&t);
+    let _guard = StopOnDrop(local.clone());
+    let path = t.dir.path().join("ComfyUI");
+    let port = free_port();
+    let req = InstallRequest {
+        install_path: path.display().to_string(),
+        packs: vec!["tiny".into()],
+        manifest: Some(host.manifest_url()),
+        port: Some(port),
+        ..Default::default()
+    };
+
+    let done = inst.install(req.clone()).await.unwrap();
+    assert_eq!(done.state, InstallState::Done, "{:?}", done.error);
+    assert_eq!(
+        states(&done),
+        [
+            ("comfyui", StepState::Done),
+            ("python", StepState::Done),
+            ("torch", StepState::Done),
+            ("requirements", StepState::Done),
+            ("models:tiny", StepState::Done),
+            ("start", StepState::Done),
+            ("verify", StepState::Done),
+            ("register", StepState::Done),
+        ]
+        .map(|(a, b)| (a.to_string(), b))
+    );
+    // What the steps made: ComfyUI unpacked, torch in the venv, the model verified, a test image, the server.
+    assert!(path.join("main.py").is_file());
+    let model = path.join("models/checkpoints/tiny.safetensors");
+    assert_eq!(
+        comfyfleet_core::downloads::hash::sha256_file(&model).unwrap(),
+        host.model_sha256()
+    );
+    assert!(path.join(".comfyfleet/check.png").is_file());
+    let st = local.refresh().await;
+    assert_eq!(st.state, LocalState::Running);
+    let stats: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/system_stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["system"]["pytorch_version"], "2.9.0+cpu");
+    assert_eq!(
+        stats["system"]["argv"]
+            .as_array()
+            .map(|a| a.iter().any(|v| v == "--cpu")),
+        Some(true),
+        "no GPU here: ComfyUI runs with --cpu ({stats})"
+    );
+    let servers = t.fleet.servers.list().await.unwrap();
+    assert_eq!(servers.len(), 1);
+    let server = &servers[0];
+    assert_eq!(
+        (server.name.as_str(), server.url.clone(), server.active),
+        ("Local", format!("http://127.0.0.1:{port}"), true)
+    );
+    assert!(server.has_tag("local"));
+    assert_eq!(done.server_id.as_deref(), Some(server.id.as_str()));
+
+    // Rerun after success: every step skipped, nothing fetched, the same server process and list.
+    let record = std::fs::read(Record::path(&path)).unwrap();
+    let (inst2, _) = installer(&t);
+    let again = inst2.install(req).await.unwrap();
+    assert_eq!(again.state, InstallState::Done, "{:?}", again.error);
+    assert!(
+        again.steps.iter().all(|s| s.state == StepState::Skipped),
+        "{:?}",
+        states(&again)
+    );
+    assert_eq!(
+        (host.fetches(ARCHIVE_PATH), host.fetches(MODEL_PATH)),
+        (1, 1)
+    );
+    assert_eq!(std::fs::read(Record::path(&path)).unwrap(), record);
+    assert_eq!(local.refresh().await.pid, st.pid);
+    assert_eq!(t.fleet.servers.list().await.unwrap(), servers);
+
+    // The supervisor: a crash is noticed and ComfyUI restarted after a back-off.
+    let pid = st.pid.unwrap();
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    until("the crash to be noticed", 10, async || {
+        local.status().state == LocalState::Crashed
+    })
+    .await;
+    let crashed = local.status();
+    assert_eq!(crashed.restarts, 1);
+    assert!(
+        crashed
+            .last_error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("restarting"),
+        "{crashed:?}"
+    );
+    until("the restart", 60, async || {
+        local.status().state == LocalState::Running
+    })
+    .await;
+    let restarted = local.status();
+    assert_ne!(restarted.pid, Some(pid));
+    assert!(local
+        .logs(200)
+        .unwrap()
+        .text
+        .contains("To see the GUI go to"));
+
+    // Stop: the process is gone and the port free; a start again works.
+    let new_pid = restarted.pid.unwrap();
+    let stopped = local.stop().await.unwrap();
+    assert_eq!(stopped.state, LocalState::Stopped);
+    assert!(!comfyfleet_core::local::process_alive(new_pid));
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_server_explains_a_port_already_in_use() {
+    let t = fleet();
+    let local = LocalServer::new(t.fleet.store.clone(), t.fleet.home.clone());
+    let install = t.dir.path().join("ComfyUI");
+    // A venv python that exists (the port check comes after it).
+    let bin = comfyfleet_core::local::venv_python(&install);
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/bin/true", &bin).unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    local
+        .set_config(&comfyfleet_core::local::LocalConfig {
+            install_path: install,
+            port,
+            cpu: true,
+            keep_running: false,
+        })
+        .await
+        .unwrap();
+    let err = local.start().await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("Port {port} is already used by another program")),
+        "{err}"
+    );
+    assert_eq!(local.status().state, LocalState::Stopped);
+    assert!(local.status().last_error.is_some());
+}
+
+/// A gzip tar with the given (path, kind) entries written raw (the tar crate refuses to build bad paths).
+fn hostile_tar(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("evil.tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut b = tar::Builder::new(gz);
+    let mut add = |name: &str, kind: tar::EntryType, link: Option<&str>, body: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        {
+            let raw = h.as_old_mut();
+            raw.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                raw.linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+        }
+        h.set_entry_type(kind);
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, body).unwrap();
+    };
+    add("pkg/", tar::EntryType::Directory, None, b"");
+    add(
+        "pkg/main.py",
+        tar::EntryType::Regular,
+        None,
+        b"print('ok')\n",
+    );
+    add("pkg/../evil", tar::EntryType::Regular, None, b"outside\n");
+    add(
+        "/tmp/comfyfleet-absolute-evil",
+        tar::EntryType::Regular,
+        None,
+        b"abs\n",
+    );
+    add("pkg/escape", tar::EntryType::Symlink, Some("../../.."), b"");
+    add(
+        "pkg/escape/through",
+        tar::EntryType::Regular,
+        None,
+        b"via link\n",
+    );
+    b.into_inner().unwrap().finish().unwrap();
+    path
+}
+
+#[test]
+fn extract_refuses_parent_absolute_and_escaping_link_entries_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = hostile_tar(dir.path());
+    let dest = dir.path().join("install/ComfyUI");
+    let err = extract(&archive, &dest, "pkg/").unwrap_err();
+    assert!(matches!(err, ExtractError::Unsafe { .. }), "{err}");
+    assert!(err.to_string().contains("evil"), "{err}");
+    // Nothing at all was written: not the good file, not outside, not at the absolute path.
+    assert!(!dest.exists());
+    assert!(!dir.path().join("install/evil").exists());
+    assert!(!Path::new("/tmp/comfyfleet-absolute-evil").exists());
+
+    // Each bad entry alone is refused with its own reason.
+    for (name, kind, link, why) in [
+        ("pkg/../evil", tar::EntryType::Regular, None, ".."),
+        (
+            "/tmp/comfyfleet-absolute-evil",
+            tar::EntryType::Regular,
+            None,
+            "absolute",
+        ),
+        (
+            "pkg/escape",
+            tar::EntryType::Symlink,
+            Some("../../.."),
+            "outside",
+        ),
+        (
+            "pkg/abs-link",
+            tar::EntryType::Symlink,
+            Some("/etc"),
+            "absolute",
+        ),
+    ] {
+        let one = dir.path().join("one.tar.gz");
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&one).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        {
+            let raw = h.as_old_mut();
+            raw.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                raw.linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+        }
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, &b""[..]).unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+        let err = extract(&one, &dest, "pkg/").unwrap_err().to_string();
+        assert!(err.contains(why), "{name}: {err}");
+        assert!(!dest.exists());
+    }
+
+    // A clean archive with a link that stays inside unpacks.
+    let good = dir.path().join("good.tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&good).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o755);
+    h.set_cksum();
+    b.append_data(&mut h, "pkg/bin/run.sh", &b"hi\n"[..])
+        .unwrap();
+    let mut l = tar::Header::new_gnu();
+    l.set_entry_type(tar::EntryType::Symlink);
+    l.set_size(0);
+    b.append_link(&mut l, "pkg/run", "bin/run.sh").unwrap();
+    b.into_inner().unwrap().finish().unwrap();
+    let out = extract(&good, &dest, "pkg/").unwrap();
+    assert_eq!(out.files, 1);
+    assert_eq!(std::fs::read(dest.join("run")).unwrap(), b"hi\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(dest.join("bin/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+}
