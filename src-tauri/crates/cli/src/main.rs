@@ -1,6 +1,7 @@
 //! comfyfleet: the ComfyFleet CLI — thin subcommands over comfyfleet-core.
 
 mod download;
+mod install;
 mod jobs;
 mod servers;
 mod system;
@@ -40,6 +41,11 @@ enum Command {
     Download(download::DownloadArgs),
     /// Show this machine's GPUs, CPU, RAM and OS.
     Gpu(system::GpuArgs),
+    /// Install ComfyUI on this computer: check, plan, download, set up Python, start, verify, register.
+    Install(install::InstallArgs),
+    /// Start, stop and watch the local ComfyUI.
+    #[command(subcommand)]
+    Local(install::LocalCmd),
 }
 
 /// An error for the user: printed as one line on stderr.
@@ -90,6 +96,8 @@ async fn with_fleet(home: Option<PathBuf>, command: Command) -> Result<Outcome, 
         Command::Jobs(cmd) => jobs::jobs(&fleet, cmd).await,
         Command::Download(args) => download::run(&fleet, args).await,
         Command::Gpu(args) => system::gpu(args),
+        Command::Install(args) => install::install(&fleet, args).await,
+        Command::Local(cmd) => install::local(&fleet, cmd).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod download;
 mod gpu;
+mod install;
 mod jobs;
 mod servers;
 
