@@ -11,6 +11,8 @@ APT_PACKAGES=(
   build-essential libssl-dev libxdo-dev pkg-config libdbus-1-dev curl
   # End-to-end tests: a virtual display, the WebKit WebDriver, a session bus and a Secret Service
   xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring libsecret-tools
+  # Installer tests: a real Python virtual environment with pip (the local ComfyUI runs in one)
+  python3 python3-venv
 )
 
 apt_missing() {

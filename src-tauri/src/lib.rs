@@ -139,6 +139,7 @@ pub fn run() {
             let installer = comfyfleet_core::installer::run::Installer::new(
                 comfyfleet_core::installer::run::InstallEnv::new(&fleet, local.clone(), engine),
             );
+            tauri::async_runtime::block_on(async { installer.warm_up() });
             app.manage(AppState {
                 fleet: fleet.clone(),
                 dispatcher,

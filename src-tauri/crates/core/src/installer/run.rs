@@ -444,6 +444,8 @@ pub struct Installer {
     env: InstallEnv,
     tx: Arc<watch::Sender<InstallStatus>>,
     current: Arc<Mutex<Option<Current>>>,
+    /// The system Python, looked up once per process (starting an interpreter can take a few hundred ms).
+    python: Arc<tokio::sync::OnceCell<Option<(String, String)>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -456,7 +458,23 @@ impl Installer {
             env,
             tx: Arc::new(watch::channel(InstallStatus::idle()).0),
             current: Arc::new(Mutex::new(None)),
+            python: Arc::default(),
         }
+    }
+
+    /// Looks for the system Python in the background now, so the wizard's first check need not wait for it.
+    pub fn warm_up(&self) {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let me = self.clone();
+            rt.spawn(async move { me.system_python().await });
+        }
+    }
+
+    async fn system_python(&self) -> Option<(String, String)> {
+        self.python
+            .get_or_init(find_system_python)
+            .await
+            .clone()
     }
 
     pub fn status(&self) -> InstallStatus {
@@ -469,10 +487,13 @@ impl Installer {
 
     /// The system check and the plan for this request. Never fails: problems are checks or `plan_error`.
     pub async fn check(&self, req: &InstallRequest) -> InstallCheck {
-        let facts = tokio::task::spawn_blocking(crate::system::facts)
-            .await
-            .unwrap_or_else(|_| crate::system::facts());
-        let manifest = load_manifest(req.manifest.as_deref()).await;
+        // The slow parts side by side: the machine's facts, the manifest, the system Python.
+        let (facts, manifest, system_python) = tokio::join!(
+            tokio::task::spawn_blocking(crate::system::facts),
+            load_manifest(req.manifest.as_deref()),
+            self.system_python()
+        );
+        let facts = facts.unwrap_or_else(|_| crate::system::facts());
         let disk = crate::system::disk_space(Path::new(&req.install_path));
         let (plan, plan_error, manifest) = match manifest {
             Ok(m) => match plan(&m, &machine_for(&facts, req), &choices(req)) {
@@ -485,11 +506,7 @@ impl Installer {
         let has_uv = manifest
             .as_ref()
             .is_some_and(|m| m.uv.archives.contains_key(&platform));
-        let python = if has_uv {
-            None
-        } else {
-            find_system_python().await
-        };
+        let python = if has_uv { None } else { system_python };
         let port = req.port.unwrap_or(DEFAULT_PORT);
         let port_free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
         let checks = checks(
