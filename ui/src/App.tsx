@@ -109,7 +109,7 @@ function Shell({ initialPage }: { initialPage: Page }) {
         ) : page === "downloads" ? (
           <DownloadsPage />
         ) : page === "servers" ? (
-          <ServersPage />
+          <ServersPage onGoToInstall={() => setPage("install")} />
         ) : page === "install" ? (
           <InstallPage onGoToGenerate={() => setPage("generate")} onGoToServers={() => setPage("servers")} />
         ) : (
