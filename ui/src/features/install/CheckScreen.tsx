@@ -1,5 +1,5 @@
 import { open } from "@tauri-apps/plugin-dialog";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { commands, type Check, type InstallCheck, type PackInfo, type Plan } from "../../bindings";
 import { Badge } from "../../components/Badge";
 import { Button } from "../../components/Button";
@@ -42,6 +42,13 @@ export function CheckScreen({ form, note }: Props) {
   const { check, checking, error } = useInstallCheck(request, retryKey);
   const blocker = checking ? "Checking your choices…" : installBlocker(check, form);
   const port = portError(form.port);
+
+  // Packs the manifest does not offer (a default, or a pack from an older manifest) are dropped.
+  useEffect(() => {
+    if (!check) return;
+    const known = new Set(check.packs.map((p) => p.id));
+    setForm((f) => (f && f.packs.some((id) => !known.has(id)) ? { ...f, packs: f.packs.filter((id) => known.has(id)) } : f));
+  }, [check, setForm]);
 
   const update = (patch: Partial<InstallForm>) => {
     setStartError(null);

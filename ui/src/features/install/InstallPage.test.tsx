@@ -64,6 +64,18 @@ describe("Install page — check", () => {
     await waitFor(() => expect(lastCheck(fake).variant).toBe("rocm"));
   });
 
+  it("takes the install folder from the folder picker and drops packs the manifest does not offer", { timeout: 30_000 }, async () => {
+    const fake = installFakeBackend({ installCheck: (request) => ({ ...installCheckFor(request), packs: installCheckFor(request).packs.filter((p) => p.id !== "sd15") }) });
+    fake.state.dialogOpenPath = "/data/ComfyUI";
+    const { user } = renderApp("install");
+    await screen.findByTestId("install-plan");
+    await waitFor(() => expect(lastCheck(fake).packs).toEqual([]));
+    await user.click(screen.getByTestId("install-path-browse"));
+    await waitFor(() => expect(screen.getByTestId("install-path")).toHaveValue("/data/ComfyUI"));
+    await waitFor(() => expect(lastCheck(fake).install_path).toBe("/data/ComfyUI"));
+    expect(fake.callsTo("plugin:dialog|open")[0].args).toMatchObject({ options: { directory: true } });
+  });
+
   it("says why there is no plan and keeps Install disabled", async () => {
     installFakeBackend({
       installCheck: (request) => ({
