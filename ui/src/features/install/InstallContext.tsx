@@ -4,6 +4,7 @@ import { Channel } from "@tauri-apps/api/core";
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import { commands, type InstallStatus, type UiError } from "../../bindings";
 import { call, errorMessage, type Result } from "../../lib/errors";
+import { useServers } from "../servers/ServersContext";
 import type { InstallForm } from "./installModel";
 
 type InstallApi = {
@@ -37,6 +38,15 @@ export function InstallProvider({ children }: { children: ReactNode }) {
   /** Counts channel messages: a command's answer older than the last message is not shown. */
   const received = useRef(0);
   const mounted = useRef(true);
+  const { refresh: refreshServers } = useServers();
+  const lastState = useRef<InstallStatus["state"] | null>(null);
+
+  // A finished install registered the "Local" server and made it active: reload the server list once.
+  useEffect(() => {
+    const state = status?.state ?? null;
+    if (state === "done" && lastState.current !== null && lastState.current !== "done") void refreshServers();
+    lastState.current = state;
+  }, [status?.state, refreshServers]);
 
   const refresh = useCallback(async () => {
     const before = received.current;

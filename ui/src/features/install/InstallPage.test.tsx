@@ -203,13 +203,15 @@ describe("Install page — installing", () => {
     expect(screen.getByTestId("nav-generate")).toHaveAttribute("aria-current", "page");
   });
 
-  it("moves to the success screen when the channel says done", async () => {
+  it("moves to the success screen when the channel says done, and reloads the servers", async () => {
     const fake = installFakeBackend({ install: RUNNING });
     renderApp("install");
     await screen.findByTestId("install-step-venv");
+    const listed = fake.callsTo("servers_list").length;
     act(() => {
       fake.pushInstallStatus({ ...RUNNING, state: "done", url: "http://127.0.0.1:8190", steps: RUNNING.steps.map((s) => ({ ...s, state: "done" })) });
     });
     expect(await screen.findByTestId("install-done-url")).toHaveTextContent("http://127.0.0.1:8190");
+    await waitFor(() => expect(fake.callsTo("servers_list").length).toBe(listed + 1));
   });
 });
