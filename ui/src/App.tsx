@@ -7,6 +7,8 @@ import { GalleryImagesProvider } from "./features/gallery/GalleryImages";
 import { GalleryPage } from "./features/gallery/GalleryPage";
 import { GeneratePage } from "./features/generate/GeneratePage";
 import { GenerateSessionProvider } from "./features/generate/GenerateSession";
+import { InstallProvider, useInstall } from "./features/install/InstallContext";
+import { InstallPage } from "./features/install/InstallPage";
 import { JobsPage } from "./features/jobs/JobsPage";
 import { JobsProvider, useJobs } from "./features/jobs/JobsContext";
 import { ActiveServerLine } from "./features/servers/ActiveServerLine";
@@ -14,7 +16,7 @@ import { ServersPage } from "./features/servers/ServersPage";
 import { ServersProvider, useServers } from "./features/servers/ServersContext";
 import { SettingsPage } from "./features/settings/SettingsPage";
 
-export type Page = "generate" | "jobs" | "gallery" | "downloads" | "servers" | "settings";
+export type Page = "generate" | "jobs" | "gallery" | "downloads" | "servers" | "install" | "settings";
 
 const PAGES: { id: Page; label: string }[] = [
   { id: "generate", label: "Generate" },
@@ -22,6 +24,7 @@ const PAGES: { id: Page; label: string }[] = [
   { id: "gallery", label: "Gallery" },
   { id: "downloads", label: "Downloads" },
   { id: "servers", label: "Servers" },
+  { id: "install", label: "Install" },
   { id: "settings", label: "Settings" },
 ];
 
@@ -34,7 +37,9 @@ export function App({ initialPage = "generate" }: { initialPage?: Page }) {
           <GalleryImagesProvider>
             <GenerateSessionProvider>
               <DownloadsProvider>
-                <Shell initialPage={initialPage} />
+                <InstallProvider>
+                  <Shell initialPage={initialPage} />
+                </InstallProvider>
               </DownloadsProvider>
             </GenerateSessionProvider>
           </GalleryImagesProvider>
@@ -49,6 +54,7 @@ function Shell({ initialPage }: { initialPage: Page }) {
   const { servers } = useServers();
   const { jobs } = useJobs();
   const { downloads } = useDownloads();
+  const { status: install } = useInstall();
   const activeDownloads = downloads ? downloads.filter(isActive).length : 0;
   const activeJobs = jobs ? jobs.filter((j) => j.state === "queued" || j.state === "dispatched" || j.state === "running").length : 0;
 
@@ -77,6 +83,11 @@ function Shell({ initialPage }: { initialPage: Page }) {
                       {activeDownloads}
                     </span>
                   )}
+                  {p.id === "install" && install?.state === "running" && (
+                    <span className="nav-count nav-count-live" data-testid="nav-install-running" title="Installing">
+                      …
+                    </span>
+                  )}
                   {p.id === "jobs" && activeJobs > 0 && (
                     <span className="nav-count nav-count-live" data-testid="nav-jobs-count" title={`${activeJobs} in the queue`}>
                       {activeJobs}
@@ -98,7 +109,9 @@ function Shell({ initialPage }: { initialPage: Page }) {
         ) : page === "downloads" ? (
           <DownloadsPage />
         ) : page === "servers" ? (
-          <ServersPage />
+          <ServersPage onGoToInstall={() => setPage("install")} />
+        ) : page === "install" ? (
+          <InstallPage onGoToGenerate={() => setPage("generate")} onGoToServers={() => setPage("servers")} />
         ) : (
           <SettingsPage />
         )}

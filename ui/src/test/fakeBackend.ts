@@ -7,15 +7,21 @@ import type {
   DownloadItem,
   DownloadUpdate,
   ImportReport,
+  InstallCheck,
+  InstallRequest,
+  InstallStatus,
   Job,
   JobState,
   JobUpdate,
+  LocalStatus,
+  LogTail,
   ModelRef,
   RouterConfig,
   ServerInput,
   ServerStatus,
   Server,
   Settings,
+  StepStatus,
   SubmitRequest,
   Template,
   TextInput,
@@ -34,6 +40,11 @@ type Init = {
   jobs?: Job[];
   router?: RouterConfig;
   downloads?: DownloadItem[];
+  /** What `install_check` answers for a request (default: `installCheckFor`). */
+  installCheck?: (request: InstallRequest) => InstallCheck;
+  install?: InstallStatus;
+  local?: LocalStatus;
+  localLog?: LogTail;
 };
 
 /** The built-in templates as the core lists them. */
@@ -226,6 +237,118 @@ export function uiError(message: string, code = "invalid_input"): UiError {
   return { code, message, details: null };
 }
 
+/** The model packs the shipped manifest offers. */
+export const PACKS: InstallCheck["packs"] = [
+  { id: "sd15", name: "Stable Diffusion 1.5", description: "The classic 512×512 model; runs on 4 GB of VRAM.", size: 2_130_000_000, min_vram_gb: 4, gated: false },
+  { id: "sdxl", name: "Stable Diffusion XL base 1.0", description: "1024×1024 images; about 8 GB of VRAM.", size: 6_940_000_000, min_vram_gb: 8, gated: false },
+  { id: "flux-dev", name: "FLUX.1 [dev]", description: "Needs your Hugging Face token.", size: 23_800_000_000, min_vram_gb: 24, gated: true },
+];
+
+/** What the core's system check answers on a Linux box with an RTX 4090 (a plan for the request's packs). */
+export function installCheckFor(request: InstallRequest, overrides: Partial<InstallCheck> = {}): InstallCheck {
+  const packSteps = request.packs.map((id) => {
+    const pack = PACKS.find((p) => p.id === id);
+    return { id: `models:${id}`, title: `Download ${pack?.name ?? id}`, download: pack?.size ?? 0, disk: pack?.size ?? 0 };
+  });
+  const steps = [
+    { id: "uv", title: "Download uv", download: 20 * MB, disk: 50 * MB },
+    { id: "comfyui", title: "Download ComfyUI 0.3.64", download: 30 * MB, disk: 80 * MB },
+    { id: "venv", title: "Create the Python environment (PyTorch for cuda128)", download: 3_000 * MB, disk: 6_000 * MB },
+    ...packSteps,
+    { id: "start", title: "Start ComfyUI and run a test image", download: 0, disk: 0 },
+  ];
+  const download_bytes = steps.reduce((n, st) => n + st.download, 0);
+  const disk_needed = steps.reduce((n, st) => n + st.disk, 0);
+  return {
+    facts: {
+      os: "linux",
+      os_version: "Linux 12 Debian GNU/Linux 12 (bookworm)",
+      arch: "x86_64",
+      cpu: "AMD Ryzen 9 7950X",
+      cpu_cores: 16,
+      ram_total: 64 * GIB,
+      ram_available: 48 * GIB,
+      gpu: {
+        gpus: [
+          {
+            vendor: "nvidia",
+            name: "NVIDIA GeForce RTX 4090",
+            vram_total: 24 * GIB,
+            vram_free: 22 * GIB,
+            driver_version: "570.124",
+            cuda_driver_version: { major: 12, minor: 8 },
+            compute_capability: "8.9",
+            power_draw_mw: 30_000,
+          },
+        ],
+        nvml_unavailable: null,
+      },
+    },
+    disk: { measured: "/home/artist", mount_point: "/home", available: 400 * GIB, total: 1000 * GIB },
+    checks: [
+      { id: "gpu", label: "GPU", level: "pass", detail: "NVIDIA GeForce RTX 4090, 24 GB VRAM, driver 570.124 (CUDA 12.8)." },
+      { id: "ram", label: "Memory", level: "pass", detail: "64 GB of RAM." },
+      { id: "disk", label: "Disk space", level: "pass", detail: "400 GB free on /home." },
+    ],
+    comfyui_version: "0.3.64",
+    packs: PACKS,
+    plan: request.install_path.trim()
+      ? {
+          variant: "cuda128",
+          variant_reason: "Your driver supports CUDA 12.8; PyTorch for cuda128 is the newest it can run.",
+          torch_index: "https://download.pytorch.org/whl/cu128",
+          steps,
+          download_bytes,
+          disk_needed,
+          disk_available: 400 * GIB,
+          estimated_secs: 900,
+          recommendation: "local",
+          recommendation_reason: "Your RTX 4090 has 24 GB of VRAM: every pack runs here.",
+          warnings: [],
+        }
+      : null,
+    plan_error: request.install_path.trim() ? null : { code: "installer.no_path", message: "Choose a folder to install ComfyUI into.", details: null },
+    done_steps: [],
+    ...overrides,
+  };
+}
+
+/** One step of a running install (pending by default). */
+export function stepStatus(overrides: Partial<StepStatus> & { id: string }): StepStatus {
+  return { title: `Step ${overrides.id}`, state: "pending", detail: null, done_bytes: 0, total_bytes: null, bytes_per_sec: 0, eta_secs: null, ...overrides };
+}
+
+/** An install's status (idle by default). */
+export function installStatus(overrides: Partial<InstallStatus> = {}): InstallStatus {
+  return {
+    state: "idle",
+    install_path: "",
+    steps: [],
+    error: null,
+    log_path: "/home/artist/.local/share/comfyfleet/logs/install.log",
+    server_id: null,
+    url: null,
+    elapsed_ms: 0,
+    ...overrides,
+  };
+}
+
+/** The local server supervisor's status (not installed by default). */
+export function localStatus(overrides: Partial<LocalStatus> = {}): LocalStatus {
+  return {
+    state: "not_installed",
+    install_path: null,
+    url: null,
+    port: 8188,
+    pid: null,
+    keep_running: false,
+    restarts: 0,
+    last_error: null,
+    log_path: null,
+    ...overrides,
+  };
+}
+
 /**
  * Installs the fake. `handlers` override single commands (return a value, or throw a UiError object the way
  * Rust rejects an invoke).
@@ -243,6 +366,10 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     jobs: [...(init.jobs ?? [])],
     router: init.router ?? ({ policy: "manual", auto_switch: false, local_queue_threshold: 5, max_in_flight: 2 } as RouterConfig),
     downloads: [...(init.downloads ?? [])],
+    installCheck: init.installCheck ?? ((request: InstallRequest) => installCheckFor(request)),
+    install: init.install ?? installStatus(),
+    local: init.local ?? localStatus(),
+    localLog: init.localLog ?? ({ path: "/home/artist/.local/share/comfyfleet/logs/comfyui.log", text: "", truncated: false } as LogTail),
     now: T0 + 60_000,
   };
   const calls: Call[] = [];
@@ -270,6 +397,21 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     const item = saveDownload(update.item);
     const internals = (window as unknown as { __TAURI_INTERNALS__: { runCallback: (id: number, data: unknown) => void } }).__TAURI_INTERNALS__;
     for (const ch of downloadChannels) internals.runCallback(ch.id, { index: ch.next++, message: { ...update, item } });
+  }
+
+  /** The channels `installSubscribe` was given. */
+  const installChannels: { id: number; next: number }[] = [];
+
+  /** Makes `status` the install's status and sends it whole down every install channel, as the Rust side does. */
+  function pushInstallStatus(status: InstallStatus) {
+    state.install = status;
+    const internals = (window as unknown as { __TAURI_INTERNALS__: { runCallback: (id: number, data: unknown) => void } }).__TAURI_INTERNALS__;
+    for (const ch of installChannels) internals.runCallback(ch.id, { index: ch.next++, message: status });
+    return status;
+  }
+
+  function installNotNow(action: string): never {
+    throw uiError(`The install is ${state.install.state}, so it cannot be ${action}.`, "installer.not_now");
   }
 
   function notNow(d: DownloadItem, action: string): never {
@@ -438,6 +580,72 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       downloadChannels.push({ id: (a.onUpdate as { id: number }).id, next: 0 });
       return null;
     },
+    install_check: (a) => state.installCheck(a.request as InstallRequest),
+    install_start: (a) => {
+      const request = a.request as InstallRequest;
+      if (state.install.state === "running") installNotNow("started again");
+      const plan = state.installCheck(request).plan;
+      if (!plan) throw uiError("There is no plan for these choices.", "installer.no_plan");
+      return pushInstallStatus(
+        installStatus({
+          state: "running",
+          install_path: request.install_path,
+          steps: plan.steps.map((st, i) =>
+            stepStatus({ id: st.id, title: st.title, state: i === 0 ? "running" : "pending", total_bytes: st.download > 0 ? st.download : null }),
+          ),
+        }),
+      );
+    },
+    install_pause: () => {
+      if (state.install.state !== "running") installNotNow("paused");
+      return pushInstallStatus({
+        ...state.install,
+        state: "paused",
+        steps: state.install.steps.map((st) => (st.state === "running" ? { ...st, state: "pending", bytes_per_sec: 0, eta_secs: null } : st)),
+      });
+    },
+    install_resume: () => {
+      if (state.install.state !== "paused" && state.install.state !== "failed") installNotNow("resumed");
+      let started = false;
+      const steps = state.install.steps.map((st) => {
+        if (started || st.state === "done" || st.state === "skipped") return st;
+        started = true;
+        return { ...st, state: "running" as const, detail: null };
+      });
+      return pushInstallStatus({ ...state.install, state: "running", error: null, steps });
+    },
+    install_cancel: () => {
+      if (state.install.state === "done" || state.install.state === "idle") installNotNow("cancelled");
+      return pushInstallStatus({ ...state.install, state: "cancelled" });
+    },
+    install_status: () => state.install,
+    install_subscribe: (a) => {
+      installChannels.push({ id: (a.onUpdate as { id: number }).id, next: 0 });
+      return null;
+    },
+    local_status: () => state.local,
+    local_start: () => {
+      if (state.local.state === "not_installed") throw uiError("ComfyUI is not installed on this computer. Install it from the Install page.", "local.not_installed");
+      state.local = { ...state.local, state: "running", pid: 4242, url: `http://127.0.0.1:${state.local.port}`, last_error: null };
+      return state.local;
+    },
+    local_stop: () => {
+      state.local = { ...state.local, state: "stopped", pid: null };
+      return state.local;
+    },
+    local_restart: () => {
+      state.local = { ...state.local, state: "starting", pid: 4343, restarts: 0 };
+      return state.local;
+    },
+    local_logs: (a) => {
+      const lines = state.localLog.text.split("\n");
+      const n = a.lines as number;
+      return { ...state.localLog, text: lines.slice(-n).join("\n"), truncated: state.localLog.truncated || lines.length > n };
+    },
+    local_set_keep_running: (a) => {
+      state.local = { ...state.local, keep_running: a.keep as boolean };
+      return state.local;
+    },
     "plugin:dialog|open": () => state.dialogOpenPath,
     "plugin:dialog|save": () => state.dialogSavePath,
   };
@@ -463,5 +671,8 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     /** How many live download subscriptions are open (the app opens one). */
     downloadSubscribers: () => downloadChannels.length,
     pushDownloadUpdate,
+    /** How many live install subscriptions are open (the app opens one). */
+    installSubscribers: () => installChannels.length,
+    pushInstallStatus,
   };
 }

@@ -6,6 +6,7 @@ import { ToastProvider } from "../components/Toast";
 import { DownloadsProvider } from "../features/downloads/DownloadsContext";
 import { GalleryImagesProvider } from "../features/gallery/GalleryImages";
 import { GenerateSessionProvider } from "../features/generate/GenerateSession";
+import { InstallProvider } from "../features/install/InstallContext";
 import { JobsProvider } from "../features/jobs/JobsContext";
 import { ServersProvider } from "../features/servers/ServersContext";
 
@@ -18,7 +19,9 @@ export function renderWithProviders(ui: ReactElement) {
         <JobsProvider>
           <GalleryImagesProvider>
             <GenerateSessionProvider>
-              <DownloadsProvider>{ui}</DownloadsProvider>
+              <DownloadsProvider>
+                <InstallProvider>{ui}</InstallProvider>
+              </DownloadsProvider>
             </GenerateSessionProvider>
           </GalleryImagesProvider>
         </JobsProvider>

@@ -7,6 +7,7 @@ import { EmptyState } from "../../components/EmptyState";
 import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
+import { LocalServerCard } from "../install/LocalServerCard";
 import { plural } from "../../lib/format";
 import { ImportReportDialog } from "./ImportReportDialog";
 import { ServerForm } from "./ServerForm";
@@ -17,7 +18,8 @@ const JSON_FILTER = [{ name: "ComfyFleet server list", extensions: ["json"] }];
 
 type FormState = { server: Server | null } | null;
 
-export function ServersPage() {
+/** `onGoToInstall` opens the Install page (from the local server's call to action). */
+export function ServersPage({ onGoToInstall }: { onGoToInstall: () => void }) {
   const { servers, statuses, loadError, refresh, applyStatuses } = useServers();
   const toast = useToast();
   const [form, setForm] = useState<FormState>(null);
@@ -158,6 +160,8 @@ export function ServersPage() {
           </Button>
         </div>
       </header>
+
+      <LocalServerCard onGoToInstall={onGoToInstall} />
 
       {loadError ? (
         <div className="notice notice-bad list-error" data-testid="list-error" role="alert">
