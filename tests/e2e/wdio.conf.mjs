@@ -26,6 +26,7 @@ let tauriDriver;
 let fakeComfy;
 let renderComfy;
 let fileHost;
+let installHost;
 let home;
 let exiting = false;
 
@@ -104,8 +105,9 @@ export const config = {
   // (xvfb-run in scripts/test.sh), not from a per-worker Xvfb.
   autoXvfb: false,
   // In this order: the Servers spec starts from an empty list; the Generate spec adds its own server after it;
-  // the Downloads spec fetches a file from the testkit's file host.
-  specs: [["./specs/servers.e2e.mjs", "./specs/generate.e2e.mjs", "./specs/downloads.e2e.mjs"]],
+  // the Downloads spec fetches a file from the testkit's file host; the Install spec installs from the testkit's
+  // install host (a manifest, a ComfyUI-compatible server program, a package index, a model) and registers "Local".
+  specs: [["./specs/servers.e2e.mjs", "./specs/generate.e2e.mjs", "./specs/downloads.e2e.mjs", "./specs/install.e2e.mjs"]],
   maxInstances: 1,
   hostname: "127.0.0.1",
   port: DRIVER_PORT,
@@ -174,6 +176,18 @@ export const config = {
     process.env.COMFYFLEET_E2E_FILES_URL = files.url;
     process.env.COMFYFLEET_E2E_FILE_SHA256 = sha[1];
     process.env.COMFYFLEET_E2E_RENDER_URL = render.url;
+    // The Install spec's host: the app installs from its manifest (COMFYFLEET_MANIFEST replaces the shipped one);
+    // the model comes at 1 MB/s so the wizard's progress can be seen.
+    const install = await startFakeComfy(fs.createWriteStream(path.join(LOG_DIR, "install-host.log")), [
+      "install-host",
+      "--port", "0",
+      "--model-size", "5MiB",
+      "--model-rate", "1M",
+    ]);
+    installHost = install.child;
+    const manifest = install.output.match(/MANIFEST (http:\/\/\S+)/);
+    if (!manifest) throw new Error(`the install host did not print its manifest URL; see ${LOG_DIR}/install-host.log`);
+    process.env.COMFYFLEET_MANIFEST = manifest[1]; // inherited by tauri-driver, hence by the app
     fakeComfy = fake.child;
     process.env.COMFYFLEET_E2E_COMFYUI_URL = fake.url; // workers inherit the launcher's env
     console.log(`[e2e] fake ComfyUI at ${fake.url}; COMFYFLEET_HOME=${home}`);
@@ -205,7 +219,8 @@ export const config = {
   onComplete: (exitCode) => {
     exiting = true;
     killTree(tauriDriver);
-    for (const f of [fakeComfy, renderComfy, fileHost]) if (f && f.exitCode === null) f.kill("SIGTERM");
+    for (const f of [fakeComfy, renderComfy, fileHost, installHost]) if (f && f.exitCode === null) f.kill("SIGTERM");
+    stopLocalComfy();
     if (home && exitCode === 0 && !process.env.COMFYFLEET_E2E_KEEP_HOME) {
       fs.rmSync(home, { recursive: true, force: true });
     } else if (home) {
@@ -214,12 +229,23 @@ export const config = {
   },
 };
 
+/** The app is killed, not quit: stop the ComfyUI the Install spec started (its pid is in the app's data dir). */
+function stopLocalComfy() {
+  try {
+    const rec = JSON.parse(fs.readFileSync(path.join(home, "local-server.json"), "utf8"));
+    process.kill(-rec.pid, "SIGTERM");
+  } catch {
+    // none running
+  }
+}
+
 // If the launcher is interrupted, don't leave the driver, the app or the fake behind.
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
     exiting = true;
     killTree(tauriDriver);
-    for (const f of [fakeComfy, renderComfy, fileHost]) if (f && f.exitCode === null) f.kill("SIGTERM");
+    for (const f of [fakeComfy, renderComfy, fileHost, installHost]) if (f && f.exitCode === null) f.kill("SIGTERM");
+    if (home) stopLocalComfy();
     process.exit(130);
   });
 }

@@ -36,10 +36,28 @@ pub struct InstallArgs {
     /// The port ComfyUI listens on (default 8188).
     #[arg(long)]
     port: Option<u16>,
+    /// Re-verify what an earlier run made (model checksums, the Python environment) and redo what is damaged.
+    #[arg(long)]
+    repair: bool,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     yes: bool,
     /// Print the plan and each step change as JSON lines, then the final status.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct UninstallArgs {
+    /// The install folder (as given to `comfyfleet install --path`).
+    #[arg(long)]
+    path: String,
+    /// Also delete the model files it downloaded into a shared models folder (kept by default).
+    #[arg(long)]
+    remove_models: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
     #[arg(long)]
     json: bool,
 }
@@ -189,23 +207,16 @@ pub async fn install(fleet: &Fleet, args: InstallArgs) -> Result<Outcome, CliErr
             println!("Note: {w}");
         }
     }
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(CliError(
-                "Add --yes to install without being asked (stdin is not a terminal).".into(),
-            ));
-        }
-        print!("Install? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("Nothing installed.");
-            return Ok(Outcome::Ok);
-        }
+    if !confirm("Install?", args.yes)? {
+        println!("Nothing installed.");
+        return Ok(Outcome::Ok);
     }
 
-    installer.start(req).map_err(CliError::from)?;
+    if args.repair {
+        installer.repair(req).map_err(CliError::from)?;
+    } else {
+        installer.start(req).map_err(CliError::from)?;
+    }
     let mut rx = installer.subscribe();
     let mut shown: Vec<(StepState, Option<String>)> = Vec::new();
     let mut last_progress = std::time::Instant::now();
@@ -290,6 +301,63 @@ pub async fn install(fleet: &Fleet, args: InstallArgs) -> Result<Outcome, CliErr
             Ok(Outcome::Failed)
         }
     }
+}
+
+fn confirm(question: &str, yes: bool) -> Result<bool, CliError> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError(
+            "Add --yes to go ahead without being asked (stdin is not a terminal).".into(),
+        ));
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+pub async fn uninstall(fleet: &Fleet, args: UninstallArgs) -> Result<Outcome, CliError> {
+    let installer = Installer::new(InstallEnv::new(
+        fleet,
+        supervisor(fleet),
+        Downloads::new(fleet.store.clone(), Default::default()),
+    ));
+    let path = std::path::absolute(args.path.trim())
+        .map(|p| p.display().to_string())
+        .unwrap_or(args.path.clone());
+    let what = if args.remove_models {
+        "and the models it downloaded"
+    } else {
+        "(models in a shared folder are kept)"
+    };
+    if !confirm(
+        &format!("Remove the ComfyUI install in {path} {what}?"),
+        args.yes,
+    )? {
+        println!("Nothing removed.");
+        return Ok(Outcome::Ok);
+    }
+    let done = installer.uninstall(&path, args.remove_models).await?;
+    if args.json {
+        return json_line(&done).map(|_| Outcome::Ok);
+    }
+    println!("Removed {}.", done.removed);
+    if done.server_removed {
+        println!("The \"Local\" server was taken off the server list.");
+    }
+    if !done.kept_models.is_empty() {
+        println!("Kept {} shared model file(s):", done.kept_models.len());
+        for m in &done.kept_models {
+            println!("  {m}");
+        }
+    }
+    if done.removed_models > 0 {
+        println!("Deleted {} model file(s).", done.removed_models);
+    }
+    Ok(Outcome::Ok)
 }
 
 fn print_local(st: &LocalStatus, json: bool) -> Result<(), CliError> {

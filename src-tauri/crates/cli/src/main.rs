@@ -43,6 +43,8 @@ enum Command {
     Gpu(system::GpuArgs),
     /// Install ComfyUI on this computer: check, plan, download, set up Python, start, verify, register.
     Install(install::InstallArgs),
+    /// Remove a ComfyUI installed by `install` (shared models are kept unless --remove-models).
+    Uninstall(install::UninstallArgs),
     /// Start, stop and watch the local ComfyUI.
     #[command(subcommand)]
     Local(install::LocalCmd),
@@ -97,6 +99,7 @@ async fn with_fleet(home: Option<PathBuf>, command: Command) -> Result<Outcome, 
         Command::Download(args) => download::run(&fleet, args).await,
         Command::Gpu(args) => system::gpu(args),
         Command::Install(args) => install::install(&fleet, args).await,
+        Command::Uninstall(args) => install::uninstall(&fleet, args).await,
         Command::Local(cmd) => install::local(&fleet, cmd).await,
     }
 }

@@ -49,11 +49,16 @@ async fn main() {
         port: Some(port),
         ..Default::default()
     };
-    println!("installer benchmark: manifest {}, {rounds} rounds", host.manifest_url());
+    println!(
+        "installer benchmark: manifest {}, {rounds} rounds",
+        host.manifest_url()
+    );
 
     // The wizard's first check in a fresh process also looks for the system Python (then remembered).
     let t = Instant::now();
-    let python = std::process::Command::new("python3").args(["-c", "pass"]).status();
+    let python = std::process::Command::new("python3")
+        .args(["-c", "pass"])
+        .status();
     let python_start = t.elapsed();
     let t = Instant::now();
     let first = installer.check(&req).await;

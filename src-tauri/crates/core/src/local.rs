@@ -194,6 +194,13 @@ impl LocalServer {
         Ok(())
     }
 
+    /// Forgets the install (after an uninstall).
+    pub async fn clear_config(&self) -> Result<(), LocalError> {
+        self.inner.settings.put(CONFIG_KEY, "null".into()).await?;
+        self.refresh().await;
+        Ok(())
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<LocalStatus> {
         self.inner.tx.subscribe()
     }

@@ -166,6 +166,32 @@ async fn cli_install_killed_mid_install_continues_without_redoing_finished_steps
     );
     let started = cli.json(&["local", "start", "--json"]);
     assert_eq!(started["state"], "running");
+
+    // Uninstall: the server stops and leaves the list, the folder is gone.
+    let out = cli.run(&["uninstall", "--path", path.to_str().unwrap()], None);
+    assert!(
+        stderr(&out).contains("--yes"),
+        "asks first: {}",
+        stderr(&out)
+    );
+    assert!(path.exists());
+    let gone = cli.json(&[
+        "uninstall",
+        "--path",
+        path.to_str().unwrap(),
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(gone["server_removed"], true, "{gone}");
+    assert!(!path.exists());
+    assert_eq!(
+        cli.json(&["local", "status", "--json"])["state"],
+        "not_installed"
+    );
+    assert_eq!(
+        cli.json(&["servers", "list", "--json"]),
+        serde_json::json!([])
+    );
 }
 
 fn sha256sum(path: &std::path::Path) -> String {

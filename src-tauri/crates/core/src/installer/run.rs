@@ -40,6 +40,8 @@ pub enum InstallError {
     Busy(String),
     #[error("Nothing to resume: start an install first.")]
     NothingToResume,
+    #[error("{0} is not a ComfyUI installed by ComfyFleet (it has no .comfyfleet/install.json); nothing was removed.")]
+    NotAnInstall(String),
     #[error("{0}")]
     Manifest(#[from] ManifestError),
     #[error("Could not read the install manifest {source_name}: {message}")]
@@ -82,6 +84,7 @@ impl HasErrorInfo for InstallError {
         match self {
             InstallError::Busy(_) => "install.busy",
             InstallError::NothingToResume => "install.nothing_to_resume",
+            InstallError::NotAnInstall(_) => "install.not_an_install",
             InstallError::Manifest(e) => e.code(),
             InstallError::ManifestSource { .. } => "install.manifest_source",
             InstallError::Plan(e) => e.code(),
@@ -135,6 +138,18 @@ impl InstallEnv {
     }
 }
 
+/// What an uninstall did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Uninstalled {
+    pub removed: String,
+    /// Shared model files left in place.
+    pub kept_models: Vec<String>,
+    pub removed_models: u32,
+    /// The "Local" server was taken off the list.
+    pub server_removed: bool,
+}
+
 /// What steps record as done, in `<install>/.comfyfleet/install.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -144,6 +159,9 @@ pub struct Record {
     /// How packages are installed: "pip", or the path of `uv`.
     #[serde(default)]
     pub tool: Option<String>,
+    /// Model files the installer downloaded (absolute paths), so an uninstall can remove them when asked.
+    #[serde(default)]
+    pub model_files: Vec<String>,
 }
 
 impl Record {
@@ -178,9 +196,17 @@ fn inputs_hash(parts: &[&str]) -> String {
     out.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
+/// A manifest file or URL used instead of the shipped one when a request names none (mirrors, tests).
+pub const MANIFEST_ENV: &str = "COMFYFLEET_MANIFEST";
+
 /// The manifest named by the request: a file, an http(s) URL, or the one shipped with the app.
 pub async fn load_manifest(source: Option<&str>) -> Result<Manifest, InstallError> {
-    let Some(source) = source.map(str::trim).filter(|s| !s.is_empty()) else {
+    let from_env = std::env::var(MANIFEST_ENV).ok();
+    let Some(source) = source
+        .or(from_env.as_deref())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
         return Ok(Manifest::bundled());
     };
     let fail = |message: String| InstallError::ManifestSource {
@@ -434,6 +460,7 @@ enum Stop {
 
 struct Current {
     request: InstallRequest,
+    repair: bool,
     control: watch::Sender<Stop>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -471,10 +498,7 @@ impl Installer {
     }
 
     async fn system_python(&self) -> Option<(String, String)> {
-        self.python
-            .get_or_init(find_system_python)
-            .await
-            .clone()
+        self.python.get_or_init(find_system_python).await.clone()
     }
 
     pub fn status(&self) -> InstallStatus {
@@ -558,6 +582,16 @@ impl Installer {
 
     /// Starts installing in the background. Fails at once when one is already running.
     pub fn start(&self, req: InstallRequest) -> Result<InstallStatus, InstallError> {
+        self.start_mode(req, false)
+    }
+
+    /// Like `start`, but first re-verifies what earlier runs made (model checksums, the Python environment)
+    /// and redoes the steps whose results are missing or damaged.
+    pub fn repair(&self, req: InstallRequest) -> Result<InstallStatus, InstallError> {
+        self.start_mode(req, true)
+    }
+
+    fn start_mode(&self, req: InstallRequest, repair: bool) -> Result<InstallStatus, InstallError> {
         let mut current = lock(&self.current);
         if let Some(c) = current.as_ref() {
             if c.task.as_ref().is_some_and(|t| !t.is_finished()) {
@@ -586,7 +620,7 @@ impl Installer {
         let run_req = req.clone();
         let task = tokio::spawn(async move {
             let started = Instant::now();
-            let result = me.run(&run_req, control_rx.clone()).await;
+            let result = me.run(&run_req, repair, control_rx.clone()).await;
             let stop = *control_rx.borrow();
             me.tx.send_modify(|s| {
                 s.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -614,6 +648,7 @@ impl Installer {
         });
         *current = Some(Current {
             request: req,
+            repair,
             control,
             task: Some(task),
         });
@@ -660,18 +695,78 @@ impl Installer {
         self.status()
     }
 
+    /// Removes an install: stops its server, takes it off the server list and deletes the folder. Models in a
+    /// shared folder outside it are kept unless `remove_models`.
+    pub async fn uninstall(
+        &self,
+        install_path: &str,
+        remove_models: bool,
+    ) -> Result<Uninstalled, InstallError> {
+        let install = PathBuf::from(install_path.trim());
+        if !Record::path(&install).is_file() {
+            return Err(InstallError::NotAnInstall(install.display().to_string()));
+        }
+        let busy = lock(&self.current).as_ref().is_some_and(|c| {
+            c.request.install_path == install_path.trim()
+                && c.task.as_ref().is_some_and(|t| !t.is_finished())
+        });
+        let meta = install.join(META_DIR);
+        let folder_lock = FolderLock::take(&meta);
+        if busy || folder_lock.is_none() {
+            return Err(InstallError::Busy(install.display().to_string()));
+        }
+        let record = Record::load(&install);
+        let mut server_removed = false;
+        if let Some(cfg) = self.env.local.config().await? {
+            if cfg.install_path == install {
+                self.env.local.stop().await?;
+                self.env.local.clear_config().await?;
+                for s in self.env.servers.list().await? {
+                    if s.url == cfg.url() && s.has_tag("local") {
+                        self.env.servers.delete(&s.id).await?;
+                        server_removed = true;
+                    }
+                }
+            }
+        }
+        let mut removed_models = 0;
+        let mut kept = Vec::new();
+        for f in &record.model_files {
+            let p = Path::new(f);
+            if p.starts_with(&install) {
+                continue; // goes with the folder
+            }
+            if remove_models {
+                if std::fs::remove_file(p).is_ok() {
+                    removed_models += 1;
+                }
+            } else if p.exists() {
+                kept.push(f.clone());
+            }
+        }
+        drop(folder_lock);
+        std::fs::remove_dir_all(&install).map_err(|e| io_err(&install, e))?;
+        Ok(Uninstalled {
+            removed: install.display().to_string(),
+            kept_models: kept,
+            removed_models,
+            server_removed,
+        })
+    }
+
     /// Runs the last request again: finished steps are skipped.
     pub fn resume(&self) -> Result<InstallStatus, InstallError> {
-        let req = lock(&self.current)
+        let (req, repair) = lock(&self.current)
             .as_ref()
-            .map(|c| c.request.clone())
+            .map(|c| (c.request.clone(), c.repair))
             .ok_or(InstallError::NothingToResume)?;
-        self.start(req)
+        self.start_mode(req, repair)
     }
 
     async fn run(
         &self,
         req: &InstallRequest,
+        repair: bool,
         stop: watch::Receiver<Stop>,
     ) -> Result<(), InstallError> {
         let manifest = load_manifest(req.manifest.as_deref()).await?;
@@ -718,6 +813,7 @@ impl Installer {
             stop,
             active_downloads: Arc::new(Mutex::new(Vec::new())),
             unchanged: false,
+            repair,
         };
         ctx.log.line(&format!(
             "=== install into {} ({} steps) ===",
@@ -802,6 +898,8 @@ struct Ctx {
     active_downloads: Arc<Mutex<Vec<PathBuf>>>,
     /// Set by a step that found everything already as it should be (shown as skipped).
     unchanged: bool,
+    /// Re-verify what earlier runs made before trusting their records.
+    repair: bool,
 }
 
 /// How packages get installed.
@@ -914,6 +1012,65 @@ impl Ctx {
         }
     }
 
+    /// Repair: whether what the step made is still intact (model checksums, a Python that imports torch).
+    async fn still_good(&self, id: &str) -> bool {
+        match id {
+            "python" | "torch" | "requirements" => {
+                let python = venv_python(&self.install);
+                self.detail(id, "Checking the Python environment…");
+                tokio::process::Command::new(&python)
+                    .args(["-c", "import torch"])
+                    .current_dir(&self.install)
+                    .output()
+                    .await
+                    .is_ok_and(|o| o.status.success())
+            }
+            _ => match id.strip_prefix("models:") {
+                Some(pack) => {
+                    let mut good = true;
+                    for (path, f) in self.model_files(pack) {
+                        self.detail(id, format!("Verifying {}…", f.file_name));
+                        let want = if f.sha256.is_empty() {
+                            self.env
+                                .downloads
+                                .record(&path)
+                                .await
+                                .ok()
+                                .flatten()
+                                .and_then(|r| r.sha256)
+                        } else {
+                            Some(f.sha256.to_ascii_lowercase())
+                        };
+                        let p = path.clone();
+                        let have = tokio::task::spawn_blocking(move || {
+                            crate::downloads::hash::sha256_file(&p).ok()
+                        })
+                        .await
+                        .ok()
+                        .flatten();
+                        let intact = match (&have, &want) {
+                            (Some(h), Some(w)) => h == w,
+                            (Some(_), None) => true,
+                            (None, _) => false,
+                        };
+                        if !intact {
+                            self.log.line(&format!(
+                                "{}: checksum {} expected {} — fetched again",
+                                path.display(),
+                                have.as_deref().unwrap_or("(missing)"),
+                                want.as_deref().unwrap_or("(any)")
+                            ));
+                            let _ = std::fs::remove_file(&path);
+                            good = false;
+                        }
+                    }
+                    good
+                }
+                None => true,
+            },
+        }
+    }
+
     fn model_files(&self, pack: &str) -> Vec<(PathBuf, &super::manifest::ModelFile)> {
         let root = self.models_root();
         self.manifest
@@ -928,6 +1085,11 @@ impl Ctx {
     }
 
     async fn run_step(&mut self, id: &str) -> Result<(), InstallError> {
+        if self.repair && self.record.steps.contains_key(id) && !self.still_good(id).await {
+            self.log
+                .line(&format!("--- {id}: damaged or missing, redone (repair)"));
+            self.record.steps.remove(id);
+        }
         let inputs = self.inputs(id);
         if let Some(inputs) = &inputs {
             if self.is_done(id, inputs) {
@@ -1347,6 +1509,12 @@ impl Ctx {
         }
         if let Some(e) = first_err {
             return Err(e);
+        }
+        for (p, _) in &files {
+            let p = p.display().to_string();
+            if !self.record.model_files.contains(&p) {
+                self.record.model_files.push(p);
+            }
         }
         Ok(Some(format!(
             "{} file(s) in {}.",

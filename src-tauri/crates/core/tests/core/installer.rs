@@ -359,3 +359,89 @@ fn extract_refuses_parent_absolute_and_escaping_link_entries_and_writes_nothing(
         0o755
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installer_uses_a_shared_models_folder_repairs_a_damaged_model_and_uninstalls_keeping_it() {
+    let host = InstallHost::start(InstallHostConfig::default()).await;
+    let t = fleet();
+    let (inst, local) = installer(&t);
+    let _guard = StopOnDrop(local.clone());
+    let path = t.dir.path().join("ComfyUI");
+    let shared = t.dir.path().join("shared-models");
+    std::fs::create_dir_all(&shared).unwrap();
+    let port = free_port();
+    let req = InstallRequest {
+        install_path: path.display().to_string(),
+        packs: vec!["tiny".into()],
+        models_dir: Some(shared.display().to_string()),
+        manifest: Some(host.manifest_url()),
+        port: Some(port),
+        ..Default::default()
+    };
+    let done = inst.install(req.clone()).await.unwrap();
+    assert_eq!(done.state, InstallState::Done, "{:?}", done.error);
+    assert!(states(&done).contains(&("extra_model_paths".to_string(), StepState::Done)));
+    // The model went to the shared folder (not copied into the install), and ComfyUI sees it there.
+    let model = shared.join("checkpoints/tiny.safetensors");
+    assert!(model.is_file());
+    assert!(!path.join("models/checkpoints/tiny.safetensors").exists());
+    let yaml = std::fs::read_to_string(path.join("extra_model_paths.yaml")).unwrap();
+    assert!(
+        yaml.contains(&format!("base_path: \"{}\"", shared.display())),
+        "{yaml}"
+    );
+    let listed: Vec<String> = reqwest::get(format!("http://127.0.0.1:{port}/models/checkpoints"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, ["tiny.safetensors"]);
+
+    // Repair: a damaged model is caught by its checksum and fetched again; the rest is verified and kept.
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&model, &bytes).unwrap();
+    inst.repair(req.clone()).unwrap();
+    inst.wait().await;
+    let repaired = inst.status();
+    assert_eq!(repaired.state, InstallState::Done, "{:?}", repaired.error);
+    let by_id = |id: &str| repaired.steps.iter().find(|s| s.id == id).unwrap().state;
+    assert_eq!(by_id("models:tiny"), StepState::Done);
+    assert_eq!(
+        by_id("torch"),
+        StepState::Skipped,
+        "a working Python is kept"
+    );
+    assert_eq!(by_id("comfyui"), StepState::Skipped);
+    assert_eq!(
+        comfyfleet_core::downloads::hash::sha256_file(&model).unwrap(),
+        host.model_sha256()
+    );
+    assert_eq!(host.fetches(MODEL_PATH), 2);
+
+    // Uninstall: the server stops and leaves the list, the folder goes, the shared model stays.
+    let pid = local.status().pid.unwrap();
+    let gone = inst
+        .uninstall(&path.display().to_string(), false)
+        .await
+        .unwrap();
+    assert!(gone.server_removed);
+    assert_eq!(gone.kept_models, [model.display().to_string()]);
+    assert!(!path.exists());
+    assert!(model.is_file());
+    assert!(!comfyfleet_core::local::process_alive(pid));
+    assert!(t.fleet.servers.list().await.unwrap().is_empty());
+    assert_eq!(local.refresh().await.state, LocalState::NotInstalled);
+    // A folder that is not an install is refused, and nothing is removed.
+    let err = inst
+        .uninstall(&shared.display().to_string(), true)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not a ComfyUI installed by ComfyFleet"),
+        "{err}"
+    );
+    assert!(model.is_file());
+}
