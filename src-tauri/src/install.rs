@@ -1,6 +1,7 @@
 //! Tauri commands for the install wizard and the local server card: one call into core's `installer::run` and
 //! `local` each; progress arrives whole through a Channel.
 
+use comfyfleet_core::installer::run::Uninstalled;
 use comfyfleet_core::installer::status::{
     InstallCheck, InstallRequest, InstallStatus, LocalStatus, LogTail,
 };
@@ -44,6 +45,25 @@ pub async fn install_pause(state: State<'_, AppState>) -> Res<InstallStatus> {
 #[specta::specta]
 pub async fn install_resume(state: State<'_, AppState>) -> Res<InstallStatus> {
     Ok(state.installer.resume()?)
+}
+
+/// Re-verifies the install in `install_path` (model checksums, the Python environment) with the choices it was
+/// made with, and redoes what is damaged. Follow it with `install_subscribe`.
+#[tauri::command]
+#[specta::specta]
+pub async fn install_repair(state: State<'_, AppState>, install_path: String) -> Res<InstallStatus> {
+    Ok(state.installer.repair_at(&install_path)?)
+}
+
+/// Removes an install (its server stops and leaves the list); shared models are kept unless `remove_models`.
+#[tauri::command]
+#[specta::specta]
+pub async fn install_uninstall(
+    state: State<'_, AppState>,
+    install_path: String,
+    remove_models: bool,
+) -> Res<Uninstalled> {
+    Ok(state.installer.uninstall(&install_path, remove_models).await?)
 }
 
 #[tauri::command]

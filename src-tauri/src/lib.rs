@@ -63,6 +63,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             install::install_pause,
             install::install_resume,
             install::install_cancel,
+            install::install_repair,
+            install::install_uninstall,
             install::install_status,
             install::install_subscribe,
             install::local_status,

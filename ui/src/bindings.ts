@@ -53,6 +53,13 @@ export const commands = {
 	/**  Goes on from where a paused or failed install stopped (finished steps are skipped). */
 	installResume: () => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_resume")),
 	installCancel: () => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_cancel")),
+	/**
+	 *  Re-verifies the install in `install_path` (model checksums, the Python environment) with the choices it was
+	 *  made with, and redoes what is damaged. Follow it with `install_subscribe`.
+	 */
+	installRepair: (installPath: string) => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_repair", { installPath })),
+	/**  Removes an install (its server stops and leaves the list); shared models are kept unless `remove_models`. */
+	installUninstall: (installPath: string, removeModels: boolean) => typedError<Uninstalled, UiError>(__TAURI_INVOKE("install_uninstall", { installPath, removeModels })),
 	installStatus: () => typedError<InstallStatus, UiError>(__TAURI_INVOKE("install_status")),
 	/**  Streams the install's status (whole, on every change) to this channel until the window goes away. */
 	installSubscribe: (onUpdate: Channel<InstallStatus>) => typedError<null, UiError>(__TAURI_INVOKE("install_subscribe", { onUpdate })),
@@ -615,6 +622,16 @@ export type UiError = {
 	code: string,
 	message: string,
 	details: string | null,
+};
+
+/**  What an uninstall did. */
+export type Uninstalled = {
+	removed: string,
+	/**  Shared model files left in place. */
+	kept_models: string[],
+	removed_models: number,
+	/**  The "Local" server was taken off the list. */
+	server_removed: boolean,
 };
 
 export type Variant = "cuda130" | "cuda129" | "cuda128" | "cuda126" | "rocm" | "xpu" | "cpu" | "mps";

@@ -618,6 +618,20 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       if (state.install.state === "done" || state.install.state === "idle") installNotNow("cancelled");
       return pushInstallStatus({ ...state.install, state: "cancelled" });
     },
+    install_repair: (a) => {
+      if (state.install.state === "running") installNotNow("started again");
+      return pushInstallStatus(
+        installStatus({
+          state: "running",
+          install_path: a.installPath as string,
+          steps: [stepStatus({ id: "comfyui", state: "skipped" }), stepStatus({ id: "models:sd15", state: "running", detail: "Verifying v1-5.safetensors…" })],
+        }),
+      );
+    },
+    install_uninstall: (a) => {
+      state.local = { ...state.local, state: "not_installed", install_path: null, url: null, pid: null };
+      return { removed: a.installPath as string, kept_models: [], removed_models: a.removeModels ? 1 : 0, server_removed: true };
+    },
     install_status: () => state.install,
     install_subscribe: (a) => {
       installChannels.push({ id: (a.onUpdate as { id: number }).id, next: 0 });

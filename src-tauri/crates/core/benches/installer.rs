@@ -3,6 +3,7 @@
 //!    plan, the Python and port checks), median and worst of ROUNDS runs — target under 200 ms;
 //! 2. a rerun of a completed install (every step found done, the local server already running), median and worst
 //!    of ROUNDS reruns — target under 2 s.
+//!
 //! Run: cargo bench -p comfyfleet-core --bench installer   (ROUNDS=N changes the count; the first install, with
 //! a real venv and pip, takes about 15 s and is not measured).
 

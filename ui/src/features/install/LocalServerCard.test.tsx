@@ -95,4 +95,29 @@ describe("Local server card", () => {
     await waitFor(() => expect(screen.getByTestId("local-state")).toHaveAttribute("data-state", "running"), { timeout: 4000 });
     expect(fake.callsTo("local_status").length).toBeGreaterThanOrEqual(2);
   });
+
+  it("repairs from the card and shows its progress on the Install page", async () => {
+    const fake = installFakeBackend({ local: STOPPED });
+    const { user } = renderApp("servers");
+    const card = await screen.findByTestId("local-card");
+    await user.click(within(card).getByTestId("local-repair"));
+    await waitFor(() => expect(screen.getByTestId("nav-install")).toHaveAttribute("aria-current", "page"));
+    expect(fake.callsTo("install_repair")[0].args).toEqual({ installPath: "/opt/ComfyUI" });
+    expect(await screen.findByTestId("install-step-models:sd15")).toHaveAttribute("data-state", "running");
+  });
+
+  it("uninstalls after asking, with shared models kept unless ticked", async () => {
+    const fake = installFakeBackend({ local: STOPPED });
+    const { user } = renderApp("servers");
+    const card = await screen.findByTestId("local-card");
+    await user.click(within(card).getByTestId("local-uninstall"));
+    const dialog = await screen.findByTestId("local-uninstall-confirm");
+    await user.click(within(dialog).getByTestId("local-uninstall-confirm-no"));
+    expect(fake.callsTo("install_uninstall")).toHaveLength(0);
+    await user.click(within(card).getByTestId("local-uninstall"));
+    await user.click(await screen.findByTestId("local-uninstall-models"));
+    await user.click(screen.getByTestId("local-uninstall-confirm-yes"));
+    await screen.findByTestId("local-install-cta");
+    expect(fake.callsTo("install_uninstall")[0].args).toEqual({ installPath: "/opt/ComfyUI", removeModels: true });
+  });
 });

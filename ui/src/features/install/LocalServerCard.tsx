@@ -2,6 +2,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react
 import { commands, type LocalStatus, type LogTail, type UiError } from "../../bindings";
 import { Badge } from "../../components/Badge";
 import { Button } from "../../components/Button";
+import { ConfirmDialog } from "../../components/ConfirmDialog";
 import { Modal } from "../../components/Modal";
 import { Spinner } from "../../components/Spinner";
 import { call, errorMessage, type Result } from "../../lib/errors";
@@ -11,13 +12,15 @@ import { LOCAL_STATE_LABELS, localActions, localStateTone } from "./installModel
 export const LOCAL_POLL_MS = 2000;
 export const LOG_LINES = 500;
 
-type Action = "start" | "stop" | "restart" | "keep";
+type Action = "start" | "stop" | "restart" | "keep" | "repair" | "uninstall";
 
 const ACTION_FAILED: Record<Action, string> = {
   start: "ComfyUI did not start.",
   stop: "ComfyUI did not stop.",
   restart: "ComfyUI did not restart.",
   keep: "The setting was not saved.",
+  repair: "The repair did not start.",
+  uninstall: "ComfyUI was not removed.",
 };
 
 /** The ComfyUI this app installed and runs on this computer: its state, Start/Stop/Restart and its log. */
@@ -27,6 +30,8 @@ export function LocalServerCard({ onGoToInstall }: { onGoToInstall: () => void }
   const [busy, setBusy] = useState<Action | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
   const [showLogs, setShowLogs] = useState(false);
+  const [confirmUninstall, setConfirmUninstall] = useState(false);
+  const [removeModels, setRemoveModels] = useState(false);
   /** Bumped by every action so a poll answer older than the action's is not shown. */
   const epoch = useRef(0);
 
@@ -70,6 +75,37 @@ export function LocalServerCard({ onGoToInstall }: { onGoToInstall: () => void }
       setStatus(s);
     } catch (e) {
       setActionError(`${ACTION_FAILED[action]} ${errorMessage(e)}`);
+    } finally {
+      epoch.current += 1;
+      setBusy(null);
+    }
+  }
+
+  /** Re-verifies the install (model checksums, the Python environment); its progress shows on the Install page. */
+  async function repair(installPath: string) {
+    setBusy("repair");
+    setActionError(null);
+    try {
+      await call(commands.installRepair(installPath));
+      onGoToInstall();
+    } catch (e) {
+      setActionError(`${ACTION_FAILED.repair} ${errorMessage(e)}`);
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  async function uninstall(installPath: string) {
+    epoch.current += 1;
+    setBusy("uninstall");
+    setActionError(null);
+    try {
+      await call(commands.installUninstall(installPath, removeModels));
+      setConfirmUninstall(false);
+      await poll();
+    } catch (e) {
+      setConfirmUninstall(false);
+      setActionError(`${ACTION_FAILED.uninstall} ${errorMessage(e)}`);
     } finally {
       epoch.current += 1;
       setBusy(null);
@@ -181,8 +217,46 @@ export function LocalServerCard({ onGoToInstall }: { onGoToInstall: () => void }
         <Button size="sm" variant="ghost" data-testid="local-logs" onClick={() => setShowLogs(true)}>
           Logs
         </Button>
+        {status.install_path && (
+          <>
+            <Button
+              size="sm"
+              variant="ghost"
+              data-testid="local-repair"
+              title="Check the models' checksums and the Python environment, and fix what is damaged"
+              busy={busy === "repair"}
+              disabled={busy !== null}
+              onClick={() => void repair(status.install_path as string)}
+            >
+              Repair
+            </Button>
+            <Button size="sm" variant="ghost" data-testid="local-uninstall" disabled={busy !== null} onClick={() => setConfirmUninstall(true)}>
+              Uninstall
+            </Button>
+          </>
+        )}
       </div>
       {showLogs && <LogViewer onClose={() => setShowLogs(false)} />}
+      {confirmUninstall && status.install_path && (
+        <ConfirmDialog
+          title="Uninstall the local ComfyUI?"
+          confirmLabel="Uninstall"
+          danger
+          busy={busy === "uninstall"}
+          testId="local-uninstall-confirm"
+          onConfirm={() => void uninstall(status.install_path as string)}
+          onCancel={() => setConfirmUninstall(false)}
+        >
+          <p>
+            ComfyUI stops, the Local server leaves the list and <span className="path">{status.install_path}</span> is deleted,
+            with the models inside it. Models in a shared folder you chose are kept.
+          </p>
+          <label className="check-row">
+            <input type="checkbox" data-testid="local-uninstall-models" checked={removeModels} onChange={(e) => setRemoveModels(e.target.checked)} />
+            <span className="check-label">Also delete the models it downloaded into the shared folder</span>
+          </label>
+        </ConfirmDialog>
+      )}
     </section>
   );
 }

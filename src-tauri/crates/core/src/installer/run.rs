@@ -162,6 +162,9 @@ pub struct Record {
     /// Model files the installer downloaded (absolute paths), so an uninstall can remove them when asked.
     #[serde(default)]
     pub model_files: Vec<String>,
+    /// The request of the last run, so a repair can be started from the folder alone.
+    #[serde(default)]
+    pub request: Option<InstallRequest>,
 }
 
 impl Record {
@@ -591,6 +594,15 @@ impl Installer {
         self.start_mode(req, true)
     }
 
+    /// Repairs the install in `install_path` with the choices it was made with.
+    pub fn repair_at(&self, install_path: &str) -> Result<InstallStatus, InstallError> {
+        let install = Path::new(install_path.trim());
+        let req = Record::load(install)
+            .request
+            .ok_or_else(|| InstallError::NotAnInstall(install.display().to_string()))?;
+        self.repair(req)
+    }
+
     fn start_mode(&self, req: InstallRequest, repair: bool) -> Result<InstallStatus, InstallError> {
         let mut current = lock(&self.current);
         if let Some(c) = current.as_ref() {
@@ -779,7 +791,10 @@ impl Installer {
         std::fs::create_dir_all(&meta).map_err(|e| io_err(&meta, e))?;
         let _lock =
             FolderLock::take(&meta).ok_or_else(|| InstallError::Busy(req.install_path.clone()))?;
-        let record = Record::load(&install);
+        let mut record = Record::load(&install);
+        record.format = RECORD_FORMAT;
+        record.request = Some(req.clone());
+        record.save(&install)?;
         self.tx.send_modify(|s| {
             s.steps = plan
                 .steps
