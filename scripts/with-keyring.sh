@@ -24,12 +24,30 @@ fi
 
 # Inside the session: start and unlock the keyring (creates the default "login" collection).
 printf '%s' "ci-keyring-pw" | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
+# The daemon answers before the new keyring file is fully written; a client that starts reading it
+# too early sees "an invalid or unrecognized format". Wait until the file is there and has stopped growing.
+keyring_file="${XDG_DATA_HOME:-$HOME/.local/share}/keyrings/login.keyring"
+last=-1
+for _ in $(seq 1 50); do
+  size="$(stat -c %s "$keyring_file" 2>/dev/null || echo 0)"
+  [ "$size" -gt 0 ] && [ "$size" = "$last" ] && break
+  last="$size"
+  sleep 0.1
+done
 
 # Prove a secret written by one process is readable by another in this session.
 if command -v secret-tool >/dev/null; then
   probe="probe-$$-$RANDOM"
-  printf '%s' "$probe" | secret-tool store --label="comfyfleet keyring probe" comfyfleet-probe "$$" \
-    || { echo "keyring: could not store a secret in the Secret Service" >&2; exit 1; }
+  stored=0
+  for attempt in 1 2 3; do
+    if printf '%s' "$probe" | secret-tool store --label="comfyfleet keyring probe" comfyfleet-probe "$$"; then
+      stored=1
+      break
+    fi
+    echo "keyring: storing a probe secret failed (attempt $attempt); retrying" >&2
+    sleep 1
+  done
+  [ "$stored" = 1 ] || { echo "keyring: could not store a secret in the Secret Service" >&2; exit 1; }
   got="$(sh -c "secret-tool lookup comfyfleet-probe $$")" || true
   if [ "$got" != "$probe" ]; then
     echo "keyring: a secret stored by one process was not readable by another (got '$got')" >&2

@@ -26,11 +26,20 @@ async function shot(name) {
   }
 }
 
+/** Replaces a field's value as a user would (select all, type), then checks React kept exactly that. */
 async function fill(id, value) {
   const input = await $(tid(id));
   await input.waitForDisplayed();
-  await input.clearValue();
+  // The install folder is pre-filled once the app's data dir is known: wait for that before replacing it.
+  await browser.waitUntil(async () => (await input.getValue()) !== "", { timeout: 10_000, timeoutMsg: `${id} has no default` });
+  await input.click();
+  await browser.keys(["Control", "a"]);
+  await browser.keys(["Backspace"]);
   await input.setValue(value);
+  await browser.waitUntil(async () => (await input.getValue()) === value, {
+    timeout: 5_000,
+    timeoutMsg: `${id} is not '${value}' (it is '${await input.getValue()}')`,
+  });
 }
 
 function freePort() {

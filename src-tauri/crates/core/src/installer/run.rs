@@ -119,6 +119,8 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> InstallError {
 #[derive(Clone)]
 pub struct InstallEnv {
     pub home: AppHome,
+    /// Tests the "Local" server once registered, so its status shows at once.
+    pub health: crate::health::Health,
     pub servers: ServerList,
     pub secrets: Secrets,
     pub local: LocalServer,
@@ -130,6 +132,7 @@ impl InstallEnv {
     pub fn new(fleet: &crate::Fleet, local: LocalServer, downloads: Downloads) -> InstallEnv {
         InstallEnv {
             home: fleet.home.clone(),
+            health: fleet.health.clone(),
             servers: fleet.servers.clone(),
             secrets: fleet.servers.secrets().clone(),
             local,
@@ -330,9 +333,9 @@ pub fn checks(
         } else {
             CheckLevel::Warn
         },
-        match plan {
-            Some(p) => format!("{} {}", facts.gpu.summary(), p.variant_reason),
-            None => facts.gpu.summary(),
+        match (plan, gpu) {
+            (Some(p), Some(_)) => format!("{}. {}", facts.gpu.summary(), p.variant_reason),
+            _ => facts.gpu.summary(),
         },
     ));
     out.push(match (plan, plan_error) {
@@ -805,7 +808,9 @@ impl Installer {
                     state: StepState::Pending,
                     detail: None,
                     done_bytes: 0,
-                    total_bytes: (p.download > 0).then_some(p.download),
+                    // Pip's own downloads are not counted: those steps show its output instead.
+                    total_bytes: (p.download > 0 && (p.id == "comfyui" || p.id.starts_with("models:")))
+                        .then_some(p.download),
                     bytes_per_sec: 0,
                     eta_secs: None,
                 })
@@ -829,6 +834,7 @@ impl Installer {
             active_downloads: Arc::new(Mutex::new(Vec::new())),
             unchanged: false,
             repair,
+            started: Instant::now(),
         };
         ctx.log.line(&format!(
             "=== install into {} ({} steps) ===",
@@ -915,6 +921,7 @@ struct Ctx {
     unchanged: bool,
     /// Re-verify what earlier runs made before trusting their records.
     repair: bool,
+    started: Instant,
 }
 
 /// How packages get installed.
@@ -934,7 +941,9 @@ impl Ctx {
     }
 
     fn set_step(&self, id: &str, f: impl FnOnce(&mut StepStatus)) {
+        let elapsed = self.started.elapsed().as_millis() as u64;
         self.tx.send_modify(|s| {
+            s.elapsed_ms = elapsed;
             if let Some(step) = s.steps.iter_mut().find(|st| st.id == id) {
                 f(step);
             }
@@ -1665,6 +1674,7 @@ impl Ctx {
             })
             .await?;
         servers.activate(Some(&server.id)).await?;
+        let _ = self.env.health.test(&server.id, true).await;
         let id = server.id.clone();
         self.tx.send_modify(|st| st.server_id = Some(id));
         Ok(Some(format!(
