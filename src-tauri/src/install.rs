@@ -51,7 +51,10 @@ pub async fn install_resume(state: State<'_, AppState>) -> Res<InstallStatus> {
 /// made with, and redoes what is damaged. Follow it with `install_subscribe`.
 #[tauri::command]
 #[specta::specta]
-pub async fn install_repair(state: State<'_, AppState>, install_path: String) -> Res<InstallStatus> {
+pub async fn install_repair(
+    state: State<'_, AppState>,
+    install_path: String,
+) -> Res<InstallStatus> {
     Ok(state.installer.repair_at(&install_path)?)
 }
 
@@ -63,7 +66,10 @@ pub async fn install_uninstall(
     install_path: String,
     remove_models: bool,
 ) -> Res<Uninstalled> {
-    Ok(state.installer.uninstall(&install_path, remove_models).await?)
+    Ok(state
+        .installer
+        .uninstall(&install_path, remove_models)
+        .await?)
 }
 
 #[tauri::command]

@@ -4,7 +4,7 @@
 //! rename). [`fetch`] downloads one file; [`Downloads`] queues many, with pause, resume, cancel and a record of
 //! verified files in the database.
 
-mod disk;
+pub mod disk;
 pub mod hash;
 mod manager;
 pub mod plan;

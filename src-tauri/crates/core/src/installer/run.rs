@@ -809,8 +809,9 @@ impl Installer {
                     detail: None,
                     done_bytes: 0,
                     // Pip's own downloads are not counted: those steps show its output instead.
-                    total_bytes: (p.download > 0 && (p.id == "comfyui" || p.id.starts_with("models:")))
-                        .then_some(p.download),
+                    total_bytes: (p.download > 0
+                        && (p.id == "comfyui" || p.id.starts_with("models:")))
+                    .then_some(p.download),
                     bytes_per_sec: 0,
                     eta_secs: None,
                 })

@@ -639,3 +639,34 @@ async fn downloads_retry_busy_servers_after_retry_after_and_reconnect_stalled_tr
         "reconnected after the stall: {statuses:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_larger_than_the_free_space_are_refused_before_any_byte_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = comfyfleet_core::downloads::disk::free_space(dir.path()).unwrap();
+    // Announced (Content-Length) as more than the disk holds; its bytes would be generated lazily.
+    let (host, url) = host(
+        "/huge.safetensors",
+        HostedFile::generated(free + (1 << 30), 3),
+    )
+    .await;
+    let dest = dir.path().join("huge.safetensors");
+    let e = fetch(
+        &http_client(),
+        &DownloadRequest::new(&url, &dest),
+        &Options::default(),
+        running(),
+        no_progress(),
+    )
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, DownloadError::NotEnoughSpace { .. }), "{text}");
+    assert!(
+        text.contains("Not enough free space") && text.contains(&dir.path().display().to_string()),
+        "{text}"
+    );
+    assert!(!dest.exists() && leftovers(&dest).is_empty());
+    // One look at the size, no transfer: only the first request was made.
+    assert_eq!(host.requests().len(), 1);
+}

@@ -184,11 +184,22 @@ async fn installer_installs_starts_verifies_registers_and_a_rerun_changes_nothin
         .text
         .contains("To see the GUI go to"));
 
-    // Stop: the process is gone and the port free; a start again works.
+    // App quit: ComfyUI keeps running when asked to, else it stops with the app.
     let new_pid = restarted.pid.unwrap();
+    local.set_keep_running(true).await.unwrap();
+    local.shutdown().await;
+    assert!(comfyfleet_core::local::process_alive(new_pid));
+    local.set_keep_running(false).await.unwrap();
+    local.shutdown().await;
+    assert!(!comfyfleet_core::local::process_alive(new_pid));
+    assert_eq!(local.status().state, LocalState::Stopped);
+
+    // Start and Stop by hand: the process is gone and the port free.
+    let started = local.start().await.unwrap();
+    assert_eq!(started.state, LocalState::Running);
     let stopped = local.stop().await.unwrap();
     assert_eq!(stopped.state, LocalState::Stopped);
-    assert!(!comfyfleet_core::local::process_alive(new_pid));
+    assert!(!comfyfleet_core::local::process_alive(started.pid.unwrap()));
     assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
 }
 
