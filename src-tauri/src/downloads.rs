@@ -1,7 +1,10 @@
-//! Tauri commands for the Downloads panel: list, add, pause, resume, cancel, retry, and a Channel of updates.
+//! Tauri commands for the Downloads panel: list, add, pause, resume, cancel, retry, a Channel of updates, and the
+//! model host tokens downloads use.
 //! Each is one call into core's `downloads_list`; tokens stay in core and URLs arrive redacted.
 
 use comfyfleet_core::downloads_list::{DownloadInput, DownloadItem, DownloadUpdate};
+use comfyfleet_core::secrets::Secret;
+use comfyfleet_core::tokens::{TokenHost, TokenStatus, Tokens};
 use tauri::ipc::Channel;
 use tauri::State;
 
@@ -76,4 +79,24 @@ pub async fn downloads_subscribe(
         }
     });
     Ok(())
+}
+
+/// Whether the Hugging Face and CivitAI tokens are set (never their values).
+#[tauri::command]
+#[specta::specta]
+pub async fn tokens_list() -> Res<Vec<TokenStatus>> {
+    Ok(Tokens::default().list().await?)
+}
+
+/// Stores a model host token in the OS keychain.
+#[tauri::command]
+#[specta::specta]
+pub async fn tokens_set(host: TokenHost, token: Secret) -> Res<TokenStatus> {
+    Ok(Tokens::default().set(host, &token).await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn tokens_remove(host: TokenHost) -> Res<TokenStatus> {
+    Ok(Tokens::default().remove(host).await?)
 }

@@ -44,6 +44,11 @@ export const commands = {
 	downloadsRetry: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_retry", { id })),
 	/**  Stream every download change to this channel (progress throttled in core) until the window goes away. */
 	downloadsSubscribe: (onUpdate: Channel<DownloadUpdate>) => typedError<null, UiError>(__TAURI_INVOKE("downloads_subscribe", { onUpdate })),
+	/**  Whether the Hugging Face and CivitAI tokens are set (never their values). */
+	tokensList: () => typedError<TokenStatus[], UiError>(__TAURI_INVOKE("tokens_list")),
+	/**  Stores a model host token in the OS keychain. */
+	tokensSet: (host: TokenHost, token: Secret) => typedError<TokenStatus, UiError>(__TAURI_INVOKE("tokens_set", { host, token })),
+	tokensRemove: (host: TokenHost) => typedError<TokenStatus, UiError>(__TAURI_INVOKE("tokens_remove", { host })),
 	/**  The system check, the packs on offer and the plan for these choices (or why there is none). */
 	installCheck: (request: InstallRequest) => typedError<InstallCheck, UiError>(__TAURI_INVOKE("install_check", { request })),
 	/**  Starts installing in the background; follow it with `install_subscribe`. */
@@ -615,6 +620,16 @@ export type TextInput = {
 	class_type: string,
 	field: string,
 	value: string,
+};
+
+export type TokenHost = "huggingface" | "civitai";
+
+/**  What the UI and the CLI see of a token: never its value. */
+export type TokenStatus = {
+	host: TokenHost,
+	label: string,
+	set: boolean,
+	hint: string,
 };
 
 /**  An error as the UI sees it: a stable code, a message that says what to do, optional details. */

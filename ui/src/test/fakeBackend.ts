@@ -27,6 +27,8 @@ import type {
   TextInput,
   UiError,
   WorkflowInfo,
+  TokenHost,
+  TokenStatus,
 } from "../bindings";
 
 export type Call = { cmd: string; args: Record<string, unknown> };
@@ -45,6 +47,8 @@ type Init = {
   install?: InstallStatus;
   local?: LocalStatus;
   localLog?: LogTail;
+  /** Which model host tokens are set (none by default). */
+  tokensSet?: TokenHost[];
 };
 
 /** The built-in templates as the core lists them. */
@@ -318,6 +322,14 @@ export function stepStatus(overrides: Partial<StepStatus> & { id: string }): Ste
   return { title: `Step ${overrides.id}`, state: "pending", detail: null, done_bytes: 0, total_bytes: null, bytes_per_sec: 0, eta_secs: null, ...overrides };
 }
 
+const TOKEN_HOSTS: TokenHost[] = ["huggingface", "civitai"];
+
+/** A token's status as the core reports it (never its value). */
+export function tokenStatus(host: TokenHost, set: boolean): TokenStatus {
+  const label = host === "huggingface" ? "Hugging Face" : "CivitAI";
+  return { host, label, set, hint: `Create a token on ${label}.` };
+}
+
 /** An install's status (idle by default). */
 export function installStatus(overrides: Partial<InstallStatus> = {}): InstallStatus {
   return {
@@ -371,6 +383,9 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     local: init.local ?? localStatus(),
     localLog: init.localLog ?? ({ path: "/home/artist/.local/share/comfyfleet/logs/comfyui.log", text: "", truncated: false } as LogTail),
     now: T0 + 60_000,
+    tokensSet: new Set<TokenHost>(init.tokensSet ?? []),
+    /** Every token value the fake was given (a real keychain would hold them; the UI must never read them back). */
+    tokenValues: [] as string[],
   };
   const calls: Call[] = [];
   let nextId = 1;
@@ -631,6 +646,18 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     install_uninstall: (a) => {
       state.local = { ...state.local, state: "not_installed", install_path: null, url: null, pid: null };
       return { removed: a.installPath as string, kept_models: [], removed_models: a.removeModels ? 1 : 0, server_removed: true };
+    },
+    tokens_list: () => TOKEN_HOSTS.map((h) => tokenStatus(h, state.tokensSet.has(h))),
+    tokens_set: (a) => {
+      const value = String(a.token).trim();
+      if (!value) throw uiError("The token is empty. Paste the token itself.", "tokens.empty");
+      state.tokenValues.push(value);
+      state.tokensSet.add(a.host as TokenHost);
+      return tokenStatus(a.host as TokenHost, true);
+    },
+    tokens_remove: (a) => {
+      state.tokensSet.delete(a.host as TokenHost);
+      return tokenStatus(a.host as TokenHost, false);
     },
     install_status: () => state.install,
     install_subscribe: (a) => {

@@ -5,6 +5,7 @@ mod install;
 mod jobs;
 mod servers;
 mod system;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,9 @@ enum Command {
     Jobs(jobs::JobsCmd),
     /// Download a file (resumable: run the same command again to go on), verified by SHA-256.
     Download(download::DownloadArgs),
+    /// Hugging Face and CivitAI tokens for downloads (kept in the OS keychain).
+    #[command(subcommand)]
+    Tokens(tokens::TokensCmd),
     /// Show this machine's GPUs, CPU, RAM and OS.
     Gpu(system::GpuArgs),
     /// Install ComfyUI on this computer: check, plan, download, set up Python, start, verify, register.
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // Needs no data folder.
         Command::Gpu(args) => system::gpu(args),
+        Command::Tokens(cmd) => runtime.block_on(tokens::run(cmd)),
         command => runtime.block_on(with_fleet(cli.home, command)),
     };
     finish(result)
@@ -98,6 +103,7 @@ async fn with_fleet(home: Option<PathBuf>, command: Command) -> Result<Outcome, 
         Command::Jobs(cmd) => jobs::jobs(&fleet, cmd).await,
         Command::Download(args) => download::run(&fleet, args).await,
         Command::Gpu(args) => system::gpu(args),
+        Command::Tokens(cmd) => tokens::run(cmd).await,
         Command::Install(args) => install::install(&fleet, args).await,
         Command::Uninstall(args) => install::uninstall(&fleet, args).await,
         Command::Local(cmd) => install::local(&fleet, cmd).await,

@@ -126,7 +126,7 @@ fn timeout_ms(secs: Option<f64>) -> Result<Option<u32>, CliError> {
 }
 
 /// Read a secret: from a prompt when stdin is a terminal, else the whole of stdin (one trailing newline dropped).
-fn read_secret(what: &str) -> Result<Secret, CliError> {
+pub fn read_secret(what: &str) -> Result<Secret, CliError> {
     let value = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(format!("{what}: "))
             .map_err(|e| CliError(format!("could not read {what}: {e}")))?

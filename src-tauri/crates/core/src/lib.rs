@@ -22,6 +22,7 @@ pub mod settings;
 pub mod store;
 pub mod system;
 pub mod templates;
+pub mod tokens;
 pub mod workflow;
 
 pub use error_info::{ErrorInfo, HasErrorInfo};

@@ -1,4 +1,4 @@
-import { screen, waitFor } from "@testing-library/react";
+import { screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { installFakeBackend, uiError } from "../../test/fakeBackend";
 import { renderApp } from "../../test/render";
@@ -36,5 +36,30 @@ describe("Settings page", () => {
     expect(await screen.findByTestId("toast")).toHaveTextContent("disk full. Free some space and try again.");
     await waitFor(() => expect(toggle).toBeEnabled());
     expect(toggle).toBeChecked();
+  });
+});
+
+describe("Model host tokens", () => {
+  it("saves a token to the keychain without ever showing it, and removes it", async () => {
+    const fake = installFakeBackend({ tokensSet: ["civitai"] });
+    const { user } = renderApp();
+    await user.click(screen.getByTestId("nav-settings"));
+    const hf = await screen.findByTestId("token-huggingface");
+    expect(within(hf).getByTestId("token-huggingface-state")).toHaveTextContent("Not set");
+    expect(within(screen.getByTestId("token-civitai")).getByTestId("token-civitai-state")).toHaveTextContent("Set");
+    expect(within(hf).getByTestId("token-huggingface-save")).toBeDisabled();
+
+    const input = within(hf).getByTestId("token-huggingface-input");
+    expect(input).toHaveAttribute("type", "password");
+    await user.type(input, "hf_secret_value");
+    await user.click(within(hf).getByTestId("token-huggingface-save"));
+    await waitFor(() => expect(within(hf).getByTestId("token-huggingface-state")).toHaveTextContent("Set"));
+    expect(fake.callsTo("tokens_set")[0].args).toEqual({ host: "huggingface", token: "hf_secret_value" });
+    expect(input).toHaveValue("");
+    expect(document.body.textContent).not.toContain("hf_secret_value");
+
+    await user.click(within(hf).getByTestId("token-huggingface-remove"));
+    await waitFor(() => expect(within(hf).getByTestId("token-huggingface-state")).toHaveTextContent("Not set"));
+    expect(fake.callsTo("tokens_remove")[0].args).toEqual({ host: "huggingface" });
   });
 });

@@ -3,6 +3,7 @@ import { commands, type AppInfo, type Settings } from "../../bindings";
 import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
+import { TokensSection } from "./TokensSection";
 
 export function SettingsPage() {
   const toast = useToast();
@@ -80,6 +81,8 @@ export function SettingsPage() {
           </label>
         )}
       </section>
+
+      <TokensSection />
 
       <section className="card" aria-labelledby="settings-about">
         <h2 id="settings-about" className="card-title">

@@ -5,6 +5,7 @@ mod gpu;
 mod install;
 mod jobs;
 mod servers;
+mod tokens;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
