@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::downloads::{
-    credentials_for, plan::normalize_sha256, redact_text, redact_url, DownloadError,
+    credentials_for, human_bytes, plan::normalize_sha256, redact_text, redact_url, DownloadError,
     DownloadRequest, Downloads, Outcome, Phase, Progress, ProgressSink,
 };
 use crate::secrets::Secrets;
@@ -351,6 +351,8 @@ struct Inner {
     entries: Mutex<Vec<Entry>>,
     throttle: Mutex<Throttle>,
     updates: broadcast::Sender<DownloadUpdate>,
+    /// Unfinished downloads of earlier sessions were taken into the list.
+    adopted: std::sync::atomic::AtomicBool,
 }
 
 /// The downloads of this session and the remembered verified files. Cheap to clone.
@@ -383,6 +385,7 @@ impl DownloadList {
                 entries: Mutex::new(Vec::new()),
                 throttle: Mutex::new(Throttle::new(progress_every)),
                 updates: broadcast::channel(1024).0,
+                adopted: Default::default(),
             }),
         }
     }
@@ -413,8 +416,9 @@ impl DownloadList {
 
     /// The downloads of this session (newest first), then the verified files remembered from before.
     pub async fn list(&self) -> Res<Vec<DownloadItem>> {
-        let mut items = self.session();
         let records = self.inner.downloads.list().await?;
+        self.adopt_unfinished(&records);
+        let mut items = self.session();
         for r in records.into_iter().filter(|r| r.state == "done") {
             if items.iter().any(|i| i.dest == r.dest) {
                 continue;
@@ -442,6 +446,74 @@ impl DownloadList {
             });
         }
         Ok(items)
+    }
+
+    /// Downloads an earlier session left unfinished (the app quit or crashed) join this session's list as stopped,
+    /// with Retry going on from their part. Done once per list; ones whose URL held a secret (shown redacted) or
+    /// whose part is gone are left out, since they could not go on.
+    fn adopt_unfinished(&self, records: &[crate::downloads::DownloadRecord]) {
+        if self
+            .inner
+            .adopted
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let mut adopted = Vec::new();
+        {
+            let mut entries = lock(&self.inner.entries);
+            for r in records.iter().filter(|r| r.state != "done") {
+                let part = crate::downloads::state::part_path(Path::new(&r.dest));
+                if entries.iter().any(|e| e.item.dest == r.dest)
+                    || r.url.contains("***")
+                    || !part.is_file()
+                {
+                    continue;
+                }
+                let downloaded = std::fs::metadata(&part)
+                    .map(|m| m.len())
+                    .unwrap_or(r.downloaded);
+                let so_far = match r.total {
+                    Some(t) => format!("{} of {}", human_bytes(downloaded), human_bytes(t)),
+                    None => human_bytes(downloaded),
+                };
+                let item = DownloadItem {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    url: r.url.clone(),
+                    file_name: Path::new(&r.dest)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| r.dest.clone()),
+                    dest: r.dest.clone(),
+                    state: DownloadState::Failed,
+                    detail: None,
+                    downloaded,
+                    total: r.total,
+                    bytes_per_sec: 0,
+                    eta_secs: None,
+                    sha256: None,
+                    error: Some(crate::ErrorInfo {
+                        code: "downloads.interrupted".into(),
+                        message: format!(
+                            "Stopped when ComfyFleet last closed, with {so_far} downloaded. Retry goes on from there."
+                        ),
+                        details: None,
+                    }),
+                    added_ms: r.updated_ms,
+                    updated_ms: crate::now_ms(),
+                    this_session: true,
+                };
+                entries.push(Entry {
+                    url: r.url.clone(),
+                    sha256: None,
+                    item: item.clone(),
+                });
+                adopted.push(item);
+            }
+        }
+        for item in &adopted {
+            self.publish(item, true);
+        }
     }
 
     /// The finished, verified file at `path`, if this list knows one there (for "Show in folder").
@@ -1057,6 +1129,53 @@ mod tests {
         assert_eq!(
             list.retry("nope").unwrap_err().code(),
             "downloads.unknown_id"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn downloads_list_offers_to_finish_what_an_earlier_session_left_unfinished() {
+        let host = FileHost::start().await;
+        host.add("/half.bin", HostedFile::generated(6 * MIB, 9));
+        host.set(|c| c.rate = Some(2_000_000));
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("{}/half.bin", host.url());
+        let dest = dir.path().join("downloads/half.bin");
+        {
+            // The first session stops in the middle (paused, then the app quits).
+            let first = setup(dir.path()).await;
+            let item = first.add(input(&url, None)).await.unwrap();
+            wait_for(&first, &item.id, "bytes", |i| i.downloaded > MIB).await;
+            first.pause(&item.id).unwrap();
+            wait_for(&first, &item.id, "paused", |i| {
+                i.state == DownloadState::Paused
+            })
+            .await;
+        }
+        host.set(|c| c.rate = None);
+        let later = setup(dir.path()).await;
+        let listed = later.list().await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let left = &listed[0];
+        assert_eq!(
+            (left.state, left.this_session),
+            (DownloadState::Failed, true)
+        );
+        assert!(left.downloaded > MIB);
+        let why = left.error.as_ref().unwrap();
+        assert_eq!(why.code, "downloads.interrupted");
+        assert!(
+            why.message.contains("Retry goes on from there"),
+            "{}",
+            why.message
+        );
+        // Listed once, however often the list is read.
+        assert_eq!(later.list().await.unwrap().len(), 1);
+        later.retry(&left.id).unwrap();
+        let done = wait_for(&later, &left.id, "done", |i| i.state == DownloadState::Done).await;
+        assert_eq!(done.downloaded, 6 * MIB);
+        assert_eq!(
+            crate::downloads::hash::sha256_file(&dest).unwrap(),
+            host.content("/half.bin").unwrap().sha256()
         );
     }
 

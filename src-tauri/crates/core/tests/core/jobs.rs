@@ -346,7 +346,13 @@ async fn jobs_go_only_where_their_checkpoint_is_and_say_when_none_has_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_refuse_outputs_whose_names_escape_the_gallery() {
-    for evil in ["../../x.png", "/tmp/comfyfleet-evil.png"] {
+    // Names unique to this run, so a file left by anything else cannot pass or fail the test.
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let (up, abs) = (
+        format!("../../comfyfleet-escape-{tag}.png"),
+        format!("/tmp/comfyfleet-evil-{tag}.png"),
+    );
+    for evil in [up.as_str(), abs.as_str()] {
         let t = fleet();
         let server = FakeComfy::start(FakeComfyConfig {
             exec_time: Duration::from_millis(10),
@@ -365,8 +371,14 @@ async fn jobs_refuse_outputs_whose_names_escape_the_gallery() {
         let done = wait(&d, &job.id).await;
         assert_eq!(done.state, JobState::Failed);
         assert!(done.error.unwrap().contains("not a plain file name"));
-        assert!(!t.dir.path().parent().unwrap().join("x.png").exists());
-        assert!(!std::path::Path::new("/tmp/comfyfleet-evil.png").exists());
+        let escaped = t
+            .dir
+            .path()
+            .parent()
+            .unwrap()
+            .join(format!("comfyfleet-escape-{tag}.png"));
+        assert!(!escaped.exists());
+        assert!(!std::path::Path::new(&abs).exists());
     }
 }
 
