@@ -3,6 +3,7 @@
 mod download;
 mod install;
 mod jobs;
+mod runpod;
 mod servers;
 mod system;
 mod tokens;
@@ -40,6 +41,9 @@ enum Command {
     Jobs(jobs::JobsCmd),
     /// Download a file (resumable: run the same command again to go on), verified by SHA-256.
     Download(download::DownloadArgs),
+    /// RunPod: the API key (kept in the OS keychain).
+    #[command(subcommand)]
+    Runpod(runpod::RunpodCmd),
     /// Hugging Face and CivitAI tokens for downloads (kept in the OS keychain).
     #[command(subcommand)]
     Tokens(tokens::TokensCmd),
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         // Needs no data folder.
         Command::Gpu(args) => system::gpu(args),
         Command::Tokens(cmd) => runtime.block_on(tokens::run(cmd)),
+        Command::Runpod(cmd) => runtime.block_on(runpod::run(cmd)),
         command => runtime.block_on(with_fleet(cli.home, command)),
     };
     finish(result)
@@ -104,6 +109,7 @@ async fn with_fleet(home: Option<PathBuf>, command: Command) -> Result<Outcome, 
         Command::Download(args) => download::run(&fleet, args).await,
         Command::Gpu(args) => system::gpu(args),
         Command::Tokens(cmd) => tokens::run(cmd).await,
+        Command::Runpod(cmd) => runpod::run(cmd).await,
         Command::Install(args) => install::install(&fleet, args).await,
         Command::Uninstall(args) => install::uninstall(&fleet, args).await,
         Command::Local(cmd) => install::local(&fleet, cmd).await,

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod local;
 pub mod logging;
 pub mod router;
+pub mod runpod;
 pub mod secrets;
 pub mod servers;
 pub mod settings;
