@@ -3,6 +3,7 @@
 //! (serverless), `RUNPOD_REST_API_URL` (pods, REST v2) and `COMFYFLEET_RUNPOD_PROXY_URL` (a pod's HTTP port).
 
 pub mod account;
+pub mod serverless;
 
 /// Where RunPod's APIs are.
 #[derive(Debug, Clone, PartialEq, Eq)]
