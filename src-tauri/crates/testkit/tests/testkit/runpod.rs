@@ -600,3 +600,34 @@ async fn runpod_pods_can_forward_to_a_given_comfyui_with_legacy_runtime_names() 
         Some("/queue")
     );
 }
+
+#[tokio::test]
+async fn runpod_proxy_carries_websockets_and_answers_524_when_the_pod_is_slow() {
+    use futures::StreamExt;
+    let comfy = FakeComfy::start(FakeComfyConfig::default()).await;
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        pod_provisioning: Duration::ZERO,
+        pod_starting: Duration::ZERO,
+        pod_comfy: PodComfy::At(comfy.url()),
+        proxy_timeout: Duration::from_millis(200),
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let body = json!({"imageName": "x", "gpuTypeId": "NVIDIA L4", "ports": ["8188/http"]});
+    let (_, pod) = call("POST", &format!("{}/v2/pods", fake.url()), Some(body)).await;
+    let url = fake.pod_comfy_url(pod["id"].as_str().unwrap()).unwrap();
+    let ws = format!("{}/ws?clientId=abc", url.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws)
+        .await
+        .expect("upgraded through the proxy");
+    let first = tokio::time::timeout(Duration::from_secs(2), socket.next())
+        .await
+        .expect("a frame")
+        .expect("open")
+        .expect("frame");
+    assert!(first.to_text().unwrap().contains("\"status\""), "{first}");
+
+    comfy.set_config(|c| c.latency = Duration::from_millis(500));
+    let slow = http().get(format!("{url}/queue")).send().await.unwrap();
+    assert_eq!(slow.status(), 524);
+}
