@@ -3,7 +3,8 @@
 //! `comfyui` runs one fake ComfyUI and prints `LISTENING http://127.0.0.1:PORT`; `fleet` runs many, prints one JSON
 //! line per server and then `READY`; `files` runs a file host (see `comfyfleet_testkit::filehost`) and prints
 //! `LISTENING http://127.0.0.1:PORT`; `install-host` serves what the installer downloads and prints
-//! `MANIFEST URL` then `LISTENING http://127.0.0.1:PORT`.
+//! `MANIFEST URL` then `LISTENING http://127.0.0.1:PORT`; `runpod` runs a fake RunPod (serverless endpoints and
+//! pods, see `comfyfleet_testkit::runpod`) and prints `LISTENING http://127.0.0.1:PORT`.
 
 use std::io::Write;
 use std::time::Duration;
@@ -11,8 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, ValueEnum};
 use comfyfleet_testkit::{
-    FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault, FileHost, HostedFile, InstallHost,
-    InstallHostConfig,
+    EndpointConfig, FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, FakeRunpod, FakeRunpodConfig,
+    Fault, FileHost, HostedFile, InstallHost, InstallHostConfig,
 };
 
 #[derive(Parser)]
@@ -32,6 +33,54 @@ enum Command {
     /// Serve what the installer downloads (manifest, fake ComfyUI archive, package index with a fake torch, a
     /// model) until killed. Prints `MANIFEST URL`, then `LISTENING http://127.0.0.1:PORT`.
     InstallHost(InstallHostArgs),
+    /// Run a fake RunPod (serverless API of worker-comfyui endpoints and pods REST v2 on one port; both base URLs
+    /// are `URL/v2`) until killed. Prints `LISTENING http://127.0.0.1:PORT`.
+    Runpod(RunpodArgs),
+}
+
+#[derive(Args)]
+struct RunpodArgs {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The API key that works (`Authorization: Bearer K`).
+    #[arg(long, default_value = comfyfleet_testkit::runpod::DEFAULT_API_KEY)]
+    key: String,
+    /// A serverless endpoint id (repeatable; default `ep-comfy`). `pods` and `catalog` are refused.
+    #[arg(long = "endpoint", value_name = "ID")]
+    endpoints: Vec<String>,
+    /// How long a cold worker takes to start, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    cold_start_ms: u64,
+    /// How long each job runs, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    exec_ms: u64,
+    /// Max workers per endpoint.
+    #[arg(long, default_value_t = 2)]
+    workers: u32,
+}
+
+impl RunpodArgs {
+    fn config(&self) -> FakeRunpodConfig {
+        let ids = if self.endpoints.is_empty() {
+            vec!["ep-comfy".to_string()]
+        } else {
+            self.endpoints.clone()
+        };
+        FakeRunpodConfig {
+            api_key: self.key.clone(),
+            endpoints: ids
+                .iter()
+                .map(|id| EndpointConfig {
+                    workers: self.workers,
+                    cold_start: Duration::from_millis(self.cold_start_ms),
+                    exec_time: Duration::from_millis(self.exec_ms),
+                    ..EndpointConfig::new(id)
+                })
+                .collect(),
+            ..FakeRunpodConfig::default()
+        }
+    }
 }
 
 #[derive(Args)]
@@ -231,6 +280,16 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
             print_flushed(&format!("LISTENING {}", fake.url()))?;
             until_killed(false).await;
+            fake.shutdown().await;
+        }
+        Command::Runpod(args) => {
+            let fake = FakeRunpod::start_on(args.port, args.config())
+                .await
+                .with_context(|| {
+                    format!("cannot start a fake RunPod on 127.0.0.1:{}", args.port)
+                })?;
+            print_flushed(&format!("LISTENING {}", fake.url()))?;
+            until_killed(true).await;
             fake.shutdown().await;
         }
         Command::Files(args) => {

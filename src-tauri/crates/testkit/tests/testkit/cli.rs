@@ -132,3 +132,47 @@ async fn cli_install_host_prints_the_manifest_url_then_listening_and_serves_it()
     assert_eq!(get(&format!("{url}/simple/torch/")).await.0, 200);
     child.kill().await.expect("killed");
 }
+
+#[tokio::test]
+async fn cli_runpod_prints_listening_and_serves_its_endpoints() {
+    let mut child = Command::new(BIN)
+        .args([
+            "runpod",
+            "--key",
+            "k1",
+            "--endpoint",
+            "ep-a",
+            "--endpoint",
+            "ep-b",
+        ])
+        .args(["--cold-start-ms", "10", "--exec-ms", "10"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("started");
+    let lines = lines_until(&mut child, |l| l.starts_with("LISTENING ")).await;
+    let url = lines
+        .last()
+        .and_then(|l| l.strip_prefix("LISTENING "))
+        .expect("LISTENING line")
+        .to_string();
+    let health = |ep: &'static str, key: &'static str| {
+        let url = url.clone();
+        async move {
+            super::http()
+                .get(format!("{url}/v2/{ep}/health"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("answered")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(health("ep-a", "k1").await, 200);
+    assert_eq!(health("ep-b", "k1").await, 200);
+    assert_eq!(health("ep-c", "k1").await, 404);
+    assert_eq!(health("ep-a", "k2").await, 401);
+    child.kill().await.expect("killed");
+}

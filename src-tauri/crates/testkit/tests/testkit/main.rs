@@ -11,6 +11,7 @@ mod files;
 mod installhost;
 mod lifecycle;
 mod routes;
+mod runpod;
 mod websocket;
 
 use std::time::Duration;
