@@ -3,6 +3,7 @@
 //! (serverless), `RUNPOD_REST_API_URL` (pods, REST v2) and `COMFYFLEET_RUNPOD_PROXY_URL` (a pod's HTTP port).
 
 pub mod account;
+pub mod client;
 pub mod serverless;
 
 /// Where RunPod's APIs are.
@@ -45,6 +46,7 @@ impl RunpodUrls {
     pub fn pod_url(&self, pod_id: &str, port: u16) -> String {
         self.proxy
             .replace("{pod_id}", pod_id)
+            .replace("{podId}", pod_id)
             .replace("{port}", &port.to_string())
     }
 }

@@ -73,7 +73,7 @@ pub struct InputImage {
     pub bytes: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InputError {
     #[error("This job is {size_mb:.1} MB once its images are encoded; RunPod's /run takes at most 10 MB. Use smaller or fewer input images, or run it on a ComfyUI server or pod.")]
     TooLarge { size_mb: f64 },
@@ -218,17 +218,33 @@ mod tests {
         assert!(JobState::parse("TIMED_OUT").is_final());
         assert!(!JobState::parse("THROTTLED").is_final());
         let s: StatusBody = serde_json::from_value(json!({"delayTime":824,"executionTime":3391,"id":"j","output":{},"status":"COMPLETED","workerId":"w"})).unwrap();
-        assert_eq!((s.delay_time, s.execution_time, s.state()), (Some(824), Some(3391), JobState::Completed));
+        assert_eq!(
+            (s.delay_time, s.execution_time, s.state()),
+            (Some(824), Some(3391), JobState::Completed)
+        );
     }
 
     #[test]
     fn serverless_run_body_carries_workflow_and_base64_images_and_refuses_over_10_mb() {
         let wf = json!({"1": {"class_type": "LoadImage", "inputs": {"image": "in.png"}}});
-        let body = run_body(&wf, &[InputImage { name: "in.png".into(), bytes: vec![1, 2, 3] }]).unwrap();
+        let body = run_body(
+            &wf,
+            &[InputImage {
+                name: "in.png".into(),
+                bytes: vec![1, 2, 3],
+            }],
+        )
+        .unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["input"]["workflow"], wf);
-        assert_eq!(v["input"]["images"][0], json!({"name": "in.png", "image": "AQID"}));
-        let big = InputImage { name: "big.png".into(), bytes: vec![0; 8_000_000] };
+        assert_eq!(
+            v["input"]["images"][0],
+            json!({"name": "in.png", "image": "AQID"})
+        );
+        let big = InputImage {
+            name: "big.png".into(),
+            bytes: vec![0; 8_000_000],
+        };
         let e = run_body(&wf, &[big]).unwrap_err();
         assert!(e.to_string().contains("10 MB"), "{e}");
     }
@@ -244,11 +260,24 @@ mod tests {
             outputs(&json!({"images": [{"filename": "a.png", "type": "s3_url", "data": "https://b/a.png"}]})).unwrap(),
             [OutputFile::Url { file_name: "a.png".into(), url: "https://b/a.png".into() }]
         );
-        let legacy = outputs(&json!({"status": "success", "message": format!("data:image/png;base64,{png}")})).unwrap();
+        let legacy = outputs(
+            &json!({"status": "success", "message": format!("data:image/png;base64,{png}")}),
+        )
+        .unwrap();
         assert!(matches!(&legacy[0], OutputFile::Inline { bytes, .. } if bytes == b"\x89PNG"));
-        assert!(matches!(&outputs(&json!({"message": "https://x/y.png"})).unwrap()[0], OutputFile::Url { .. }));
-        assert_eq!(outputs(&json!({"status": "success_no_images", "images": []})).unwrap(), []);
-        assert!(outputs(&json!({"images": [{"type": "base64", "data": "%%%"}]})).unwrap_err().contains("base64"));
+        assert!(matches!(
+            &outputs(&json!({"message": "https://x/y.png"})).unwrap()[0],
+            OutputFile::Url { .. }
+        ));
+        assert_eq!(
+            outputs(&json!({"status": "success_no_images", "images": []})).unwrap(),
+            []
+        );
+        assert!(
+            outputs(&json!({"images": [{"type": "base64", "data": "%%%"}]}))
+                .unwrap_err()
+                .contains("base64")
+        );
         assert!(outputs(&json!({"weird": 1})).is_err());
     }
 
@@ -256,7 +285,9 @@ mod tests {
     fn serverless_failures_keep_the_validation_text_and_shorten_tracebacks() {
         let v = json!("Workflow validation failed:\n• Node 4 (errors): ckpt_name not in list");
         assert!(failure_text(Some(&v)).contains("Node 4 (errors)"));
-        let exc = json!(r#"{"error_type":"RuntimeError","error_message":"CUDA out of memory","error_traceback":"..."}"#);
+        let exc = json!(
+            r#"{"error_type":"RuntimeError","error_message":"CUDA out of memory","error_traceback":"..."}"#
+        );
         assert_eq!(failure_text(Some(&exc)), "RuntimeError: CUDA out of memory");
         assert!(failure_text(None).contains("without saying why"));
     }

@@ -5,5 +5,6 @@ mod downloads;
 mod health;
 mod installer;
 mod jobs;
+mod runpod;
 mod servers;
 mod support;

@@ -1,0 +1,229 @@
+//! The RunPod serverless client against testkit's fake RunPod (worker-comfyui behaviour, real HTTP on loopback):
+//! each job state path, each output format, validation text, cancel, 429 back-off, oversize input refused before
+//! sending, a refused key.
+
+use std::time::Duration;
+
+use comfyfleet_core::runpod::client::{JobEnd, JobEvent, RunpodError, ServerlessClient};
+use comfyfleet_core::runpod::serverless::{run_body, InputImage, OutputFile};
+use comfyfleet_core::runpod::RunpodUrls;
+use comfyfleet_core::secrets::Secret;
+use comfyfleet_testkit::runpod::{Fault, Target, DEFAULT_API_KEY};
+use comfyfleet_testkit::{EndpointConfig, FakeRunpod, FakeRunpodConfig, OutputFlavour};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+fn endpoint(id: &str, output: OutputFlavour, exec_ms: u64) -> EndpointConfig {
+    EndpointConfig {
+        workers: 1,
+        cold_start: Duration::from_millis(600),
+        exec_time: Duration::from_millis(exec_ms),
+        output,
+        ..EndpointConfig::new(id)
+    }
+}
+
+async fn fake() -> FakeRunpod {
+    FakeRunpod::start(FakeRunpodConfig {
+        endpoints: vec![
+            endpoint("ep-b64", OutputFlavour::Base64, 300),
+            endpoint("ep-s3", OutputFlavour::S3Url, 300),
+            endpoint("ep-legacy", OutputFlavour::Legacy, 300),
+            endpoint("ep-slow", OutputFlavour::Base64, 60_000),
+        ],
+        ..FakeRunpodConfig::default()
+    })
+    .await
+}
+
+fn urls(fake: &FakeRunpod) -> RunpodUrls {
+    RunpodUrls {
+        serverless: format!("{}/v2", fake.url()),
+        rest: format!("{}/v2", fake.url()),
+        proxy: fake.proxy_url_template(),
+    }
+}
+
+fn client(fake: &FakeRunpod, ep: &str) -> ServerlessClient {
+    ServerlessClient::new(
+        comfyfleet_core::downloads::http_client(),
+        &urls(fake),
+        ep,
+        Secret::new(DEFAULT_API_KEY),
+    )
+}
+
+fn workflow() -> Value {
+    json!({
+        "3": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": 0x00ff00}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "ComfyUI"}}
+    })
+}
+
+fn running() -> watch::Receiver<bool> {
+    watch::channel(false).1
+}
+
+async fn run_to_end(c: &ServerlessClient, wf: &Value) -> (JobEnd, Vec<JobEvent>) {
+    let queued = c.run(run_body(wf, &[]).unwrap()).await.unwrap();
+    let mut events = Vec::new();
+    let end = c
+        .follow(&queued.id, 0, running(), |e| events.push(e))
+        .await
+        .unwrap();
+    (end, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_jobs_wake_a_worker_run_and_return_images_in_every_output_format() {
+    let fake = fake().await;
+    for ep in ["ep-b64", "ep-s3", "ep-legacy"] {
+        let c = client(&fake, ep);
+        let (end, events) = run_to_end(&c, &workflow()).await;
+        // A cold endpoint: queued while a worker wakes, then running.
+        assert!(
+            matches!(events.first(), Some(JobEvent::Queued { .. })),
+            "{ep}: {events:?}"
+        );
+        assert!(events.contains(&JobEvent::Running), "{ep}: {events:?}");
+        let JobEnd::Completed {
+            outputs,
+            delay_ms,
+            execution_ms,
+        } = end
+        else {
+            panic!("{ep}: {end:?}");
+        };
+        assert!(
+            delay_ms.unwrap() >= 500,
+            "{ep}: the cold start is in the delay ({delay_ms:?})"
+        );
+        assert!(execution_ms.unwrap() >= 250, "{ep}: {execution_ms:?}");
+        assert_eq!(outputs.len(), 1, "{ep}");
+        if ep == "ep-s3" {
+            assert!(matches!(outputs[0], OutputFile::Url { .. }));
+        }
+        let png = c.fetch_output(&outputs[0], 1 << 20).await.unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{ep}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_failures_reach_the_user_readably() {
+    let fake = fake().await;
+    let c = client(&fake, "ep-b64");
+    // worker-comfyui's validation text, as the worker wrote it.
+    let bad = json!({"4": {"class_type": "NoSuchNode", "inputs": {}}, "9": {"class_type": "SaveImage", "inputs": {"images": ["4", 0]}}});
+    let (end, _) = run_to_end(&c, &bad).await;
+    let JobEnd::Failed { message, .. } = end else {
+        panic!("{end:?}")
+    };
+    assert!(
+        message.contains("Workflow validation failed") && message.contains("Node 4"),
+        "{message}"
+    );
+    // An uncaught exception in the handler: its type and message, not the JSON.
+    fake.set_fault(Fault::JobRuntimeError {
+        endpoint: "ep-b64".into(),
+        times: 1,
+    });
+    let (end, _) = run_to_end(&c, &workflow()).await;
+    let JobEnd::Failed { message, .. } = end else {
+        panic!("{end:?}")
+    };
+    assert!(
+        !message.starts_with('{') && message.contains(':'),
+        "{message}"
+    );
+    // A job that never ends is stopped by RunPod at its execution timeout.
+    fake.set_config(|cfg| {
+        for e in &mut cfg.endpoints {
+            e.execution_timeout = Duration::from_millis(1500);
+        }
+    });
+    fake.set_fault(Fault::JobHangs {
+        endpoint: "ep-b64".into(),
+        times: 1,
+    });
+    let (end, _) = run_to_end(&c, &workflow()).await;
+    assert!(matches!(end, JobEnd::TimedOut { .. }), "{end:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_cancel_stops_the_job_on_runpod() {
+    let fake = fake().await;
+    let c = client(&fake, "ep-slow");
+    let queued = c.run(run_body(&workflow(), &[]).unwrap()).await.unwrap();
+    let (tx, rx) = watch::channel(false);
+    let follower = {
+        let c = c.clone();
+        let id = queued.id.clone();
+        tokio::spawn(async move { c.follow(&id, 0, rx, |_| {}).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tx.send(true).unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(end, JobEnd::Cancelled);
+    assert_eq!(fake.job(&queued.id).unwrap().status.as_str(), "CANCELLED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_backs_off_on_429_and_refuses_oversize_input_before_sending() {
+    let fake = fake().await;
+    let c = client(&fake, "ep-b64");
+    fake.set_fault(Fault::RateLimited {
+        target: Target::endpoint("ep-b64"),
+        times: 2,
+    });
+    let started = std::time::Instant::now();
+    let (end, _) = run_to_end(&c, &workflow()).await;
+    assert!(matches!(end, JobEnd::Completed { .. }), "{end:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited as Retry-After said"
+    );
+    let limited = fake
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(429))
+        .count();
+    assert_eq!(limited, 2);
+
+    // 11 MB of image: refused here, with what to do; RunPod never sees it.
+    fake.clear_requests();
+    let big = InputImage {
+        name: "big.png".into(),
+        bytes: vec![7; 8_500_000],
+    };
+    let e = run_body(&workflow(), &[big]).unwrap_err().to_string();
+    assert!(e.contains("at most 10 MB") && e.contains("smaller"), "{e}");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_refused_keys_and_unknown_endpoints_say_what_to_do_without_the_key() {
+    let fake = fake().await;
+    let wrong = ServerlessClient::new(
+        comfyfleet_core::downloads::http_client(),
+        &urls(&fake),
+        "ep-b64",
+        Secret::new("rpa_WRONG_KEY_abcdef"),
+    );
+    let e = wrong
+        .run(run_body(&workflow(), &[]).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RunpodError::Refused(_)), "{e}");
+    assert!(
+        e.to_string().contains("401") && !e.to_string().contains("rpa_WRONG"),
+        "{e}"
+    );
+    let e = client(&fake, "ep-missing").health().await.unwrap_err();
+    assert!(e.to_string().contains("ep-missing"), "{e}");
+    let h = client(&fake, "ep-b64").health().await.unwrap();
+    assert!(!h.warm(), "no worker is up before the first job: {h:?}");
+}
