@@ -4,6 +4,7 @@ mod download;
 mod gpu;
 mod install;
 mod jobs;
+mod runpod;
 mod servers;
 mod tokens;
 
@@ -36,8 +37,14 @@ impl Cli {
 
     /// Run with `stdin` piped in (empty when None).
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .command(args)
+        self.run_with(args, stdin, &[])
+    }
+
+    /// Run with `stdin` piped in and these environment variables set.
+    pub fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -69,4 +76,18 @@ impl Cli {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every file under `dir`, for leak checks.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

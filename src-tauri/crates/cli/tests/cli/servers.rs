@@ -94,7 +94,7 @@ async fn cli_secret_written_by_one_process_is_used_by_another() {
         .iter()
         .any(|r| r.header("authorization") == Some(format!("Bearer {token}").as_str())));
     // And the secret is in no file under the home.
-    for entry in walk(cli.home.path()) {
+    for entry in crate::files_under(cli.home.path()) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(
             !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
@@ -102,19 +102,6 @@ async fn cli_secret_written_by_one_process_is_used_by_another() {
             entry.display()
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
