@@ -242,8 +242,20 @@ impl ServerlessClient {
         mut on_event: impl FnMut(JobEvent) + Send,
     ) -> Result<JobEnd, RunpodError> {
         let started = Instant::now();
-        let mut last_state: Option<JobState> = None;
+        // It was just sent: it waits for a worker until RunPod says otherwise.
+        on_event(JobEvent::Queued { delay_ms: None });
+        let mut last_state: Option<JobState> = Some(JobState::InQueue);
         loop {
+            // `/run` has just said IN_QUEUE: the first look waits like the others.
+            let wait = poll_delay_ms(started.elapsed().as_millis() as u64, expected_ms);
+            let cancelled = tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => false,
+                r = cancel.wait_for(|c| *c) => r.is_ok(),
+            };
+            if cancelled {
+                self.cancel(id).await?;
+                return Ok(JobEnd::Cancelled);
+            }
             let st = self.status(id).await?;
             let state = st.state();
             if last_state.as_ref() != Some(&state) {
@@ -286,15 +298,6 @@ impl ServerlessClient {
                 }
                 JobState::Cancelled => return Ok(JobEnd::Cancelled),
                 _ => {}
-            }
-            let wait = poll_delay_ms(started.elapsed().as_millis() as u64, expected_ms);
-            let cancelled = tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(wait)) => false,
-                r = cancel.wait_for(|c| *c) => r.is_ok(),
-            };
-            if cancelled {
-                self.cancel(id).await?;
-                return Ok(JobEnd::Cancelled);
             }
         }
     }

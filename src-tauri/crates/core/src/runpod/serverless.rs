@@ -199,8 +199,6 @@ pub fn poll_delay_ms(elapsed_ms: u64, expected_ms: u64) -> u64 {
     let far_from_done = expected_ms > 0 && elapsed_ms + 5_000 < expected_ms;
     if far_from_done {
         2_000
-    } else if elapsed_ms < 2_000 {
-        500
     } else {
         1_000
     }
@@ -294,7 +292,7 @@ mod tests {
 
     #[test]
     fn serverless_polls_about_once_a_second_and_slower_when_far_from_done() {
-        assert_eq!(poll_delay_ms(0, 0), 500);
+        assert_eq!(poll_delay_ms(0, 0), 1_000);
         assert_eq!(poll_delay_ms(3_000, 0), 1_000);
         assert_eq!(poll_delay_ms(1_000, 60_000), 2_000);
         assert_eq!(poll_delay_ms(56_000, 60_000), 1_000);

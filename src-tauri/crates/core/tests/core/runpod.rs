@@ -16,7 +16,7 @@ use tokio::sync::watch;
 fn endpoint(id: &str, output: OutputFlavour, exec_ms: u64) -> EndpointConfig {
     EndpointConfig {
         workers: 1,
-        cold_start: Duration::from_millis(600),
+        cold_start: Duration::from_millis(1500),
         exec_time: Duration::from_millis(exec_ms),
         output,
         ..EndpointConfig::new(id)
@@ -26,9 +26,9 @@ fn endpoint(id: &str, output: OutputFlavour, exec_ms: u64) -> EndpointConfig {
 async fn fake() -> FakeRunpod {
     FakeRunpod::start(FakeRunpodConfig {
         endpoints: vec![
-            endpoint("ep-b64", OutputFlavour::Base64, 300),
-            endpoint("ep-s3", OutputFlavour::S3Url, 300),
-            endpoint("ep-legacy", OutputFlavour::Legacy, 300),
+            endpoint("ep-b64", OutputFlavour::Base64, 1200),
+            endpoint("ep-s3", OutputFlavour::S3Url, 1200),
+            endpoint("ep-legacy", OutputFlavour::Legacy, 1200),
             endpoint("ep-slow", OutputFlavour::Base64, 60_000),
         ],
         ..FakeRunpodConfig::default()
