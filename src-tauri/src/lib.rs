@@ -5,6 +5,7 @@ mod downloads;
 mod events;
 mod generate;
 mod install;
+mod runpod;
 mod tray;
 
 use comfyfleet_core::health::HealthEvent;
@@ -61,6 +62,10 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             downloads::tokens_list,
             downloads::tokens_set,
             downloads::tokens_remove,
+            runpod::runpod_key_status,
+            runpod::runpod_key_set,
+            runpod::runpod_key_test,
+            runpod::runpod_key_remove,
             install::install_check,
             install::install_start,
             install::install_pause,

@@ -49,6 +49,12 @@ export const commands = {
 	/**  Stores a model host token in the OS keychain. */
 	tokensSet: (host: TokenHost, token: Secret) => typedError<TokenStatus, UiError>(__TAURI_INVOKE("tokens_set", { host, token })),
 	tokensRemove: (host: TokenHost) => typedError<TokenStatus, UiError>(__TAURI_INVOKE("tokens_remove", { host })),
+	runpodKeyStatus: () => typedError<KeyStatus, UiError>(__TAURI_INVOKE("runpod_key_status")),
+	/**  Stores the RunPod API key in the OS keychain. */
+	runpodKeySet: (key: Secret) => typedError<KeyStatus, UiError>(__TAURI_INVOKE("runpod_key_set", { key })),
+	/**  One cheap authenticated call to RunPod; a refusal is a result with what to do, not an error. */
+	runpodKeyTest: () => typedError<KeyTest, UiError>(__TAURI_INVOKE("runpod_key_test")),
+	runpodKeyRemove: () => typedError<KeyStatus, UiError>(__TAURI_INVOKE("runpod_key_remove")),
 	/**  The system check, the packs on offer and the plan for these choices (or why there is none). */
 	installCheck: (request: InstallRequest) => typedError<InstallCheck, UiError>(__TAURI_INVOKE("install_check", { request })),
 	/**  Starts installing in the background; follow it with `install_subscribe`. */
@@ -360,6 +366,18 @@ export type JobState = "queued" | "dispatched" | "running" | "succeeded" | "fail
 export type JobUpdate = 
 /**  State, server, error or outputs changed. */
 { kind: "changed"; job: Job } | { kind: "progress"; job_id: string; progress: number | null } | { kind: "preview"; job_id: string; mime: string; data_base64: string };
+
+/**  What the UI and the CLI see of the key. */
+export type KeyStatus = {
+	set: boolean,
+};
+
+/**  The result of testing the key. */
+export type KeyTest = {
+	ok: boolean,
+	message: string,
+	latency_ms: number,
+};
 
 export type LocalState = 
 /**  No local install is known. */

@@ -49,6 +49,8 @@ type Init = {
   localLog?: LogTail;
   /** Which model host tokens are set (none by default). */
   tokensSet?: TokenHost[];
+  /** Whether a RunPod API key is set, and the key RunPod accepts. */
+  runpodKey?: { set: boolean; accepts?: string };
 };
 
 /** The built-in templates as the core lists them. */
@@ -386,6 +388,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     tokensSet: new Set<TokenHost>(init.tokensSet ?? []),
     /** Every token value the fake was given (a real keychain would hold them; the UI must never read them back). */
     tokenValues: [] as string[],
+    runpodKey: { set: init.runpodKey?.set ?? false, value: null as string | null, accepts: init.runpodKey?.accepts ?? "rpa_GOOD" },
   };
   const calls: Call[] = [];
   let nextId = 1;
@@ -646,6 +649,24 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     install_uninstall: (a) => {
       state.local = { ...state.local, state: "not_installed", install_path: null, url: null, pid: null };
       return { removed: a.installPath as string, kept_models: [], removed_models: a.removeModels ? 1 : 0, server_removed: true };
+    },
+    runpod_key_status: () => ({ set: state.runpodKey.set }),
+    runpod_key_set: (a) => {
+      const key = String(a.key).trim();
+      if (!key || /\s/.test(key)) throw uiError("The RunPod API key is empty or contains spaces. Paste the key itself.", "runpod.bad_key");
+      state.runpodKey = { ...state.runpodKey, set: true, value: key };
+      state.tokenValues.push(key);
+      return { set: true };
+    },
+    runpod_key_test: () => {
+      if (!state.runpodKey.set) throw uiError("No RunPod API key is set.", "runpod.no_key");
+      return state.runpodKey.value === state.runpodKey.accepts
+        ? { ok: true, message: "RunPod accepted the key.", latency_ms: 42 }
+        : { ok: false, message: "RunPod refused the API key (401). Check it in the RunPod console (Settings → API Keys) and set it again.", latency_ms: 40 };
+    },
+    runpod_key_remove: () => {
+      state.runpodKey = { ...state.runpodKey, set: false, value: null };
+      return { set: false };
     },
     tokens_list: () => TOKEN_HOSTS.map((h) => tokenStatus(h, state.tokensSet.has(h))),
     tokens_set: (a) => {

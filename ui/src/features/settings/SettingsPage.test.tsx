@@ -63,3 +63,33 @@ describe("Model host tokens", () => {
     expect(fake.callsTo("tokens_remove")[0].args).toEqual({ host: "huggingface" });
   });
 });
+
+describe("RunPod account", () => {
+  it("saves the key without showing it, tests it (refused, then accepted) and removes it", async () => {
+    const fake = installFakeBackend();
+    const { user } = renderApp();
+    await user.click(screen.getByTestId("nav-settings"));
+    const section = await screen.findByTestId("runpod-key");
+    expect(within(section).getByTestId("runpod-key-state")).toHaveTextContent("Not set");
+    expect(within(section).queryByTestId("runpod-key-test")).not.toBeInTheDocument();
+
+    await user.type(within(section).getByTestId("runpod-key-input"), "rpa_WRONG");
+    await user.click(within(section).getByTestId("runpod-key-save"));
+    await waitFor(() => expect(within(section).getByTestId("runpod-key-state")).toHaveTextContent("Set"));
+    await user.click(within(section).getByTestId("runpod-key-test"));
+    const refused = await within(section).findByTestId("runpod-key-result");
+    expect(refused).toHaveAttribute("data-ok", "false");
+    expect(refused).toHaveTextContent("refused the API key (401)");
+
+    await user.type(within(section).getByTestId("runpod-key-input"), "rpa_GOOD");
+    await user.click(within(section).getByTestId("runpod-key-save"));
+    await waitFor(() => expect(within(section).queryByTestId("runpod-key-result")).not.toBeInTheDocument());
+    await user.click(within(section).getByTestId("runpod-key-test"));
+    await waitFor(() => expect(within(section).getByTestId("runpod-key-result")).toHaveAttribute("data-ok", "true"));
+    expect(fake.callsTo("runpod_key_set").map((c) => c.args)).toEqual([{ key: "rpa_WRONG" }, { key: "rpa_GOOD" }]);
+    expect(document.body.textContent).not.toContain("rpa_GOOD");
+
+    await user.click(within(section).getByTestId("runpod-key-remove"));
+    await waitFor(() => expect(within(section).getByTestId("runpod-key-state")).toHaveTextContent("Not set"));
+  });
+});

@@ -3,6 +3,7 @@ import { commands, type AppInfo, type Settings } from "../../bindings";
 import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
+import { RunpodAccountSection } from "./RunpodAccountSection";
 import { TokensSection } from "./TokensSection";
 
 export function SettingsPage() {
@@ -81,6 +82,8 @@ export function SettingsPage() {
           </label>
         )}
       </section>
+
+      <RunpodAccountSection />
 
       <TokensSection />
 
