@@ -52,7 +52,16 @@ async fn main() {
         );
         let (mut lags, mut requests) = (Vec::new(), Vec::new());
         let mut expected_ms = 0;
-        for _ in 0..jobs {
+        for i in 0..jobs {
+            // Lengths off the one-second grid (5.0, 5.33, 5.67 s …), as real jobs are.
+            let len = Duration::from_millis(secs * 1000 + (i as u64 % 3) * 333);
+            fake.set_config(|c| {
+                for e in &mut c.endpoints {
+                    if e.id == ep {
+                        e.exec_time = len;
+                    }
+                }
+            });
             let before = client.polls.load(std::sync::atomic::Ordering::Relaxed);
             let sent = Instant::now();
             let queued = client.run(run_body(&workflow, &[]).unwrap()).await.unwrap();
