@@ -10,7 +10,7 @@ mod files;
 mod fixtures;
 mod gate;
 mod multipart;
-mod png;
+pub(crate) mod png;
 mod queue;
 mod routes;
 mod server;

@@ -5,7 +5,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::config::OutputFlavour;
-use super::png;
+use crate::comfy::png;
 
 /// Node classes the fake's ComfyUI knows; any other class fails validation.
 pub const KNOWN_NODE_CLASSES: [&str; 9] = [

@@ -11,10 +11,6 @@
 mod catalog;
 mod config;
 mod handler;
-// The fake ComfyUI's PNG encoder, compiled here too so the comfy module stays as it is.
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "../comfy/png.rs"]
-mod png;
 mod pods;
 mod proxy;
 mod routes;
