@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod client;
+pub mod pods;
 pub mod serverless;
 
 /// Where RunPod's APIs are.

@@ -227,3 +227,61 @@ async fn runpod_refused_keys_and_unknown_endpoints_say_what_to_do_without_the_ke
     let h = client(&fake, "ep-b64").health().await.unwrap();
     assert!(!h.warm(), "no worker is up before the first job: {h:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_pods_are_created_reach_comfyui_through_the_proxy_stop_and_terminate() {
+    use comfyfleet_core::runpod::pods::{PodPreset, PodsClient};
+    use comfyfleet_testkit::runpod::SeededPod;
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        seeded_pods: vec![SeededPod::foreign("foreign01", "someone's notebook")],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let pods = PodsClient::new(
+        comfyfleet_core::downloads::http_client(),
+        urls(&fake),
+        Secret::new(DEFAULT_API_KEY),
+    );
+    let pod = pods.create(&PodPreset::default()).await.unwrap();
+    assert!(pod.cost_per_hr_micros > 0);
+    let url = pods
+        .wait_ready(&pod.id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let stats: Value = reqwest::get(format!("{url}/system_stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stats["system"]["comfyui_version"].is_string(), "{stats}");
+    let running = pods.get(&pod.id).await.unwrap();
+    assert_eq!(
+        (running.status.as_str(), running.http_ports.clone()),
+        ("RUNNING", vec![8188])
+    );
+    // The list has the app's pod and the foreign one; only ours is acted on.
+    let ids: Vec<String> = pods
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert!(
+        ids.contains(&pod.id) && ids.contains(&"foreign01".to_string()),
+        "{ids:?}"
+    );
+    pods.action(&pod.id, "stop").await.unwrap();
+    assert_eq!(pods.get(&pod.id).await.unwrap().status, "EXITED");
+    pods.action(&pod.id, "terminate").await.unwrap();
+    let e = pods.action(&pod.id, "stop").await.unwrap_err();
+    assert!(
+        e.to_string().contains("cannot do that") || e.to_string().contains("no pod"),
+        "{e}"
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .all(|r| r.pod_id() != Some("foreign01") || r.method == "GET"));
+}
