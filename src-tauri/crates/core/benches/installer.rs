@@ -38,11 +38,7 @@ async fn main() {
         local.clone(),
         Downloads::new(fleet.store.clone(), Default::default()),
     ));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = comfyfleet_testkit::stable_port();
     let req = InstallRequest {
         install_path: dir.path().join("ComfyUI").display().to_string(),
         packs: vec!["tiny".into()],

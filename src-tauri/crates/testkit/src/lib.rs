@@ -8,12 +8,14 @@
 pub mod comfy;
 pub mod filehost;
 pub mod installhost;
+pub mod ports;
 mod pyjson;
 pub mod runpod;
 
 pub use comfy::{FakeAuth, FakeComfy, FakeComfyConfig, FakeDevice, Fault, RecordedRequest};
 pub use filehost::{FileHost, HostConfig, HostRequest, HostedFile};
 pub use installhost::{InstallHost, InstallHostConfig};
+pub use ports::stable_port;
 pub use runpod::{
     EndpointConfig, FakeRunpod, FakeRunpodConfig, OutputFlavour, RunpodJob, RunpodPod,
     RunpodRequest,

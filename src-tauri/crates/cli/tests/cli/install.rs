@@ -6,17 +6,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use comfyfleet_testkit::installhost::{ARCHIVE_PATH, MODEL_PATH};
-use comfyfleet_testkit::{InstallHost, InstallHostConfig};
+use comfyfleet_testkit::{stable_port, InstallHost, InstallHostConfig};
 
 use crate::{stderr, Cli};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Stops the local server the test started, even when an assertion fails first.
 struct StopLocal<'a>(&'a Cli);
@@ -52,7 +45,7 @@ async fn cli_install_killed_mid_install_continues_without_redoing_finished_steps
     let cli = Cli::new();
     let _stop = StopLocal(&cli);
     let path = cli.home.path().join("ComfyUI");
-    let port = free_port().to_string();
+    let port = stable_port().to_string();
     let manifest = host.manifest_url();
     let args = [
         "install",

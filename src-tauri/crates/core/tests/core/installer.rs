@@ -11,17 +11,10 @@ use comfyfleet_core::installer::run::{InstallEnv, Installer, Record};
 use comfyfleet_core::installer::status::{InstallRequest, InstallState, LocalState, StepState};
 use comfyfleet_core::local::LocalServer;
 use comfyfleet_testkit::installhost::{ARCHIVE_PATH, MODEL_PATH};
-use comfyfleet_testkit::{InstallHost, InstallHostConfig};
+use comfyfleet_testkit::{stable_port, InstallHost, InstallHostConfig};
 
 use crate::support::{fleet, TestFleet};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn installer(t: &TestFleet) -> (Installer, LocalServer) {
     let local = LocalServer::with_start_timeout(
@@ -75,7 +68,7 @@ async fn installer_installs_starts_verifies_registers_and_a_rerun_changes_nothin
     let (inst, local) = installer(&t);
     let _guard = StopOnDrop(local.clone());
     let path = t.dir.path().join("ComfyUI");
-    let port = free_port();
+    let port = stable_port();
     let req = InstallRequest {
         install_path: path.display().to_string(),
         packs: vec!["tiny".into()],
@@ -380,7 +373,7 @@ async fn installer_uses_a_shared_models_folder_repairs_a_damaged_model_and_unins
     let path = t.dir.path().join("ComfyUI");
     let shared = t.dir.path().join("shared-models");
     std::fs::create_dir_all(&shared).unwrap();
-    let port = free_port();
+    let port = stable_port();
     let req = InstallRequest {
         install_path: path.display().to_string(),
         packs: vec!["tiny".into()],

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use comfyfleet_testkit::installhost::{self, ARCHIVE_TOP};
+use comfyfleet_testkit::stable_port;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -39,12 +40,6 @@ fn install() -> Install {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 fn command(comfyui: &Path, torch: Option<&Path>, port: u16, extra: &[&str]) -> Command {
     let mut command = Command::new("python3");
@@ -69,7 +64,7 @@ fn command(comfyui: &Path, torch: Option<&Path>, port: u16, extra: &[&str]) -> C
 
 /// Starts the fake and waits for its "To see the GUI" line; returns the child, its URL and its stdout so far.
 async fn start(install: &Install, extra: &[&str]) -> (Child, String, Vec<String>) {
-    let port = free_port();
+    let port = stable_port();
     let mut child = command(&install.comfyui, Some(&install.torch), port, extra)
         .spawn()
         .expect("python3 starts");
@@ -348,7 +343,7 @@ async fn fake_comfyui_lists_checkpoints_of_its_models_folder_and_extra_model_pat
 #[tokio::test]
 async fn fake_comfyui_without_torch_exits_with_the_import_error() {
     let install = install();
-    let output = command(&install.comfyui, None, free_port(), &[])
+    let output = command(&install.comfyui, None, stable_port(), &[])
         .output()
         .await
         .expect("python3 runs");
