@@ -10,7 +10,6 @@ use comfyfleet_testkit::{stable_port, InstallHost, InstallHostConfig};
 
 use crate::{stderr, Cli};
 
-
 /// Stops the local server the test started, even when an assertion fails first.
 struct StopLocal<'a>(&'a Cli);
 

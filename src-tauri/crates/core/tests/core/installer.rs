@@ -15,7 +15,6 @@ use comfyfleet_testkit::{stable_port, InstallHost, InstallHostConfig};
 
 use crate::support::{fleet, TestFleet};
 
-
 fn installer(t: &TestFleet) -> (Installer, LocalServer) {
     let local = LocalServer::with_start_timeout(
         t.fleet.store.clone(),

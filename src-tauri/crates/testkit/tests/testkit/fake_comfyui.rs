@@ -40,7 +40,6 @@ fn install() -> Install {
     }
 }
 
-
 fn command(comfyui: &Path, torch: Option<&Path>, port: u16, extra: &[&str]) -> Command {
     let mut command = Command::new("python3");
     isolated(&mut command)
