@@ -93,6 +93,13 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     );
     "#,
+    // 5: RunPod serverless endpoints in the server list (their endpoint id, GPU class and image flavour as JSON),
+    // and each job's cloud timings (queue wait and execution, ms) as RunPod reports them.
+    r#"
+    ALTER TABLE servers ADD COLUMN runpod TEXT;
+    ALTER TABLE jobs ADD COLUMN delay_ms INTEGER;
+    ALTER TABLE jobs ADD COLUMN execution_ms INTEGER;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]
