@@ -711,6 +711,8 @@ impl PodFleet {
         self.update(&record.pod_id, |r| {
             r.state = PodState::Starting;
             r.stopped_reason = None;
+            // Starting counts as activity (and dates the start for reconcile).
+            r.last_job_ms = Some(crate::now_ms());
         })
         .await?;
         let url = self.wait(&record.pod_id, started, &mut progress).await?;
@@ -849,8 +851,10 @@ impl PodFleet {
             state: r.state,
             message,
         };
+        // A pod still starting this long after it was created or started: whoever waited for it has given up.
+        let starting_since = record.last_job_ms.unwrap_or(0).max(record.created_ms);
         let creator_gone =
-            now.saturating_sub(record.created_ms) > self.ready_timeout.as_millis() as i64;
+            now.saturating_sub(starting_since) > self.ready_timeout.as_millis() as i64;
         let status = pod.as_ref().map(|p| p.status.as_str()).unwrap_or("GONE");
         match (record.state, status) {
             (_, "GONE" | "TERMINATED") => {
@@ -913,6 +917,17 @@ impl PodFleet {
                     })
                     .await?;
                 let message = format!("Pod '{}' was left starting by a ComfyFleet that stopped; it is in the server list now.", r.name);
+                Ok(Some(change(&r, message)))
+            }
+            (PodState::Starting, "PROVISIONING" | "STARTING") if creator_gone => {
+                // Stuck (no GPU, an image that never boots): it costs money and serves nothing.
+                let reason = format!(
+                    "did not become ready within {}",
+                    human_ms(self.ready_timeout.as_millis() as u64)
+                );
+                self.stop_record(&record, reason.clone()).await?;
+                let r = self.record(&record.pod_id).await?.unwrap_or(record);
+                let message = format!("Stopped pod '{}': it {reason}.", r.name);
                 Ok(Some(change(&r, message)))
             }
             (PodState::Running, "RUNNING") => self.idle_check(record, pod, cfg, now).await,

@@ -375,3 +375,65 @@ async fn pods_not_created_by_the_app_are_never_touched() {
     assert!(tf.fleet.servers.list().await.unwrap().len() == 1);
     assert_no_key_under(tf.dir.path());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_left_starting_are_adopted_once_running_or_stopped_when_stuck() {
+    // Slow pods, and an app that waits for them only one second.
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        pod_starting: Duration::from_millis(2_500),
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let tf = fleet();
+    let pods = pod_fleet(&tf.fleet, &fake).with_ready_timeout(Duration::from_secs(1));
+    pods.set_idle_config(idle(60_000)).await.unwrap();
+    let e = pods
+        .create(&PodPreset::default(), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "pods.not_ready", "{e}");
+    assert!(e.to_string().contains("stop or terminate"), "{e}");
+    fake.set_config(|c| c.pod_provisioning = Duration::from_secs(600));
+    let stuck = pods
+        .create(&PodPreset::default(), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(stuck.code(), "pods.not_ready", "{stuck}");
+    let records = pods.records(false).await.unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records
+        .iter()
+        .all(|r| r.state == PodState::Starting && r.server_id.is_none()));
+    let (slow, stuck) = (records[0].pod_id.clone(), records[1].pod_id.clone());
+
+    until(Duration::from_secs(10), "the slow pod runs", || {
+        status(&fake, &slow) == Some(PodStatus::Running)
+    })
+    .await;
+    let changes = pods.reconcile().await.unwrap();
+    // The one that came up is in the server list now; the stuck one is stopped, saying why.
+    let adopted = pods.record(&slow).await.unwrap().unwrap();
+    assert_eq!(adopted.state, PodState::Running, "{changes:?}");
+    let server = tf
+        .fleet
+        .servers
+        .find(adopted.server_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(server.has_tag("runpod") && server.has_tag("cloud"));
+    assert_eq!(server.url, fake.pod_comfy_url(&slow).unwrap());
+    assert_eq!(status(&fake, &stuck), Some(PodStatus::Exited));
+    let stopped = pods.record(&stuck).await.unwrap().unwrap();
+    assert_eq!(stopped.state, PodState::Stopped);
+    assert!(
+        stopped
+            .stopped_reason
+            .as_deref()
+            .unwrap()
+            .contains("did not become ready"),
+        "{stopped:?}"
+    );
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    // Nothing more to do on the next pass.
+    assert!(pods.reconcile().await.unwrap().is_empty());
+}
