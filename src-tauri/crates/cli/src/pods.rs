@@ -2,8 +2,11 @@
 //! server. Pods made elsewhere are never listed or acted on.
 
 use comfyfleet_core::runpod::account::AccountError;
+use std::time::Duration;
+
 use comfyfleet_core::runpod::fleet::{
-    human_ms, usd, FleetPod, PodFleet, PodFleetError, PodProgress, DEFAULT_READY_TIMEOUT,
+    human_ms, load_idle_config, parse_usd, save_idle_config, usd, FleetPod, IdleConfig, PodFleet,
+    PodFleetError, PodProgress, DEFAULT_READY_TIMEOUT,
 };
 use comfyfleet_core::runpod::pods::PodPreset;
 use comfyfleet_core::runpod::RunpodUrls;
@@ -42,6 +45,36 @@ pub enum PodsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Watch ComfyFleet's pods until Ctrl-C, as the desktop app does in the background: match them with RunPod and
+    /// stop idle ones (see `comfyfleet pods idle`).
+    Watch {
+        /// Seconds between looks.
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        interval: u64,
+    },
+    /// Show or change when idle pods are stopped.
+    Idle(IdleArgs),
+}
+
+#[derive(clap::Args)]
+pub struct IdleArgs {
+    /// Stop a pod after this many minutes without a job.
+    #[arg(long)]
+    minutes: Option<u32>,
+    /// Stop an expensive pod after this many minutes without a job.
+    #[arg(long, value_name = "MINUTES")]
+    expensive_minutes: Option<u32>,
+    /// A pod is expensive from this many dollars per hour, e.g. 1.50.
+    #[arg(long, value_name = "DOLLARS")]
+    expensive_at: Option<String>,
+    /// Never stop idle pods.
+    #[arg(long, conflicts_with = "on")]
+    off: bool,
+    /// Stop idle pods again.
+    #[arg(long)]
+    on: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -135,9 +168,76 @@ async fn connect(fleet: &Fleet) -> Result<PodFleet, CliError> {
     }
 }
 
+fn describe(cfg: &IdleConfig) -> String {
+    if !cfg.enabled {
+        return "Idle pods are not stopped automatically (turn it on with `comfyfleet pods idle --on`).".into();
+    }
+    format!(
+        "Idle pods are stopped after {} without a job; after {} when they cost {}/h or more.",
+        human_ms(cfg.idle_ms),
+        human_ms(cfg.expensive_idle_ms.min(cfg.idle_ms)),
+        usd(cfg.expensive_threshold_micros_per_hr)
+    )
+}
+
+async fn idle(fleet: &Fleet, a: IdleArgs) -> Result<Outcome, CliError> {
+    let mut cfg = load_idle_config(&fleet.settings).await?;
+    let changed = a.minutes.is_some()
+        || a.expensive_minutes.is_some()
+        || a.expensive_at.is_some()
+        || a.on
+        || a.off;
+    if let Some(m) = a.minutes {
+        cfg.idle_ms = u64::from(m) * 60_000;
+    }
+    if let Some(m) = a.expensive_minutes {
+        cfg.expensive_idle_ms = u64::from(m) * 60_000;
+    }
+    if let Some(text) = &a.expensive_at {
+        cfg.expensive_threshold_micros_per_hr = parse_usd(text).ok_or_else(|| {
+            CliError(format!(
+                "'{text}' is not an amount of dollars per hour; write it like 1.50"
+            ))
+        })?;
+    }
+    if a.on || a.off {
+        cfg.enabled = a.on;
+    }
+    if changed {
+        cfg = save_idle_config(&fleet.settings, cfg).await?;
+    }
+    if a.json {
+        print_json(&cfg)?;
+    } else {
+        println!("{}", describe(&cfg));
+    }
+    Ok(Outcome::Ok)
+}
+
 pub async fn run(fleet: &Fleet, cmd: PodsCmd) -> Result<Outcome, CliError> {
+    // Settings only: no RunPod key needed.
+    let cmd = match cmd {
+        PodsCmd::Idle(args) => return idle(fleet, args).await,
+        cmd => cmd,
+    };
     let pods = connect(fleet).await?;
     match cmd {
+        PodsCmd::Idle(_) => unreachable!("handled above"),
+        PodsCmd::Watch { interval } => {
+            let cfg = pods.idle_config().await?;
+            println!(
+                "Watching ComfyFleet's pods every {interval} s. {} Ctrl-C to stop.",
+                describe(&cfg)
+            );
+            let watch = pods.watch(Duration::from_secs(interval.max(1)), |c| {
+                println!("{}", c.message)
+            });
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| CliError(format!("could not wait for Ctrl-C: {e}")))?;
+            watch.stop().await;
+            println!("Stopped watching.");
+        }
         PodsCmd::List { json } => {
             let list = pods.list().await?;
             if json {

@@ -143,3 +143,114 @@ async fn cli_pods_create_list_stop_terminate_json() {
         assert!(!text.contains(DEFAULT_API_KEY), "{}", path.display());
     }
 }
+
+#[test]
+fn cli_pods_idle_settings_are_shown_changed_and_checked() {
+    let cli = Cli::new();
+    let shown = cli.ok(&["pods", "idle"], None);
+    assert!(
+        shown.contains("after 5 min") && shown.contains("after 2 min") && shown.contains("$1.00/h"),
+        "{shown}"
+    );
+    let cfg = cli.json(&[
+        "pods",
+        "idle",
+        "--minutes",
+        "10",
+        "--expensive-minutes",
+        "3",
+        "--expensive-at",
+        "2.50",
+        "--json",
+    ]);
+    assert_eq!(
+        (
+            &cfg["enabled"],
+            &cfg["idle_ms"],
+            &cfg["expensive_idle_ms"],
+            &cfg["expensive_threshold_micros_per_hr"]
+        ),
+        (
+            &Value::from(true),
+            &Value::from(600_000),
+            &Value::from(180_000),
+            &Value::from(2_500_000)
+        )
+    );
+    // Kept: a later look shows the same.
+    assert_eq!(cli.json(&["pods", "idle", "--json"]), cfg);
+    let off = cli.ok(&["pods", "idle", "--off"], None);
+    assert!(off.contains("not stopped automatically"), "{off}");
+    let out = cli.run(&["pods", "idle", "--expensive-at", "lots"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("like 1.50"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_pods_watch_stops_idle_pods_until_interrupted() {
+    let _key = crate::RUNPOD_KEY.lock().await;
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        seeded_pods: vec![SeededPod::foreign("foreign01", "someone's notebook")],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let cli = Cli::new();
+    let rest = format!("{}/v2", fake.url());
+    let proxy = fake.proxy_url_template();
+    let env = [
+        ("RUNPOD_REST_API_URL", rest.as_str()),
+        ("COMFYFLEET_RUNPOD_PROXY_URL", proxy.as_str()),
+    ];
+    let out = cli.run_with(&["runpod", "key", "set"], Some(DEFAULT_API_KEY), &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli.run_with(&["pods", "create", "--json"], None, &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = pod["pod_id"].as_str().unwrap().to_string();
+    cli.ok(&["pods", "idle", "--minutes", "0"], None);
+
+    let child = cli
+        .command(&["pods", "watch", "--interval", "1"])
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = |id: &str| {
+        fake.pods()
+            .into_iter()
+            .find(|p| p.id == id)
+            .map(|p| p.status)
+    };
+    while status(&id) != Some(comfyfleet_testkit::runpod::PodStatus::Exited) {
+        assert!(
+            start.elapsed().as_secs() < 15,
+            "the idle pod was not stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The watcher is up (it stopped the pod); give its Ctrl-C handler a moment on a loaded machine.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("Watching")
+            && text.contains("Stopped pod")
+            && text.contains("Stopped watching"),
+        "{text}"
+    );
+    assert_eq!(
+        status("foreign01"),
+        Some(comfyfleet_testkit::runpod::PodStatus::Running)
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .all(|r| r.pod_id() != Some("foreign01")));
+    cli.run_with(&["pods", "terminate", &id], None, &env);
+    cli.run(&["runpod", "key", "remove"], None);
+}

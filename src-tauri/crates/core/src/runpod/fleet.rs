@@ -159,6 +159,48 @@ pub fn usd(micros: u64) -> String {
     format!("${}.{:02}", cents / 100, cents % 100)
 }
 
+/// The stored idle auto-shutdown settings, or the defaults (no RunPod key needed).
+pub async fn load_idle_config(settings: &SettingsStore) -> Result<IdleConfig, StoreError> {
+    Ok(settings
+        .raw(IDLE_KEY)
+        .await?
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default())
+}
+
+pub async fn save_idle_config(
+    settings: &SettingsStore,
+    cfg: IdleConfig,
+) -> Result<IdleConfig, StoreError> {
+    settings
+        .put(IDLE_KEY, serde_json::to_string(&cfg).unwrap_or_default())
+        .await?;
+    Ok(cfg)
+}
+
+/// Dollars as people type them ("1", "1.5", "$0.69") to micro-dollars, without floating point; `None` for
+/// anything else or more than six decimals. Pure.
+pub fn parse_usd(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let t = t.strip_prefix('$').unwrap_or(t).trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 6 {
+        return None;
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let frac: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().ok()?
+    };
+    whole.checked_mul(1_000_000)?.checked_add(frac)
+}
+
 /// "45 s", "5 min", "2 min 30 s". Pure.
 pub fn human_ms(ms: u64) -> String {
     let secs = ms / 1000;
@@ -386,19 +428,11 @@ impl PodFleet {
     }
 
     pub async fn idle_config(&self) -> Result<IdleConfig, PodFleetError> {
-        Ok(self
-            .settings
-            .raw(IDLE_KEY)
-            .await?
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default())
+        Ok(load_idle_config(&self.settings).await?)
     }
 
     pub async fn set_idle_config(&self, cfg: IdleConfig) -> Result<IdleConfig, PodFleetError> {
-        self.settings
-            .put(IDLE_KEY, serde_json::to_string(&cfg).unwrap_or_default())
-            .await?;
-        Ok(cfg)
+        Ok(save_idle_config(&self.settings, cfg).await?)
     }
 
     /// The recorded pods, oldest first; terminated ones only with `include_terminated`.
@@ -1171,5 +1205,12 @@ mod tests {
         assert_eq!(human_ms(45_000), "45 s");
         assert_eq!(human_ms(300_000), "5 min");
         assert_eq!(human_ms(150_500), "2 min 30 s");
+        assert_eq!(parse_usd("1"), Some(1_000_000));
+        assert_eq!(parse_usd(" $0.69 "), Some(690_000));
+        assert_eq!(parse_usd(".5"), Some(500_000));
+        assert_eq!(parse_usd("2.4999"), Some(2_499_900));
+        for bad in ["", ".", "-1", "1.2.3", "abc", "0.0000001", "1e3"] {
+            assert_eq!(parse_usd(bad), None, "{bad}");
+        }
     }
 }
