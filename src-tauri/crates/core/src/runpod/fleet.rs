@@ -594,7 +594,7 @@ impl PodFleet {
         });
         let pod = self.client.create(preset).await?;
         let now = crate::now_ms();
-        let record = self
+        let recorded = self
             .insert(PodRecord {
                 pod_id: pod.id.clone(),
                 server_id: None,
@@ -611,7 +611,17 @@ impl PodFleet {
                 stopped_reason: None,
                 updated_ms: now,
             })
-            .await?;
+            .await;
+        let record = match recorded {
+            Ok(r) => r,
+            Err(e) => {
+                // Unrecorded, it would look foreign and never be stopped: do not leave it billing.
+                if let Err(t) = self.client.action(&pod.id, "terminate").await {
+                    tracing::error!(pod = %pod.id, error = %t, "could not terminate a pod the app failed to record");
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(pod = %pod.id, gpu = %pod.gpu, cost_per_hr_micros = pod.cost_per_hr_micros, "pod created");
         progress(PodProgress {
             pod_id: Some(pod.id.clone()),
