@@ -100,6 +100,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN delay_ms INTEGER;
     ALTER TABLE jobs ADD COLUMN execution_ms INTEGER;
     "#,
+    // 6: RunPod pods the app created (and so may stop or terminate): the server entry registered for each, its
+    // price, its last activity (creation, start or a job on its server) for the idle auto-shutdown, and its state.
+    // Pods made elsewhere are never recorded here.
+    r#"
+    CREATE TABLE pods (
+        pod_id             TEXT PRIMARY KEY,
+        server_id          TEXT,
+        name               TEXT NOT NULL,
+        gpu                TEXT NOT NULL DEFAULT '',
+        cost_per_hr_micros INTEGER NOT NULL DEFAULT 0,
+        created_ms         INTEGER NOT NULL,
+        last_job_ms        INTEGER,
+        state              TEXT NOT NULL,
+        stopped_reason     TEXT,
+        updated_ms         INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ use crate::{stderr, Cli};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_runpod_key_is_kept_in_the_keychain_tested_and_never_shown() {
+    let _key = crate::RUNPOD_KEY.lock().await;
     let fake = FakeRunpod::start(FakeRunpodConfig::default()).await;
     let cli = Cli::new();
     let rest = format!("{}/v2", fake.url());

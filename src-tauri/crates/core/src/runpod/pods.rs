@@ -146,6 +146,11 @@ impl PodsClient {
         PodsClient { http, urls, key }
     }
 
+    /// Where RunPod's APIs and the pods' proxy are.
+    pub fn urls(&self) -> &RunpodUrls {
+        &self.urls
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -247,10 +252,21 @@ impl PodsClient {
     /// Waits for RUNNING and for ComfyUI to answer `/system_stats` at the pod's proxy address (502/524 and
     /// refused connections while it boots are expected). Answers the address.
     pub async fn wait_ready(&self, id: &str, timeout: Duration) -> Result<String, PodError> {
+        self.wait_ready_with(id, timeout, |_| {}).await
+    }
+
+    /// [`Self::wait_ready`], telling `on_wait` what it is waiting for ("the pod is STARTING", "ComfyUI does not
+    /// answer yet") after each look.
+    pub async fn wait_ready_with(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut on_wait: impl FnMut(&str),
+    ) -> Result<String, PodError> {
         let deadline = Instant::now() + timeout;
         let url = self.urls.pod_url(id, 8188);
         loop {
-            let last;
+            let last: String;
             match self.get(id).await {
                 Ok(p) if p.status == "RUNNING" => {
                     match self
@@ -276,6 +292,7 @@ impl PodsClient {
                 Err(PodError::Network(e)) => last = e,
                 Err(e) => return Err(e),
             }
+            on_wait(&last);
             if Instant::now() > deadline {
                 return Err(PodError::NotReady {
                     id: id.into(),
