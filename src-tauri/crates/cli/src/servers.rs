@@ -405,8 +405,9 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
     }
 }
 
+/// The documented shape `{id, name, url, auth, has_secret, active, tags}`; RunPod endpoints add `kind` and `runpod`.
 fn list_json(s: &Server) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "id": s.id,
         "name": s.name,
         "url": s.url,
@@ -414,9 +415,12 @@ fn list_json(s: &Server) -> serde_json::Value {
         "has_secret": s.has_secret,
         "active": s.active,
         "tags": s.tags,
-        "kind": s.kind.as_str(),
-        "runpod": s.runpod,
-    })
+    });
+    if let Some(ep) = &s.runpod {
+        v["kind"] = json!(s.kind.as_str());
+        v["runpod"] = json!(ep);
+    }
+    v
 }
 
 fn test_json(r: &ServerStatus, servers: &[Server]) -> serde_json::Value {
