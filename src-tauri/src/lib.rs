@@ -139,7 +139,9 @@ async fn watch_pods(fleet: Fleet, handle: tauri::AppHandle) {
                             let _ = events::PodsChanged::from(c).emit(&handle);
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "pods: could not reconcile with RunPod; trying again later"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pods: could not reconcile with RunPod; trying again later")
+                    }
                 }
             }
         }

@@ -118,8 +118,5 @@ pub async fn pods_idle_get(state: State<'_, AppState>) -> Res<IdleConfig> {
 #[tauri::command]
 #[specta::specta]
 pub async fn pods_idle_set(state: State<'_, AppState>, config: IdleConfig) -> Res<IdleConfig> {
-    Ok(
-        comfyfleet_core::runpod::fleet::save_idle_config(&state.fleet.settings, config)
-            .await?,
-    )
+    Ok(comfyfleet_core::runpod::fleet::save_idle_config(&state.fleet.settings, config).await?)
 }

@@ -504,7 +504,9 @@ impl LocalServer {
             terminate(pid, STOP_GRACE).await;
             // The port is released a moment after the process is gone; a Start right after a Stop must find it free.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while std::net::TcpListener::bind(("127.0.0.1", cfg.port)).is_err() && Instant::now() < deadline {
+            while std::net::TcpListener::bind(("127.0.0.1", cfg.port)).is_err()
+                && Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -617,11 +619,13 @@ pub fn process_alive(pid: u32) -> bool {
     // multi-threaded server shows as a zombie while its other threads still hold its sockets open.
     let zombie = |stat: &str| stat.split(") ").nth(1).is_some_and(|r| r.starts_with('Z'));
     match std::fs::read_dir(format!("/proc/{pid}/task")) {
-        Ok(tasks) => tasks.flatten().any(|t| {
-            std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| !zombie(&s))
-        }),
+        Ok(tasks) => tasks
+            .flatten()
+            .any(|t| std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| !zombie(&s))),
         // No /proc (not Linux): the signal answered, so it lives.
-        Err(_) => !zombie(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()),
+        Err(_) => {
+            !zombie(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+        }
     }
 }
 
