@@ -68,6 +68,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             runpod::runpod_key_remove,
             runpod::pods_list,
             runpod::pods_default_preset,
+            runpod::pods_gpus,
             runpod::pods_create,
             runpod::pods_start,
             runpod::pods_stop,

@@ -4,7 +4,7 @@
 
 use comfyfleet_core::runpod::account::{KeyStatus, KeyTest, RunpodAccount};
 use comfyfleet_core::runpod::fleet::{FleetPod, IdleConfig, PodFleet, PodProgress, PodRecord};
-use comfyfleet_core::runpod::pods::PodPreset;
+use comfyfleet_core::runpod::pods::{GpuType, PodPreset};
 use comfyfleet_core::secrets::Secret;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -56,6 +56,13 @@ pub async fn pods_list(state: State<'_, AppState>) -> Res<Vec<FleetPod>> {
         return Ok(vec![]);
     }
     Ok(pods(&state).await?.list().await?)
+}
+
+/// The GPU types pods can be created on, with RunPod's prices (from `/v2/catalog/gpus`).
+#[tauri::command]
+#[specta::specta]
+pub async fn pods_gpus(state: State<'_, AppState>) -> Res<Vec<GpuType>> {
+    Ok(pods(&state).await?.gpu_types().await?)
 }
 
 /// What a new pod starts from (the user edits it before creating).

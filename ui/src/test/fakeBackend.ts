@@ -466,7 +466,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     return {
       id,
       name: input.name,
-      url: input.runpod ? `https://api.runpod.ai/v2/${input.runpod.endpoint_id}` : input.url,
+      url: input.runpod ? `https://api.runpod.ai/v2/${input.runpod.endpoint_id}` : (input.url ?? ""),
       kind: input.kind ?? "comfyui",
       runpod: input.runpod ?? null,
       auth: { kind: input.auth.kind, user: input.auth.user, header: input.auth.header },

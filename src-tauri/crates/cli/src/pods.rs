@@ -54,6 +54,11 @@ pub enum PodsCmd {
     },
     /// Show or change when idle pods are stopped.
     Idle(IdleArgs),
+    /// The GPU types pods can be created on, with RunPod's prices per hour (Secure / Community cloud).
+    Gpus {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -237,6 +242,26 @@ pub async fn run(fleet: &Fleet, cmd: PodsCmd) -> Result<Outcome, CliError> {
                 .map_err(|e| CliError(format!("could not wait for Ctrl-C: {e}")))?;
             watch.stop().await;
             println!("Stopped watching.");
+        }
+        PodsCmd::Gpus { json } => {
+            let gpus = pods.gpu_types().await?;
+            if json {
+                print_json(&gpus)?;
+            } else {
+                let price = |m: Option<u64>| {
+                    m.map(|m| format!("{}/h", usd(m)))
+                        .unwrap_or_else(|| "-".into())
+                };
+                for g in &gpus {
+                    println!(
+                        "{:<32} {:>4} GB  secure {:>9}  community {:>9}",
+                        g.id,
+                        g.memory_gb,
+                        price(g.secure_per_hr_micros),
+                        price(g.community_per_hr_micros)
+                    );
+                }
+            }
         }
         PodsCmd::List { json } => {
             let list = pods.list().await?;

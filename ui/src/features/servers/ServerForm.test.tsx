@@ -76,6 +76,8 @@ describe("Add / edit server form", () => {
     expect(input).toEqual({
       name: "Studio 4090",
       url: "https://gpu.studio.lan:8188",
+      kind: "comfyui",
+      runpod: null,
       auth: { kind: "basic", user: "alice", header: null, secret: "s3cret" },
       tags: ["studio", "sdxl"],
       timeout_ms: 30000,
@@ -223,7 +225,7 @@ describe("Adding a RunPod serverless endpoint", () => {
     await user.selectOptions(within(form).getByTestId("flavour"), "flux1-schnell");
     await user.click(within(form).getByTestId("save-server"));
     await waitFor(() => expect(fake.callsTo("servers_add")).toHaveLength(1));
-    const input = fake.callsTo("servers_add")[0].input as ServerInput;
+    const input = fake.callsTo("servers_add")[0].args.input as ServerInput;
     expect(input.kind).toBe("runpod_serverless");
     expect(input.runpod).toEqual({ endpoint_id: "abc123", gpu_class: "ADA_24", flavour: "flux1-schnell", extra_models: [] });
     expect(input.auth.secret).toBeNull();

@@ -42,6 +42,21 @@ async fn cli_pods_create_list_stop_terminate_json() {
     let out = run(&["runpod", "key", "set"], Some(DEFAULT_API_KEY));
     assert!(out.status.success(), "{}", stderr(&out));
 
+    // GPU types and their prices come from RunPod's catalog.
+    let gpus = json(&["pods", "gpus", "--json"]);
+    let rtx = gpus
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == "NVIDIA GeForce RTX 4090")
+        .expect("the catalog lists the 4090");
+    assert_eq!(rtx["memory_gb"], 24);
+    assert!(rtx["secure_per_hr_micros"].as_u64().unwrap() > 0, "{rtx}");
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.path_only() == "/v2/catalog/gpus"));
+
     // Nothing of ours yet: the foreign pod is not listed.
     assert_eq!(json(&["pods", "list", "--json"]), serde_json::json!([]));
     let out = run(&["pods", "list"], None);

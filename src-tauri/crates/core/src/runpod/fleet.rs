@@ -427,6 +427,11 @@ impl PodFleet {
         self
     }
 
+    /// The GPU types RunPod offers pods on, with their prices.
+    pub async fn gpu_types(&self) -> Result<Vec<crate::runpod::pods::GpuType>, PodFleetError> {
+        Ok(self.client.gpu_types().await?)
+    }
+
     pub async fn idle_config(&self) -> Result<IdleConfig, PodFleetError> {
         Ok(load_idle_config(&self.settings).await?)
     }
