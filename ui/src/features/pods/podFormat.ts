@@ -1,7 +1,7 @@
 // Pure formatting and parsing for RunPod pods: money (integer micro-dollars, never floats), uptime, state labels,
 // and the minutes/dollars fields of the idle settings.
 import type { BadgeTone } from "../../components/Badge";
-import type { PodState } from "../../bindings";
+import type { PodStage, PodState } from "../../bindings";
 
 export const MICROS_PER_DOLLAR = 1_000_000;
 const MS_PER_MINUTE = 60_000;
@@ -125,4 +125,13 @@ export function presetErrors(f: PresetFields): PresetErrors {
   const disk = /^\d+$/.test(f.diskGb.trim()) ? Number(f.diskGb.trim()) : NaN;
   if (!(disk >= DISK_MIN_GB && disk <= DISK_MAX_GB)) errors.diskGb = `The container disk is ${DISK_MIN_GB}–${DISK_MAX_GB} GB (whole GB).`;
   return errors;
+}
+
+/** The steps of a create or start, in order (a start skips the first). */
+export const POD_STAGES: PodStage[] = ["creating", "provisioning", "starting", "waiting_for_comfyui", "registering", "ready"];
+
+/** How far along a create or start is, for its progress bar: "ready" is 1. */
+export function stageFraction(stage: PodStage): number | null {
+  const i = POD_STAGES.indexOf(stage);
+  return i < 0 ? null : (i + 1) / POD_STAGES.length;
 }
