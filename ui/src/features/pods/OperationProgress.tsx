@@ -3,7 +3,7 @@
 import { useEffect, useState } from "react";
 import type { PodProgress } from "../../bindings";
 import { ProgressBar } from "../../components/ProgressBar";
-import { formatElapsed, stageFraction } from "./podFormat";
+import { elapsedOf, formatElapsed, stageFraction } from "./podFormat";
 
 /** A create or start under way: the latest progress from its Channel and when it began (for a ticking clock). */
 export type PodOperation = { progress: PodProgress | null; startedMs: number };
@@ -19,11 +19,6 @@ export function useNow(ticking: boolean): number {
     return () => clearInterval(timer);
   }, [ticking]);
   return now;
-}
-
-/** Seconds an operation has run: the core's count, or the local clock when it is further along. */
-export function elapsedOf(op: PodOperation, now: number): number {
-  return Math.max(op.progress?.elapsed_ms ?? 0, now - op.startedMs);
 }
 
 /** The latest progress message, a bar by stage, and the seconds so far (ticking, so it never looks frozen). */

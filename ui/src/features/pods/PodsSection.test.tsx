@@ -1,10 +1,10 @@
 import { act, screen, waitFor, within } from "@testing-library/react";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { events } from "../../bindings";
 import { installFakeBackend, uiError } from "../../test/fakeBackend";
 import { DEFAULT_PRESET, fakePods, pod } from "../../test/fakePods";
 import { renderApp, renderWithProviders } from "../../test/render";
-import { PodsSection } from "./PodsSection";
+import { PODS_REFRESH_MS, PodsSection } from "./PodsSection";
 
 async function card(name: string) {
   const cards = await screen.findAllByTestId("pod-card");
@@ -252,6 +252,25 @@ describe("RunPod pods on the Servers page", () => {
     await waitFor(() => expect(within(c).getByTestId("pod-state")).toHaveTextContent("Stopped"));
     expect(within(c).getByTestId("pod-stopped-reason")).toHaveTextContent("idle for 5 min");
     expect(await screen.findByTestId("toast")).toHaveTextContent(message);
+  });
+
+  it("asks RunPod again every 30 s while shown, and stops when it is gone", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      const { pods, fake } = withPods({ pods: [pod({ name: "flux-box" })] });
+      const { unmount } = renderWithProviders(<PodsSection />);
+      const c = await card("flux-box");
+      expect(fake.callsTo("pods_list")).toHaveLength(1);
+      pods.state.pods = [pod({ name: "flux-box", uptime_secs: 42 * 60 })];
+      await act(() => vi.advanceTimersByTimeAsync(PODS_REFRESH_MS));
+      await waitFor(() => expect(within(c).getByTestId("pod-uptime")).toHaveTextContent("Up 42 min"));
+      expect(fake.callsTo("pods_list")).toHaveLength(2);
+      unmount();
+      await act(() => vi.advanceTimersByTimeAsync(2 * PODS_REFRESH_MS));
+      expect(fake.callsTo("pods_list")).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("shows why the pods could not be listed and tries again", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   dollarsText,
+  elapsedOf,
   formatDollars,
   formatElapsed,
   formatPricePerHour,
@@ -13,6 +14,7 @@ import {
   podActions,
   POD_STATE_LABELS,
   presetErrors,
+  stageFraction,
 } from "./podFormat";
 
 describe("pod money", () => {
@@ -73,6 +75,14 @@ describe("pod times", () => {
     expect(formatUptime(3600 + 5 * 60)).toBe("1 h 5 min");
     expect(formatUptime(2 * 86_400 + 3 * 3600)).toBe("2 d 3 h");
     expect(formatElapsed(83_400)).toBe("83 s");
+  });
+
+  it("keeps counting between progress messages", () => {
+    expect(elapsedOf({ progress: null, startedMs: 1_000 }, 6_500)).toBe(5_500);
+    expect(elapsedOf({ progress: { elapsed_ms: 4_000 }, startedMs: 1_000 }, 3_000)).toBe(4_000);
+    expect(elapsedOf({ progress: { elapsed_ms: 4_000 }, startedMs: 1_000 }, 31_000)).toBe(30_000);
+    expect(stageFraction("creating")).toBeCloseTo(1 / 6);
+    expect(stageFraction("ready")).toBe(1);
   });
 });
 

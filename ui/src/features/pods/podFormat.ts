@@ -1,7 +1,7 @@
 // Pure formatting and parsing for RunPod pods: money (integer micro-dollars, never floats), uptime, state labels,
 // and the minutes/dollars fields of the idle settings.
 import type { BadgeTone } from "../../components/Badge";
-import type { PodStage, PodState } from "../../bindings";
+import type { PodProgress, PodStage, PodState } from "../../bindings";
 
 export const MICROS_PER_DOLLAR = 1_000_000;
 const MS_PER_MINUTE = 60_000;
@@ -134,4 +134,12 @@ export const POD_STAGES: PodStage[] = ["creating", "provisioning", "starting", "
 export function stageFraction(stage: PodStage): number | null {
   const i = POD_STAGES.indexOf(stage);
   return i < 0 ? null : (i + 1) / POD_STAGES.length;
+}
+
+/**
+ * How long a create or start has run: the core's count from its last progress message, or the local clock since it
+ * began when that is further along (so the seconds keep moving between messages).
+ */
+export function elapsedOf(op: { progress: Pick<PodProgress, "elapsed_ms"> | null; startedMs: number }, nowMs: number): number {
+  return Math.max(op.progress?.elapsed_ms ?? 0, nowMs - op.startedMs);
 }
