@@ -4,11 +4,12 @@ import { useState, type FormEvent } from "react";
 import { commands, type IdleConfig } from "../../bindings";
 import { Button } from "../../components/Button";
 import { call, errorMessage } from "../../lib/errors";
-import { dollarsText, minutesText, parseDollars, parseMinutes } from "./podFormat";
+import { dollarsText, fullIdleConfig, minutesText, parseDollars, parseMinutes } from "./podFormat";
 
 type Fields = { enabled: boolean; idleMin: string; thresholdDollars: string; expensiveMin: string };
 
-function fieldsOf(c: IdleConfig): Fields {
+function fieldsOf(config: IdleConfig): Fields {
+  const c = fullIdleConfig(config);
   return {
     enabled: c.enabled,
     idleMin: minutesText(c.idle_ms),
@@ -18,7 +19,7 @@ function fieldsOf(c: IdleConfig): Fields {
 }
 
 /** The config the fields describe, or what is wrong with them. */
-export function idleConfigOf(f: Fields): { config: IdleConfig } | { error: string } {
+export function idleConfigOf(f: Fields): { config: Required<IdleConfig> } | { error: string } {
   const idle = parseMinutes(f.idleMin);
   const expensive = parseMinutes(f.expensiveMin);
   const threshold = parseDollars(f.thresholdDollars);

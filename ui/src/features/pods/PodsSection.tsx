@@ -14,7 +14,7 @@ import { useServers } from "../servers/ServersContext";
 import { CreatePodDialog } from "./CreatePodDialog";
 import { IdleSettings } from "./IdleSettings";
 import { OperationProgress, useNow, type CreateOperation, type PodOperation } from "./OperationProgress";
-import { formatPricePerHour, formatUptime, minutesText, podActions, podStateTone, POD_STATE_LABELS } from "./podFormat";
+import { formatPricePerHour, formatUptime, fullIdleConfig, minutesText, podActions, podStateTone, POD_STATE_LABELS } from "./podFormat";
 
 export const PODS_REFRESH_MS = 30_000;
 
@@ -234,7 +234,7 @@ export function PodsSection({ onGoToSettings }: { onGoToSettings?: () => void } 
             <div className="card pods-empty" data-testid="pods-empty">
               <p>
                 No pods yet — create one to run ComfyUI on a cloud GPU; it stops itself after{" "}
-                {idle ? `${minutesText(idle.idle_ms)} idle minutes` : "a few idle minutes"}.
+                {idle ? `${minutesText(fullIdleConfig(idle).idle_ms)} idle minutes` : "a few idle minutes"}.
               </p>
             </div>
           ) : (

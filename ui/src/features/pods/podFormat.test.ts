@@ -6,6 +6,8 @@ import {
   formatElapsed,
   formatPricePerHour,
   formatUptime,
+  fullIdleConfig,
+  IDLE_DEFAULTS,
   minutesText,
   parseDollars,
   parseGpuTypes,
@@ -65,6 +67,11 @@ describe("pod times", () => {
     expect(minutesText(90_000)).toBe("1.5");
     expect(minutesText(30_000)).toBe("0.5");
     expect(minutesText(120_000)).toBe("2");
+  });
+
+  it("fills the idle rule's missing fields with the core's defaults", () => {
+    expect(fullIdleConfig({})).toEqual(IDLE_DEFAULTS);
+    expect(fullIdleConfig({ idle_ms: 60_000, enabled: false })).toEqual({ ...IDLE_DEFAULTS, idle_ms: 60_000, enabled: false });
   });
 
   it("shows uptime at its scale", () => {

@@ -1,7 +1,7 @@
 // Pure formatting and parsing for RunPod pods: money (integer micro-dollars, never floats), uptime, state labels,
 // and the minutes/dollars fields of the idle settings.
 import type { BadgeTone } from "../../components/Badge";
-import type { PodProgress, PodStage, PodState } from "../../bindings";
+import type { IdleConfig, PodProgress, PodStage, PodState } from "../../bindings";
 
 export const MICROS_PER_DOLLAR = 1_000_000;
 const MS_PER_MINUTE = 60_000;
@@ -142,4 +142,22 @@ export function stageFraction(stage: PodStage): number | null {
  */
 export function elapsedOf(op: { progress: Pick<PodProgress, "elapsed_ms"> | null; startedMs: number }, nowMs: number): number {
   return Math.max(op.progress?.elapsed_ms ?? 0, nowMs - op.startedMs);
+}
+
+/** The core's defaults for the idle rule (its fields are optional on the wire: serde fills in what is missing). */
+export const IDLE_DEFAULTS: Required<IdleConfig> = {
+  enabled: true,
+  idle_ms: 5 * 60_000,
+  expensive_threshold_micros_per_hr: 1_000_000,
+  expensive_idle_ms: 2 * 60_000,
+};
+
+/** An idle config with every field present. */
+export function fullIdleConfig(c: IdleConfig): Required<IdleConfig> {
+  return {
+    enabled: c.enabled ?? IDLE_DEFAULTS.enabled,
+    idle_ms: c.idle_ms ?? IDLE_DEFAULTS.idle_ms,
+    expensive_threshold_micros_per_hr: c.expensive_threshold_micros_per_hr ?? IDLE_DEFAULTS.expensive_threshold_micros_per_hr,
+    expensive_idle_ms: c.expensive_idle_ms ?? IDLE_DEFAULTS.expensive_idle_ms,
+  };
 }
