@@ -1,7 +1,7 @@
 // The pod commands of the fake backend: pass `pods.handlers` to `installFakeBackend` (with a RunPod key set).
 // Create and start send their progress down the Channel they were given, as the Rust side does, and can be held
 // open (`hold`) so a test sees the progress before the command answers.
-import type { FleetPod, IdleConfig, PodPreset, PodProgress, PodRecord } from "../bindings";
+import type { FleetPod, GpuType, IdleConfig, PodPreset, PodProgress, PodRecord } from "../bindings";
 import { uiError } from "./fakeBackend";
 
 const T0 = 1_700_000_000_000;
@@ -23,6 +23,12 @@ export const DEFAULT_IDLE: IdleConfig = {
   expensive_threshold_micros_per_hr: 1_000_000,
   expensive_idle_ms: 2 * 60_000,
 };
+
+/** RunPod's GPU catalogue, as `pods_gpus` answers it (the A5000 is not offered in Secure cloud here). */
+export const GPUS: GpuType[] = [
+  { id: "NVIDIA GeForce RTX 4090", name: "RTX 4090", memory_gb: 24, secure_per_hr_micros: 690_000, community_per_hr_micros: 340_000, serverless_per_sec_micros: 310 },
+  { id: "NVIDIA RTX A5000", name: "RTX A5000", memory_gb: 24, secure_per_hr_micros: null, community_per_hr_micros: 160_000, serverless_per_sec_micros: null },
+];
 
 /** A pod of the app as `pods_list` answers it (running an RTX 4090 at $0.69/h for 12 minutes by default). */
 export function pod(overrides: Partial<FleetPod> & { name: string }): FleetPod {
@@ -88,6 +94,7 @@ export function fakePods(init: { pods?: FleetPod[]; idle?: IdleConfig; preset?: 
   const handlers: Record<string, (args: Record<string, unknown>) => unknown> = {
     pods_list: () => state.pods,
     pods_default_preset: () => state.preset,
+    pods_gpus: () => GPUS,
     pods_create: (a) => {
       const preset = a.preset as PodPreset;
       send(a.onProgress, CREATE_STEPS, null);

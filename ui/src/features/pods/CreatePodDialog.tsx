@@ -1,14 +1,14 @@
 // The "Create pod" form: starts from the core's default preset, lets a person change the name, GPU types, cloud,
 // image and disk, and shows the create's progress (from its Channel) until the pod's ComfyUI answers.
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import { commands, type PodPreset } from "../../bindings";
+import { commands, type GpuType, type PodPreset } from "../../bindings";
 import { Button } from "../../components/Button";
 import { Field } from "../../components/Field";
 import { Modal } from "../../components/Modal";
 import { Spinner } from "../../components/Spinner";
-import { errorMessage } from "../../lib/errors";
+import { call, errorMessage } from "../../lib/errors";
 import { OperationProgress, type CreateOperation } from "./OperationProgress";
-import { DISK_MAX_GB, DISK_MIN_GB, parseGpuTypes, presetErrors, type PresetErrors, type PresetFields } from "./podFormat";
+import { DISK_MAX_GB, DISK_MIN_GB, gpuPriceLines, parseGpuTypes, presetErrors, type PresetErrors, type PresetFields } from "./podFormat";
 
 type Props = {
   /** The create under way (or finished with an error), if any. */
@@ -33,6 +33,8 @@ export function CreatePodDialog({ creating, now, onCreate, onClose }: Props) {
   const [loadError, setLoadError] = useState<string | null>(null);
   const [fields, setFields] = useState<PresetFields | null>(null);
   const [errors, setErrors] = useState<PresetErrors>({});
+  /** RunPod's GPU catalogue with prices; the form works without it. */
+  const [gpus, setGpus] = useState<GpuType[] | null>(null);
   const nameInput = useRef<HTMLInputElement>(null);
   const running = creating !== null && !creating.done;
 
@@ -45,6 +47,9 @@ export function CreatePodDialog({ creating, now, onCreate, onClose }: Props) {
         setFields(fieldsOf(preset));
       })
       .catch((e) => live && setLoadError(errorMessage(e)));
+    call(commands.podsGpus())
+      .then((list) => live && setGpus(list))
+      .catch(() => undefined);
     return () => {
       live = false;
     };
@@ -102,8 +107,24 @@ export function CreatePodDialog({ creating, now, onCreate, onClose }: Props) {
                 {(c) => <input {...c} ref={nameInput} type="text" value={fields.name} onChange={(e) => set("name", e.target.value)} />}
               </Field>
               <Field id="pod-gpu-types" label="GPU types" hint="RunPod GPU ids, comma separated, in order of preference." error={errors.gpuTypes}>
-                {(c) => <input {...c} type="text" value={fields.gpuTypes} onChange={(e) => set("gpuTypes", e.target.value)} />}
+                {(c) => <input {...c} type="text" list="pod-gpu-ids" value={fields.gpuTypes} onChange={(e) => set("gpuTypes", e.target.value)} />}
               </Field>
+              {gpus && gpus.length > 0 && (
+                <>
+                  <datalist id="pod-gpu-ids">
+                    {gpus.map((g) => (
+                      <option key={g.id} value={g.id} />
+                    ))}
+                  </datalist>
+                  <ul className="pod-gpu-prices" aria-label="Price per hour of the GPU types" data-testid="pod-gpu-prices">
+                    {gpuPriceLines(parseGpuTypes(fields.gpuTypes), gpus, fields.cloudType).map((line) => (
+                      <li key={line.id} className={line.known ? undefined : "field-error"}>
+                        {line.text}
+                      </li>
+                    ))}
+                  </ul>
+                </>
+              )}
               <div className="field-row">
                 <Field id="pod-cloud" label="Cloud" hint="Secure: RunPod's data centres. Community: cheaper hosts.">
                   {(c) => (

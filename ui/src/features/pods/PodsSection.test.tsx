@@ -150,6 +150,7 @@ describe("RunPod pods on the Servers page", () => {
     expect(within(dialog).getByLabelText("Cloud")).toHaveValue("SECURE");
     expect(within(dialog).getByLabelText("Container image")).toHaveValue("runpod/worker-comfyui:5.8.0-base");
     expect(within(dialog).getByLabelText("Container disk (GB)")).toHaveValue("30");
+    expect(await within(dialog).findByTestId("pod-gpu-prices")).toHaveTextContent("RTX 4090 · 24 GB · $0.69/h");
 
     // The obvious checks first: nothing is sent.
     await user.clear(name);
@@ -163,7 +164,9 @@ describe("RunPod pods on the Servers page", () => {
     await user.type(name, "my-flux");
     await user.clear(within(dialog).getByLabelText("GPU types"));
     await user.type(within(dialog).getByLabelText("GPU types"), "NVIDIA RTX A5000, NVIDIA GeForce RTX 4090");
+    expect(within(dialog).getByTestId("pod-gpu-prices")).toHaveTextContent("RTX A5000 · 24 GB · not offered in Secure cloud");
     await user.selectOptions(within(dialog).getByLabelText("Cloud"), "COMMUNITY");
+    expect(within(dialog).getByTestId("pod-gpu-prices")).toHaveTextContent("RTX A5000 · 24 GB · $0.16/hRTX 4090 · 24 GB · $0.34/h");
     await user.clear(within(dialog).getByLabelText("Container disk (GB)"));
     await user.type(within(dialog).getByLabelText("Container disk (GB)"), "50");
     await user.click(within(dialog).getByRole("button", { name: "Create pod" }));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { GPUS } from "../../test/fakePods";
 import {
   dollarsText,
   elapsedOf,
@@ -6,6 +7,7 @@ import {
   formatElapsed,
   formatPricePerHour,
   formatUptime,
+  gpuPriceLines,
   fullIdleConfig,
   IDLE_DEFAULTS,
   minutesText,
@@ -99,6 +101,16 @@ describe("pod states and the create form", () => {
     expect(podActions("stopped")).toEqual({ start: true, stop: false });
     expect(podActions("running")).toEqual({ start: false, stop: true });
     expect(podActions("terminated")).toEqual({ start: false, stop: false });
+  });
+
+  it("prices the typed GPU types in the chosen cloud from RunPod's catalogue", () => {
+    const ids = ["NVIDIA GeForce RTX 4090", "NVIDIA RTX A5000", "RTX 9999"];
+    expect(gpuPriceLines(ids, GPUS, "SECURE")).toEqual([
+      { id: "NVIDIA GeForce RTX 4090", text: "RTX 4090 · 24 GB · $0.69/h", known: true },
+      { id: "NVIDIA RTX A5000", text: "RTX A5000 · 24 GB · not offered in Secure cloud", known: false },
+      { id: "RTX 9999", text: "RTX 9999: not a GPU id RunPod lists", known: false },
+    ]);
+    expect(gpuPriceLines(ids.slice(0, 2), GPUS, "COMMUNITY").map((l) => l.text)).toEqual(["RTX 4090 · 24 GB · $0.34/h", "RTX A5000 · 24 GB · $0.16/h"]);
   });
 
   it("splits GPU types and checks the fields", () => {

@@ -1,7 +1,7 @@
 // Pure formatting and parsing for RunPod pods: money (integer micro-dollars, never floats), uptime, state labels,
 // and the minutes/dollars fields of the idle settings.
 import type { BadgeTone } from "../../components/Badge";
-import type { IdleConfig, PodProgress, PodStage, PodState } from "../../bindings";
+import type { GpuType, IdleConfig, PodProgress, PodStage, PodState } from "../../bindings";
 
 export const MICROS_PER_DOLLAR = 1_000_000;
 const MS_PER_MINUTE = 60_000;
@@ -160,4 +160,21 @@ export function fullIdleConfig(c: IdleConfig): Required<IdleConfig> {
     expensive_threshold_micros_per_hr: c.expensive_threshold_micros_per_hr ?? IDLE_DEFAULTS.expensive_threshold_micros_per_hr,
     expensive_idle_ms: c.expensive_idle_ms ?? IDLE_DEFAULTS.expensive_idle_ms,
   };
+}
+
+/**
+ * What each typed GPU id costs in the chosen cloud, from RunPod's catalogue:
+ * "NVIDIA GeForce RTX 4090 · 24 GB · $0.69/h", or why it cannot be used.
+ */
+export function gpuPriceLines(ids: string[], catalogue: GpuType[], cloudType: string): { id: string; text: string; known: boolean }[] {
+  const community = cloudType === "COMMUNITY";
+  return ids.map((id) => {
+    const gpu = catalogue.find((g) => g.id === id);
+    if (!gpu) return { id, text: `${id}: not a GPU id RunPod lists`, known: false };
+    const price = community ? gpu.community_per_hr_micros : gpu.secure_per_hr_micros;
+    const where = community ? "Community" : "Secure";
+    return price == null
+      ? { id, text: `${gpu.name} · ${gpu.memory_gb} GB · not offered in ${where} cloud`, known: false }
+      : { id, text: `${gpu.name} · ${gpu.memory_gb} GB · ${formatPricePerHour(price)}`, known: true };
+  });
 }
