@@ -8,6 +8,7 @@ import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { LocalServerCard } from "../install/LocalServerCard";
+import { PodsSection } from "../pods/PodsSection";
 import { plural } from "../../lib/format";
 import { ImportReportDialog } from "./ImportReportDialog";
 import { ServerForm } from "./ServerForm";
@@ -236,6 +237,8 @@ export function ServersPage({ onGoToInstall }: { onGoToInstall: () => void }) {
       )}
 
       {importReport && <ImportReportDialog report={importReport} onClose={() => setImportReport(null)} />}
+
+      <PodsSection />
     </div>
   );
 }
