@@ -97,3 +97,21 @@ describe("RunPod", () => {
     await shot("runpod-job-done.png");
   });
 });
+
+describe("RunPod pods", () => {
+  it("creates a pod from the default preset and shows its card, and its server as cloud", async () => {
+    await $(tid("nav-servers")).click();
+    await $(tid("create-pod")).waitForClickable({ timeout: 20_000 });
+    await $(tid("create-pod")).click();
+    await $(tid("create-pod-submit")).waitForClickable({ timeout: 20_000 });
+    await $(tid("create-pod-submit")).click();
+    const card = $(`${tid("pod-card")}[data-state="running"]`);
+    await card.waitForDisplayed({ timeout: 60_000 });
+    await expect(card.$(tid("pod-price"))).toHaveText(expect.stringMatching(/\$\d+\.\d+\/h/));
+    await card.scrollIntoView();
+    await shot("pod-card.png");
+    // The pod's ComfyUI joined the server list as a cloud server.
+    const podRow = $(`${tid("server-row")} ${tid("cloud-badge")}`);
+    await podRow.waitForDisplayed({ timeout: 20_000 });
+  });
+});

@@ -20,7 +20,7 @@ const JSON_FILTER = [{ name: "ComfyFleet server list", extensions: ["json"] }];
 type FormState = { server: Server | null } | null;
 
 /** `onGoToInstall` opens the Install page (from the local server's call to action). */
-export function ServersPage({ onGoToInstall }: { onGoToInstall: () => void }) {
+export function ServersPage({ onGoToInstall, onGoToSettings }: { onGoToInstall: () => void; onGoToSettings?: () => void }) {
   const { servers, statuses, loadError, refresh, applyStatuses } = useServers();
   const toast = useToast();
   const [form, setForm] = useState<FormState>(null);
@@ -238,7 +238,7 @@ export function ServersPage({ onGoToInstall }: { onGoToInstall: () => void }) {
 
       {importReport && <ImportReportDialog report={importReport} onClose={() => setImportReport(null)} />}
 
-      <PodsSection />
+      <PodsSection onGoToSettings={onGoToSettings} />
     </div>
   );
 }
