@@ -1,38 +1,13 @@
 // RunPod in the real app, against the testkit's fake RunPod: the API key goes into the keychain from Settings, a
 // serverless endpoint is added from the Servers page (cloud badge, workers), a job runs on it while a worker wakes,
 // and the billed timings are shown; then a pod is created and its card shown.
-import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { $, browser, expect } from "@wdio/globals";
+import { fill, shot, tid } from "../helpers.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SHOTS = path.resolve(here, "../screenshots");
 // The fake RunPod's key (testkit DEFAULT_API_KEY): a test value, not a real key.
 const KEY = "rpa_FAKEKEY0000000000000000000000000000000000000000";
 const NAME = "Cloud SD";
-const tid = (id) => `[data-testid="${id}"]`;
 const row = `${tid("server-row")}[data-server-name="${NAME}"]`;
-
-async function shot(name) {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, name);
-  for (let attempt = 1; ; attempt++) {
-    await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
-    await browser.pause(300);
-    await browser.saveScreenshot(file);
-    if (fs.statSync(file).size > 20_000) return file;
-    if (attempt === 10) throw new Error(`screenshot ${name} is still blank`);
-    await browser.pause(500);
-  }
-}
-
-async function fill(id, value) {
-  const input = await $(tid(id));
-  await input.waitForDisplayed();
-  await input.clearValue();
-  await input.setValue(value);
-}
 
 describe("RunPod", () => {
   before(() => {
