@@ -3,11 +3,9 @@
 // index, the model at 1 MB/s), the success screen, then the Local server card with its log, and Stop.
 import net from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { $, $$, browser, expect } from "@wdio/globals";
 import { shot, tid } from "../helpers.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const HOME = process.env.COMFYFLEET_E2E_HOME;
 const STEPS = ["comfyui", "python", "torch", "requirements", "models:tiny", "start", "verify", "register"];
 
