@@ -50,3 +50,21 @@ impl From<ActiveChange> for ActiveServerChanged {
 pub struct ServersChanged {
     pub reason: String,
 }
+
+/// Reconciling or the idle rule changed one of the app's pods (e.g. stopped it after 5 idle minutes).
+#[derive(Debug, Clone, Serialize, Type, Event)]
+pub struct PodsChanged {
+    pub pod_id: String,
+    pub name: String,
+    pub message: String,
+}
+
+impl From<comfyfleet_core::runpod::fleet::PodChange> for PodsChanged {
+    fn from(c: comfyfleet_core::runpod::fleet::PodChange) -> Self {
+        Self {
+            pod_id: c.pod_id,
+            name: c.name,
+            message: c.message,
+        }
+    }
+}

@@ -66,6 +66,15 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             runpod::runpod_key_set,
             runpod::runpod_key_test,
             runpod::runpod_key_remove,
+            runpod::pods_list,
+            runpod::pods_default_preset,
+            runpod::pods_gpus,
+            runpod::pods_create,
+            runpod::pods_start,
+            runpod::pods_stop,
+            runpod::pods_terminate,
+            runpod::pods_idle_get,
+            runpod::pods_idle_set,
             install::install_check,
             install::install_start,
             install::install_pause,
@@ -86,6 +95,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             events::ServerStatusChanged,
             events::ActiveServerChanged,
             events::ServersChanged,
+            events::PodsChanged,
         ])
 }
 
@@ -110,6 +120,34 @@ fn open_fleet(app: &mut tauri::App) -> Result<Fleet, String> {
     }
     tracing::info!(home = %home.root().display(), version = env!("CARGO_PKG_VERSION"), "ComfyFleet starting");
     Fleet::open(home).map_err(|e| e.to_info().message)
+}
+
+/// How often the app's pods are checked against RunPod and the idle rule.
+const POD_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reconcile the app's pods with RunPod at start and every [`POD_WATCH_INTERVAL`], stopping idle ones. Without a
+/// RunPod key or any pod of the app, nothing is asked of RunPod.
+async fn watch_pods(fleet: Fleet, handle: tauri::AppHandle) {
+    use comfyfleet_core::runpod::fleet::PodFleet;
+    loop {
+        if let Ok(pods) = PodFleet::connect(&fleet, fleet.servers.runpod_urls()).await {
+            let has_pods = pods.records(false).await.is_ok_and(|r| !r.is_empty());
+            if has_pods {
+                match pods.reconcile().await {
+                    Ok(changes) => {
+                        for c in changes {
+                            tracing::info!(pod = %c.pod_id, "{}", c.message);
+                            let _ = events::PodsChanged::from(c).emit(&handle);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pods: could not reconcile with RunPod; trying again later")
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(POD_WATCH_INTERVAL).await;
+    }
 }
 
 pub fn run() {
@@ -161,6 +199,11 @@ pub fn run() {
             if let Err(e) = tray::create(app.handle()) {
                 tracing::warn!(error = %e, "no tray icon on this desktop");
             }
+            // Pods the app created: reconciled now (a crash may have left one running) and watched for idleness.
+            let (pods_fleet, pods_handle) = (fleet.clone(), app.handle().clone());
+            tauri::async_runtime::spawn(async move {
+                watch_pods(pods_fleet, pods_handle).await;
+            });
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 let mut rx = fleet.health.subscribe();

@@ -27,6 +27,7 @@ let fakeComfy;
 let renderComfy;
 let fileHost;
 let installHost;
+let fakeRunpod;
 let home;
 let exiting = false;
 
@@ -107,7 +108,16 @@ export const config = {
   // In this order: the Servers spec starts from an empty list; the Generate spec adds its own server after it;
   // the Downloads spec fetches a file from the testkit's file host; the Install spec installs from the testkit's
   // install host (a manifest, a ComfyUI-compatible server program, a package index, a model) and registers "Local".
-  specs: [["./specs/servers.e2e.mjs", "./specs/generate.e2e.mjs", "./specs/downloads.e2e.mjs", "./specs/install.e2e.mjs"]],
+  // The RunPod spec adds a serverless endpoint and a pod on the testkit's fake RunPod.
+  specs: [
+    [
+      "./specs/servers.e2e.mjs",
+      "./specs/generate.e2e.mjs",
+      "./specs/downloads.e2e.mjs",
+      "./specs/install.e2e.mjs",
+      "./specs/runpod.e2e.mjs",
+    ],
+  ],
   maxInstances: 1,
   hostname: "127.0.0.1",
   port: DRIVER_PORT,
@@ -188,6 +198,19 @@ export const config = {
     const manifest = install.output.match(/MANIFEST (http:\/\/\S+)/);
     if (!manifest) throw new Error(`the install host did not print its manifest URL; see ${LOG_DIR}/install-host.log`);
     process.env.COMFYFLEET_MANIFEST = manifest[1]; // inherited by tauri-driver, hence by the app
+    // The RunPod spec's fake RunPod: one worker-comfyui endpoint whose workers take 3 s to wake and 1.5 s per job,
+    // and pods with a fake ComfyUI behind their proxy address. The app reaches it through runpod-python's variables.
+    const runpod = await startFakeComfy(fs.createWriteStream(path.join(LOG_DIR, "fake-runpod.log")), [
+      "runpod",
+      "--port", "0",
+      "--endpoint", "ep-e2e",
+      "--cold-start-ms", "3000",
+      "--exec-ms", "1500",
+    ]);
+    fakeRunpod = runpod.child;
+    process.env.RUNPOD_ENDPOINT_BASE_URL = `${runpod.url}/v2`;
+    process.env.RUNPOD_REST_API_URL = `${runpod.url}/v2`;
+    process.env.COMFYFLEET_RUNPOD_PROXY_URL = `${runpod.url}/proxy/{podId}-{port}`;
     fakeComfy = fake.child;
     process.env.COMFYFLEET_E2E_COMFYUI_URL = fake.url; // workers inherit the launcher's env
     console.log(`[e2e] fake ComfyUI at ${fake.url}; COMFYFLEET_HOME=${home}`);
@@ -219,7 +242,7 @@ export const config = {
   onComplete: (exitCode) => {
     exiting = true;
     killTree(tauriDriver);
-    for (const f of [fakeComfy, renderComfy, fileHost, installHost]) if (f && f.exitCode === null) f.kill("SIGTERM");
+    for (const f of [fakeComfy, renderComfy, fileHost, installHost, fakeRunpod]) if (f && f.exitCode === null) f.kill("SIGTERM");
     stopLocalComfy();
     if (home && exitCode === 0 && !process.env.COMFYFLEET_E2E_KEEP_HOME) {
       fs.rmSync(home, { recursive: true, force: true });
@@ -244,7 +267,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
     exiting = true;
     killTree(tauriDriver);
-    for (const f of [fakeComfy, renderComfy, fileHost, installHost]) if (f && f.exitCode === null) f.kill("SIGTERM");
+    for (const f of [fakeComfy, renderComfy, fileHost, installHost, fakeRunpod]) if (f && f.exitCode === null) f.kill("SIGTERM");
     if (home) stopLocalComfy();
     process.exit(130);
   });

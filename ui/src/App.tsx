@@ -109,7 +109,7 @@ function Shell({ initialPage }: { initialPage: Page }) {
         ) : page === "downloads" ? (
           <DownloadsPage />
         ) : page === "servers" ? (
-          <ServersPage onGoToInstall={() => setPage("install")} />
+          <ServersPage onGoToInstall={() => setPage("install")} onGoToSettings={() => setPage("settings")} />
         ) : page === "install" ? (
           <InstallPage onGoToGenerate={() => setPage("generate")} onGoToServers={() => setPage("servers")} />
         ) : (

@@ -55,6 +55,20 @@ export const commands = {
 	/**  One cheap authenticated call to RunPod; a refusal is a result with what to do, not an error. */
 	runpodKeyTest: () => typedError<KeyTest, UiError>(__TAURI_INVOKE("runpod_key_test")),
 	runpodKeyRemove: () => typedError<KeyStatus, UiError>(__TAURI_INVOKE("runpod_key_remove")),
+	/**  The pods the app created, with RunPod's live state (empty, not an error, without a key). */
+	podsList: () => typedError<FleetPod[], UiError>(__TAURI_INVOKE("pods_list")),
+	/**  What a new pod starts from (the user edits it before creating). */
+	podsDefaultPreset: () => __TAURI_INVOKE<PodPreset>("pods_default_preset"),
+	/**  The GPU types pods can be created on, with RunPod's prices (from `/v2/catalog/gpus`). */
+	podsGpus: () => typedError<GpuType[], UiError>(__TAURI_INVOKE("pods_gpus")),
+	/**  Create a pod and wait until its ComfyUI answers; it joins the server list tagged `cloud`. */
+	podsCreate: (preset: PodPreset, onProgress: Channel<PodProgress>) => typedError<FleetPod, UiError>(__TAURI_INVOKE("pods_create", { preset, onProgress })),
+	podsStart: (podId: string, onProgress: Channel<PodProgress>) => typedError<FleetPod, UiError>(__TAURI_INVOKE("pods_start", { podId, onProgress })),
+	podsStop: (podId: string) => typedError<FleetPod, UiError>(__TAURI_INVOKE("pods_stop", { podId })),
+	/**  Terminate a pod for good (its disk is deleted); its server entry is removed. */
+	podsTerminate: (podId: string) => typedError<PodRecord, UiError>(__TAURI_INVOKE("pods_terminate", { podId })),
+	podsIdleGet: () => typedError<IdleConfig, UiError>(__TAURI_INVOKE("pods_idle_get")),
+	podsIdleSet: (config: IdleConfig) => typedError<IdleConfig, UiError>(__TAURI_INVOKE("pods_idle_set", { config })),
 	/**  The system check, the packs on offer and the plan for these choices (or why there is none). */
 	installCheck: (request: InstallRequest) => typedError<InstallCheck, UiError>(__TAURI_INVOKE("install_check", { request })),
 	/**  Starts installing in the background; follow it with `install_subscribe`. */
@@ -87,6 +101,7 @@ export const commands = {
 /** Events */
 export const events = {
 	activeServerChanged: makeEvent<ActiveServerChanged, ActiveServerChanged>("active-server-changed"),
+	podsChanged: makeEvent<PodsChanged, PodsChanged>("pods-changed"),
 	serverStatusChanged: makeEvent<ServerStatusChanged, ServerStatusChanged>("server-status-changed"),
 	serversChanged: makeEvent<ServersChanged, ServersChanged>("servers-changed"),
 };
@@ -233,6 +248,32 @@ export type ExportReport = {
 	path: string,
 };
 
+/**
+ *  The worker-comfyui image an endpoint runs (`runpod/worker-comfyui:<version>-<flavour>`): it decides which models
+ *  the endpoint has.
+ */
+export type Flavour = 
+/**  No models baked in (bring them on a network volume). */
+"base" | "sdxl" | "sd3" | "flux1-schnell" | "flux1-dev";
+
+/**  A pod of the app as the UI and the CLI show it: the record with RunPod's live state. */
+export type FleetPod = {
+	pod_id: string,
+	name: string,
+	server_id: string | null,
+	/**  The pod's ComfyUI through RunPod's proxy. */
+	url: string,
+	gpu: string,
+	cost_per_hr_micros: number,
+	state: PodState,
+	/**  RunPod's status now (RUNNING, EXITED, ...); `None` when RunPod no longer has the pod. */
+	status: string | null,
+	uptime_secs: number | null,
+	created_ms: number,
+	last_activity_ms: number | null,
+	stopped_reason: string | null,
+};
+
 /**  One GPU and what is known about it. Unknown facts are `None`. */
 export type Gpu = {
 	vendor: Vendor,
@@ -255,7 +296,29 @@ export type GpuReport = {
 	nvml_unavailable: string | null,
 };
 
+/**  A GPU type RunPod offers, with its prices in micro-dollars (`None` where it is not offered). */
+export type GpuType = {
+	/**  The id pods are created with (`gpuTypeIds`). */
+	id: string,
+	name: string,
+	memory_gb: number,
+	secure_per_hr_micros: number | null,
+	community_per_hr_micros: number | null,
+	serverless_per_sec_micros: number | null,
+};
+
 export type Home = "local" | "cloud";
+
+/**  When to stop a running pod nobody uses. Times in milliseconds (the UI shows minutes; tests use seconds). */
+export type IdleConfig = {
+	enabled?: boolean,
+	/**  Stop a pod after this long without a job (default 5 min). */
+	idle_ms?: number,
+	/**  A pod costing at least this per hour, in micro-dollars, is expensive (default $1.00/h). */
+	expensive_threshold_micros_per_hr?: number,
+	/**  An expensive pod is stopped after this long without a job instead (default 2 min). */
+	expensive_idle_ms?: number,
+};
 
 /**  What an import did. */
 export type ImportReport = {
@@ -347,6 +410,9 @@ export type Job = {
 	failed_on: string[],
 	/**  What happened, for the user: where it went, why it moved. */
 	notes: string[],
+	/**  On a RunPod endpoint: how long it waited for a worker, and executed (ms), as RunPod bills them. */
+	delay_ms: number | null,
+	execution_ms: number | null,
 };
 
 /**  One output file of a job, saved in the gallery. */
@@ -450,6 +516,61 @@ export type PlannedStep = {
 	disk: number,
 };
 
+/**  What to create: the defaults are ComfyUI on one 24 GB GPU, HTTP on 8188. */
+export type PodPreset = {
+	name: string,
+	image: string,
+	/**  RunPod GPU type ids, in order of preference. */
+	gpu_types: string[],
+	gpu_count: number,
+	/**  "SECURE" or "COMMUNITY". */
+	cloud_type: string,
+	container_disk_gb: number,
+	volume_gb: number,
+	env: { [key in string]: string },
+};
+
+/**  Progress of a `create` or `start`, for a "starting" indicator. */
+export type PodProgress = {
+	/**  `None` until RunPod has accepted the pod. */
+	pod_id: string | null,
+	stage: PodStage,
+	message: string,
+	elapsed_ms: number,
+};
+
+/**  A pod the app created, as recorded in the database. */
+export type PodRecord = {
+	pod_id: string,
+	/**  The server entry registered for it (none until it is ready, and after it is terminated). */
+	server_id: string | null,
+	name: string,
+	gpu: string,
+	cost_per_hr_micros: number,
+	created_ms: number,
+	/**  The last activity the app saw: when it became ready or was started, or the last job on its server. */
+	last_job_ms: number | null,
+	state: PodState,
+	/**  Why it was stopped or terminated ("idle for 5 min", "stopped by you", ...). */
+	stopped_reason: string | null,
+	updated_ms: number,
+};
+
+/**  Where a `create` or `start` is. */
+export type PodStage = "creating" | "provisioning" | "starting" | "waiting_for_comfyui" | "registering" | "ready";
+
+/**  A recorded pod's state, as the app last saw it. */
+export type PodState = 
+/**  Created or started; ComfyUI does not answer yet. */
+"starting" | "running" | "stopped" | "terminated";
+
+/**  Reconciling or the idle rule changed one of the app's pods (e.g. stopped it after 5 idle minutes). */
+export type PodsChanged = {
+	pod_id: string,
+	name: string,
+	message: string,
+};
+
 /**  How jobs are spread over the fleet. */
 export type Policy = 
 /**  The active server; with auto-switch on, the next healthy one when it fails. */
@@ -479,6 +600,16 @@ export type RouterConfig = {
 	max_in_flight: number,
 };
 
+/**  A RunPod serverless endpoint running worker-comfyui. */
+export type RunpodEndpoint = {
+	endpoint_id: string,
+	/**  The GPU class its workers use (prices differ per class), e.g. `ADA_24` or `NVIDIA GeForce RTX 4090`. */
+	gpu_class: string,
+	flavour: Flavour,
+	/**  Models it has beyond its flavour's (e.g. on a network volume), as `folder/file`. */
+	extra_models?: string[],
+};
+
 /**
  *  A secret value (password, token, API key). Its `Debug` and `Display` never show the value, and it
  *  cannot be serialized, so it cannot slip into logs, the database, exports or IPC payloads.
@@ -491,6 +622,8 @@ export type Server = {
 	name: string,
 	url: string,
 	kind: ServerKind,
+	/**  Set for RunPod serverless endpoints. */
+	runpod: RunpodEndpoint | null,
 	auth: AuthView,
 	tags: string[],
 	timeout_ms: number,
@@ -509,7 +642,11 @@ export type Server = {
 /**  A server as typed in the Add/Edit form or given to `servers add/edit`. */
 export type ServerInput = {
 	name: string,
-	url: string,
+	/**  Ignored for RunPod endpoints (their address follows from the endpoint id). */
+	url?: string,
+	kind?: ServerKind,
+	/**  Required for RunPod serverless endpoints. */
+	runpod?: RunpodEndpoint | null,
 	auth: AuthInput,
 	tags: string[],
 	timeout_ms: number | null,
@@ -517,8 +654,11 @@ export type ServerInput = {
 	notes: string,
 };
 
-/**  What is behind a server entry. Later capabilities add RunPod serverless endpoints and pods. */
-export type ServerKind = "comfyui";
+/**
+ *  What is behind a server entry. RunPod pods are ComfyUI servers (tagged `cloud`); serverless endpoints speak
+ *  RunPod's job API instead of ComfyUI's.
+ */
+export type ServerKind = "comfyui" | "runpod_serverless";
 
 /**  A server's live status as the UI and CLI show it. */
 export type ServerStatus = {
@@ -530,6 +670,8 @@ export type ServerStatus = {
 	pytorch_version: string | null,
 	devices: Device[],
 	queue: QueueInfo | null,
+	/**  RunPod endpoints: their workers (none up = the next job waits for a cold start). */
+	workers: Workers | null,
 	last_connected_ms: number | null,
 	checked_at_ms: number,
 	/**  What went wrong and what to do; `None` when connected. */
@@ -670,6 +812,12 @@ export type Uninstalled = {
 export type Variant = "cuda130" | "cuda129" | "cuda128" | "cuda126" | "rocm" | "xpu" | "cpu" | "mps";
 
 export type Vendor = "nvidia" | "amd" | "intel" | "apple";
+
+/**  A RunPod endpoint's workers, as its `/health` reports them. */
+export type Workers = {
+	idle: number,
+	running: number,
+};
 
 /**  What the UI shows about an imported workflow before it runs. */
 export type WorkflowInfo = {

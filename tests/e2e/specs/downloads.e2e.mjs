@@ -2,38 +2,15 @@
 // the download pauses (its bytes stop) and resumes, then finishes verified against the SHA-256 given in the form.
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { $, browser, expect } from "@wdio/globals";
+import { fill, shot, tid } from "../helpers.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SHOTS = path.resolve(here, "../screenshots");
 const FILES_URL = process.env.COMFYFLEET_E2E_FILES_URL;
 const SHA256 = process.env.COMFYFLEET_E2E_FILE_SHA256;
 const HOME = process.env.COMFYFLEET_E2E_HOME;
 const FILE = "e2e-model.safetensors";
 const SIZE = 6 * 1024 * 1024;
-const tid = (id) => `[data-testid="${id}"]`;
 const row = `${tid("download-row")}[data-file-name="${FILE}"]`;
-
-async function shot(name) {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, name);
-  for (let attempt = 1; ; attempt++) {
-    await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
-    await browser.pause(300);
-    await browser.saveScreenshot(file);
-    if (fs.statSync(file).size > 20_000) return file;
-    if (attempt === 10) throw new Error(`screenshot ${name} is still blank`);
-    await browser.pause(500);
-  }
-}
-
-async function fill(id, value) {
-  const input = await $(tid(id));
-  await input.waitForDisplayed();
-  await input.clearValue();
-  await input.setValue(value);
-}
 
 /** The row's progress bar value in percent (0 when the bar is indeterminate or gone). */
 async function percent() {

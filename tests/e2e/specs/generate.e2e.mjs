@@ -1,36 +1,11 @@
 // Generating from a template in the real app: the job goes to a fake ComfyUI that runs it with
 // sampler progress and previews, the output lands in the gallery, and the Jobs page lists it.
-import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { $, $$, browser, expect } from "@wdio/globals";
+import { fill, shot, tid } from "../helpers.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SHOTS = path.resolve(here, "../screenshots");
 const RENDER_URL = process.env.COMFYFLEET_E2E_RENDER_URL;
 const NAME = "Render box";
-const tid = (id) => `[data-testid="${id}"]`;
 const row = `${tid("server-row")}[data-server-name="${NAME}"]`;
-
-async function shot(name) {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, name);
-  for (let attempt = 1; ; attempt++) {
-    await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
-    await browser.pause(300);
-    await browser.saveScreenshot(file);
-    if (fs.statSync(file).size > 20_000) return file;
-    if (attempt === 10) throw new Error(`screenshot ${name} is still blank`);
-    await browser.pause(500);
-  }
-}
-
-async function fill(id, value) {
-  const input = await $(tid(id));
-  await input.waitForDisplayed();
-  await input.clearValue();
-  await input.setValue(value);
-}
 
 describe("Generate", () => {
   before(() => {

@@ -1,30 +1,13 @@
 // The install wizard in the real app against the testkit's install host (COMFYFLEET_MANIFEST points the app at
 // its manifest): the system check and the plan, every step with progress (a real venv, pip from the loopback
 // index, the model at 1 MB/s), the success screen, then the Local server card with its log, and Stop.
-import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { $, $$, browser, expect } from "@wdio/globals";
+import { shot, tid } from "../helpers.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SHOTS = path.resolve(here, "../screenshots");
 const HOME = process.env.COMFYFLEET_E2E_HOME;
-const tid = (id) => `[data-testid="${id}"]`;
 const STEPS = ["comfyui", "python", "torch", "requirements", "models:tiny", "start", "verify", "register"];
-
-async function shot(name) {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, name);
-  for (let attempt = 1; ; attempt++) {
-    await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
-    await browser.pause(300);
-    await browser.saveScreenshot(file);
-    if (fs.statSync(file).size > 20_000) return file;
-    if (attempt === 10) throw new Error(`screenshot ${name} is still blank`);
-    await browser.pause(500);
-  }
-}
 
 /** Replaces a field's value as a user would (select all, type), then checks React kept exactly that. */
 async function fill(id, value) {

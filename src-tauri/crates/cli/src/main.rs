@@ -3,6 +3,7 @@
 mod download;
 mod install;
 mod jobs;
+mod pods;
 mod runpod;
 mod servers;
 mod system;
@@ -44,6 +45,9 @@ enum Command {
     /// RunPod: the API key (kept in the OS keychain).
     #[command(subcommand)]
     Runpod(runpod::RunpodCmd),
+    /// RunPod pods created by ComfyFleet: list, create (registered as a cloud server), start, stop, terminate.
+    #[command(subcommand)]
+    Pods(pods::PodsCmd),
     /// Hugging Face and CivitAI tokens for downloads (kept in the OS keychain).
     #[command(subcommand)]
     Tokens(tokens::TokensCmd),
@@ -110,6 +114,7 @@ async fn with_fleet(home: Option<PathBuf>, command: Command) -> Result<Outcome, 
         Command::Gpu(args) => system::gpu(args),
         Command::Tokens(cmd) => tokens::run(cmd).await,
         Command::Runpod(cmd) => runpod::run(cmd).await,
+        Command::Pods(cmd) => pods::run(&fleet, cmd).await,
         Command::Install(args) => install::install(&fleet, args).await,
         Command::Uninstall(args) => install::uninstall(&fleet, args).await,
         Command::Local(cmd) => install::local(&fleet, cmd).await,

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use comfyfleet_core::health::{ServerStatus, Status};
 use comfyfleet_core::secrets::Secret;
-use comfyfleet_core::servers::{AuthInput, AuthKind, Server, ServerInput};
+use comfyfleet_core::servers::{
+    AuthInput, AuthKind, Flavour, RunpodEndpoint, Server, ServerInput, ServerKind,
+};
 use comfyfleet_core::Fleet;
 use serde_json::json;
 
@@ -51,12 +53,35 @@ pub enum ServersCmd {
     Import { file: PathBuf },
 }
 
+/// A RunPod serverless endpoint's settings (with `--kind runpod-serverless`).
+#[derive(Args)]
+pub struct EndpointArgs {
+    /// The endpoint id from the RunPod console (Serverless).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// The GPU class its workers use, for prices (e.g. ADA_24).
+    #[arg(long)]
+    gpu: Option<String>,
+    /// The worker-comfyui image: base | sdxl | sd3 | flux1-schnell | flux1-dev.
+    #[arg(long, value_parser = parse_flavour)]
+    flavour: Option<Flavour>,
+    /// A model it has beyond its flavour's, as folder/file; repeat for several.
+    #[arg(long = "model")]
+    models: Vec<String>,
+}
+
 #[derive(Args)]
 pub struct AddArgs {
     #[arg(long)]
     name: String,
-    #[arg(long)]
-    url: String,
+    /// The ComfyUI address (not used for RunPod endpoints).
+    #[arg(long, required_unless_present = "endpoint")]
+    url: Option<String>,
+    /// comfyui | runpod-serverless (a RunPod endpoint running worker-comfyui; uses the RunPod API key).
+    #[arg(long, default_value = "comfyui", value_parser = parse_kind)]
+    kind: ServerKind,
+    #[command(flatten)]
+    endpoint: EndpointArgs,
     /// none | basic | bearer | api-key | comfyui-login
     #[arg(long, default_value = "none", value_parser = parse_auth)]
     auth: AuthKind,
@@ -107,6 +132,43 @@ pub struct EditArgs {
     /// Read a new secret from stdin or a prompt.
     #[arg(long)]
     secret: bool,
+    #[command(flatten)]
+    endpoint: EndpointArgs,
+}
+
+fn parse_kind(s: &str) -> Result<ServerKind, String> {
+    ServerKind::parse(s)
+        .ok_or_else(|| format!("unknown kind '{s}': use comfyui or runpod-serverless"))
+}
+
+fn parse_flavour(s: &str) -> Result<Flavour, String> {
+    Flavour::parse(s).ok_or_else(|| {
+        format!("unknown flavour '{s}': use base, sdxl, sd3, flux1-schnell or flux1-dev")
+    })
+}
+
+impl EndpointArgs {
+    fn given(&self) -> bool {
+        self.endpoint.is_some()
+            || self.gpu.is_some()
+            || self.flavour.is_some()
+            || !self.models.is_empty()
+    }
+
+    /// These settings over `current` (an edit keeps what is not given).
+    fn apply(self, current: Option<RunpodEndpoint>) -> RunpodEndpoint {
+        let cur = current.unwrap_or_default();
+        RunpodEndpoint {
+            endpoint_id: self.endpoint.unwrap_or(cur.endpoint_id),
+            gpu_class: self.gpu.unwrap_or(cur.gpu_class),
+            flavour: self.flavour.unwrap_or(cur.flavour),
+            extra_models: if self.models.is_empty() {
+                cur.extra_models
+            } else {
+                self.models
+            },
+        }
+    }
 }
 
 fn parse_auth(s: &str) -> Result<AuthKind, String> {
@@ -180,12 +242,11 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
                     } else {
                         ""
                     };
-                    println!(
-                        "{mark} {:<24} {:<40} {}{tags}{creds}",
-                        s.name,
-                        s.url,
-                        s.auth.kind.as_str()
-                    );
+                    let how = match &s.runpod {
+                        Some(ep) => format!("runpod {} on {}", ep.flavour.as_str(), ep.gpu_class),
+                        None => s.auth.kind.as_str().to_string(),
+                    };
+                    println!("{mark} {:<24} {:<40} {how}{tags}{creds}", s.name, s.url);
                     if let Some(w) = &s.plain_http_warning {
                         println!("    warning: {w}");
                     }
@@ -194,14 +255,22 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
             Ok(Outcome::Ok)
         }
         ServersCmd::Add(a) => {
-            let secret = if a.auth.needs_secret() {
+            let cloud = a.kind == ServerKind::RunpodServerless;
+            if !cloud && a.endpoint.given() {
+                return Err(CliError(
+                    "--endpoint, --gpu, --flavour and --model are for RunPod endpoints: add --kind runpod-serverless".into(),
+                ));
+            }
+            let secret = if a.auth.needs_secret() && !cloud {
                 Some(read_secret(secret_label(a.auth))?)
             } else {
                 None
             };
             let input = ServerInput {
                 name: a.name,
-                url: a.url,
+                url: a.url.unwrap_or_default(),
+                kind: a.kind,
+                runpod: cloud.then(|| a.endpoint.apply(None)),
                 auth: AuthInput {
                     kind: a.auth,
                     user: a.user,
@@ -215,6 +284,9 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
             };
             let s = fleet.servers.add(input).await?;
             println!("Added '{}' ({}).", s.name, s.url);
+            if cloud && !fleet.runpod_account().status().await?.set {
+                eprintln!("note: no RunPod API key is set yet; add it with `comfyfleet runpod key set` before running jobs there.");
+            }
             if let Some(w) = &s.plain_http_warning {
                 eprintln!("warning: {w}");
             }
@@ -229,9 +301,18 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
             } else {
                 None
             };
+            if cur.kind != ServerKind::RunpodServerless && e.endpoint.given() {
+                return Err(CliError(format!(
+                    "'{}' is a ComfyUI server; --endpoint, --gpu, --flavour and --model are for RunPod endpoints",
+                    cur.name
+                )));
+            }
             let input = ServerInput {
                 name: e.name.unwrap_or(cur.name.clone()),
                 url: e.url.unwrap_or(cur.url.clone()),
+                kind: cur.kind,
+                runpod: (cur.kind == ServerKind::RunpodServerless)
+                    .then(|| e.endpoint.apply(cur.runpod.clone())),
                 auth: AuthInput {
                     kind,
                     user: e.user.or(cur.auth.user.clone()),
@@ -324,8 +405,9 @@ pub async fn run(fleet: &Fleet, cmd: ServersCmd) -> Result<Outcome, CliError> {
     }
 }
 
+/// The documented shape `{id, name, url, auth, has_secret, active, tags}`; RunPod endpoints add `kind` and `runpod`.
 fn list_json(s: &Server) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "id": s.id,
         "name": s.name,
         "url": s.url,
@@ -333,7 +415,12 @@ fn list_json(s: &Server) -> serde_json::Value {
         "has_secret": s.has_secret,
         "active": s.active,
         "tags": s.tags,
-    })
+    });
+    if let Some(ep) = &s.runpod {
+        v["kind"] = json!(s.kind.as_str());
+        v["runpod"] = json!(ep);
+    }
+    v
 }
 
 fn test_json(r: &ServerStatus, servers: &[Server]) -> serde_json::Value {

@@ -17,7 +17,8 @@ use crate::comfyui::{ComfyClient, SubmitError};
 use crate::health::{Health, Status};
 use crate::jobs::{Job, JobEvent, JobState, Jobs, JobsError, NewJob};
 use crate::router::{decide, Candidate, Decision, JobNeeds, RouterConfig};
-use crate::servers::{Server, ServerList};
+use crate::runpod::client::ServerlessClient;
+use crate::servers::{Server, ServerKind, ServerList};
 use crate::workflow::Workflow;
 
 /// How long a server's backend (its credentials and shared WebSocket) is reused before it is rebuilt,
@@ -32,6 +33,8 @@ const INVENTORY_TTL: Duration = Duration::from_secs(60);
 /// Only the holder of this lease dispatches; it lapses this long after its holder stops renewing.
 const LEASE: &str = "dispatcher";
 const LEASE_TTL_MS: i64 = 5_000;
+/// What a cold start (waking a RunPod worker) is assumed to add to a job, until measured.
+const COLD_START_SECS: f64 = 30.0;
 /// How long a graceful shutdown waits for jobs being sent to reach their servers.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -398,18 +401,37 @@ impl Inner {
 
     /// The server's backend, reused across jobs (one WebSocket per server) while it is unchanged.
     async fn backend_for(&self, server: &Server) -> Backend {
-        let built_from = format!("{}|{:?}|{}", server.url, server.auth, server.has_secret);
+        let built_from = format!(
+            "{}|{:?}|{}|{:?}",
+            server.url, server.auth, server.has_secret, server.runpod
+        );
         if let Some((from, at, backend)) = lock(&self.state).backends.get(&server.id) {
             if *from == built_from && at.elapsed() < BACKEND_TTL {
                 return backend.clone();
             }
         }
-        let creds = self.servers.credentials(server).await.ok();
-        let backend = Backend::comfyui(ComfyClient::new(
-            self.http.clone(),
-            &server.url,
-            creds.as_ref(),
-        ));
+        let creds = self.servers.credentials(server).await;
+        let backend = match server.kind {
+            ServerKind::Comfyui => Backend::comfyui(ComfyClient::new(
+                self.http.clone(),
+                &server.url,
+                creds.as_ref().ok(),
+            )),
+            ServerKind::RunpodServerless => {
+                let endpoint = server.runpod.clone().unwrap_or_default();
+                let client = match creds.map(|c| c.secret) {
+                    Ok(Some(key)) => Ok(ServerlessClient::new(
+                        self.http.clone(),
+                        &self.servers.runpod_urls(),
+                        &endpoint.endpoint_id,
+                        key,
+                    )),
+                    Ok(None) => Err(format!("'{}' is a RunPod endpoint and no RunPod API key is set. Add it in Settings → RunPod account (or run 'comfyfleet runpod key set'), then retry the job.", server.name)),
+                    Err(e) => Err(format!("Could not read the RunPod API key: {e}")),
+                };
+                Backend::runpod_serverless(client, endpoint)
+            }
+        };
         lock(&self.state).backends.insert(
             server.id.clone(),
             (built_from, Instant::now(), backend.clone()),
@@ -477,6 +499,8 @@ impl Inner {
                 .and_then(|x| x.queue)
                 .map(|q| q.running + q.pending)
                 .unwrap_or(0);
+            // An endpoint with no worker up makes its next job wait for one: a warm backend is preferred.
+            let cold = st.and_then(|x| x.workers).is_some_and(|w| !w.warm());
             out.push(Candidate {
                 id: s.id.clone(),
                 name: s.name.clone(),
@@ -487,7 +511,7 @@ impl Inner {
                 queue_depth: queue.max(in_flight),
                 models,
                 secs_per_job: secs,
-                warmup_secs: 0.0,
+                warmup_secs: if cold { COLD_START_SECS } else { 0.0 },
             });
         }
         out
@@ -611,6 +635,10 @@ impl Inner {
         let events = {
             let me = self.clone();
             let job_id = job_id.clone();
+            let waking_note = format!(
+                "waking a worker on '{}' (a cold start; the job starts when it is up)",
+                server.name
+            );
             tokio::spawn(async move {
                 while let Some(ev) = ev_rx.recv().await {
                     match ev {
@@ -637,6 +665,28 @@ impl Inner {
                                 mime: mime.into(),
                                 data_base64,
                             });
+                        }
+                        RunEvent::Assigned { remote_id } => {
+                            if let Err(e) = me.jobs.set_remote_id(&job_id, &remote_id).await {
+                                tracing::warn!(job = %job_id, error = %e, "could not record the remote id");
+                            }
+                        }
+                        RunEvent::Waking => {
+                            if let Ok(job) = me.jobs.add_note(&job_id, &waking_note).await {
+                                me.changed(&job);
+                            }
+                        }
+                        RunEvent::CloudTimings {
+                            delay_ms,
+                            execution_ms,
+                        } => {
+                            if let Ok(job) = me
+                                .jobs
+                                .set_cloud_timings(&job_id, delay_ms, execution_ms)
+                                .await
+                            {
+                                me.changed(&job);
+                            }
                         }
                         RunEvent::Accepted { .. } | RunEvent::SocketLost => {}
                     }
@@ -742,6 +792,11 @@ impl Inner {
                     },
                 )
                 .await;
+            }
+            Err(SubmitError::Backend { message, retryable }) => {
+                let message = format!("'{}' did not take the job: {message}", server.name);
+                self.apply(&job_id, JobEvent::Failed { message, retryable })
+                    .await;
             }
             Err(SubmitError::Call(e)) => {
                 let message = format!("Could not send the job to '{}': {e}", server.name);

@@ -55,6 +55,14 @@ impl Fleet {
         )
     }
 
+    /// The RunPod account (its API key), in the same keychain and with the same addresses as the server list.
+    pub fn runpod_account(&self) -> crate::runpod::account::RunpodAccount {
+        crate::runpod::account::RunpodAccount::new(
+            self.servers.secrets().clone(),
+            self.servers.runpod_urls(),
+        )
+    }
+
     pub fn open_with(home: AppHome, secrets: Secrets) -> Result<Self, FleetError> {
         let store = Store::open(&home.database())?;
         let servers = ServerList::new(store.clone(), secrets);

@@ -9,7 +9,10 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::comfyui::{ComfyClient, ComfyError, QueueCounts, SystemStats};
-use crate::servers::{Credentials, Server, ServerInput, ServerList, ServersError};
+use crate::runpod::client::{EndpointHealth, RunpodError, ServerlessClient};
+use crate::runpod::RunpodUrls;
+use crate::secrets::Secret;
+use crate::servers::{Credentials, Server, ServerInput, ServerKind, ServerList, ServersError};
 use crate::settings::SettingsStore;
 
 /// Results younger than this are served from the cache unless a fresh test is asked for.
@@ -66,6 +69,21 @@ pub struct QueueInfo {
     pub pending: u32,
 }
 
+/// A RunPod endpoint's workers, as its `/health` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Workers {
+    pub idle: u32,
+    pub running: u32,
+}
+
+impl Workers {
+    /// A worker is up: a job starts without waiting for one to wake.
+    pub fn warm(&self) -> bool {
+        self.idle + self.running > 0
+    }
+}
+
 /// A server's live status as the UI and CLI show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -78,6 +96,8 @@ pub struct ServerStatus {
     pub pytorch_version: Option<String>,
     pub devices: Vec<Device>,
     pub queue: Option<QueueInfo>,
+    /// RunPod endpoints: their workers (none up = the next job waits for a cold start).
+    pub workers: Option<Workers>,
     pub last_connected_ms: Option<i64>,
     pub checked_at_ms: i64,
     /// What went wrong and what to do; `None` when connected.
@@ -95,6 +115,7 @@ impl ServerStatus {
             pytorch_version: None,
             devices: vec![],
             queue: None,
+            workers: None,
             last_connected_ms: server.last_connected_ms,
             checked_at_ms: 0,
             error: None,
@@ -223,6 +244,101 @@ pub async fn probe(
         took.as_millis().min(u32::MAX as u128) as u32,
         crate::now_ms(),
     )
+}
+
+/// What a RunPod endpoint's `/health` answer means for the user. Pure.
+pub fn classify_endpoint(
+    server: &Server,
+    outcome: Result<EndpointHealth, RunpodError>,
+    latency_ms: u32,
+    now_ms: i64,
+) -> ServerStatus {
+    let mut st = ServerStatus::unknown(server);
+    st.checked_at_ms = now_ms;
+    let name = &server.name;
+    match outcome {
+        Ok(h) => {
+            st.status = Status::Connected;
+            st.latency_ms = Some(latency_ms);
+            st.queue = Some(QueueInfo {
+                running: h.jobs_in_progress,
+                pending: h.jobs_in_queue,
+            });
+            st.workers = Some(Workers {
+                idle: h.workers_idle,
+                running: h.workers_running,
+            });
+            st.last_connected_ms = Some(now_ms);
+        }
+        Err(e) => {
+            let status = match &e {
+                RunpodError::Refused(_) => Status::AuthFailed,
+                RunpodError::Network(_) => Status::Unreachable,
+                _ => Status::Error,
+            };
+            st.status = status;
+            st.error = Some(format!("'{name}': {e}"));
+        }
+    }
+    st
+}
+
+/// Probe a RunPod endpoint: its `/health`, with the account key, bounded by the server's timeout.
+pub async fn probe_endpoint(
+    http: &reqwest::Client,
+    server: &Server,
+    key: Option<&Secret>,
+    urls: &RunpodUrls,
+) -> ServerStatus {
+    let endpoint = server
+        .runpod
+        .as_ref()
+        .map(|r| r.endpoint_id.as_str())
+        .unwrap_or_default();
+    let Some(key) = key else {
+        let mut st = ServerStatus::unknown(server);
+        st.checked_at_ms = crate::now_ms();
+        st.status = Status::AuthFailed;
+        st.error = Some(format!(
+            "'{}' is a RunPod endpoint and no RunPod API key is set. Add it in Settings → RunPod account (or run 'comfyfleet runpod key set').",
+            server.name
+        ));
+        return st;
+    };
+    let client = ServerlessClient::new(http.clone(), urls, endpoint, key.clone());
+    let timeout = Duration::from_millis(server.timeout_ms as u64);
+    let start = Instant::now();
+    let outcome = match tokio::time::timeout(timeout, client.health()).await {
+        Ok(r) => r,
+        Err(_) => {
+            let mut st = ServerStatus::unknown(server);
+            st.checked_at_ms = crate::now_ms();
+            st.status = Status::Timeout;
+            st.error = Some(format!(
+                "RunPod did not answer for '{}' within {}. Check the network connection, or raise the timeout in Edit > Advanced.",
+                server.name,
+                format_secs(server.timeout_ms)
+            ));
+            return st;
+        }
+    };
+    let took = start.elapsed().as_millis().min(u32::MAX as u128) as u32;
+    classify_endpoint(server, outcome, took, crate::now_ms())
+}
+
+/// Probe any kind of server with its credentials.
+pub async fn probe_any(
+    http: &reqwest::Client,
+    server: &Server,
+    creds: &Credentials,
+    urls: &RunpodUrls,
+) -> ServerStatus {
+    match server.kind {
+        ServerKind::Comfyui => probe(http, server, Some(creds)).await,
+        ServerKind::RunpodServerless => {
+            probe_endpoint(http, server, creds.secret.as_ref(), urls).await
+        }
+    }
 }
 
 /// A status change worth telling the user about.
@@ -385,7 +501,7 @@ impl Health {
 
     async fn probe_and_record(&self, server: &Server) -> ServerStatus {
         let status = match self.servers.credentials(server).await {
-            Ok(creds) => probe(&self.http, server, Some(&creds)).await,
+            Ok(creds) => probe_any(&self.http, server, &creds, &self.servers.runpod_urls()).await,
             Err(e) => {
                 let mut st = ServerStatus::unknown(server);
                 st.status = Status::Error;
@@ -451,6 +567,7 @@ impl Health {
             name: valid.name.clone(),
             url: valid.url.clone(),
             kind: valid.kind,
+            runpod: valid.runpod.clone(),
             auth: valid.auth.clone(),
             tags: valid.tags.clone(),
             timeout_ms: valid.timeout_ms,
@@ -462,11 +579,14 @@ impl Health {
             plain_http_warning: None,
             last_connected_ms: None,
         };
+        if server.kind == ServerKind::RunpodServerless {
+            secret = self.servers.credentials(&server).await?.secret;
+        }
         let creds = Credentials {
             auth: valid.auth,
             secret,
         };
-        Ok(probe(&self.http, &server, Some(&creds)).await)
+        Ok(probe_any(&self.http, &server, &creds, &self.servers.runpod_urls()).await)
     }
 
     /// One monitor round: probe everything fresh, then apply auto-switch if the active server failed.
@@ -548,7 +668,7 @@ impl Drop for MonitorHandle {
 mod tests {
     use super::*;
     use crate::comfyui::{DeviceInfo, SystemInfo};
-    use crate::servers::{AuthView, ServerKind};
+    use crate::servers::AuthView;
 
     fn server(id: &str) -> Server {
         Server {
@@ -556,6 +676,7 @@ mod tests {
             name: format!("S{id}"),
             url: "http://127.0.0.1:1".into(),
             kind: ServerKind::Comfyui,
+            runpod: None,
             auth: AuthView::default(),
             tags: vec![],
             timeout_ms: 2000,

@@ -177,6 +177,9 @@ pub struct Job {
     pub failed_on: Vec<String>,
     /// What happened, for the user: where it went, why it moved.
     pub notes: Vec<String>,
+    /// On a RunPod endpoint: how long it waited for a worker, and executed (ms), as RunPod bills them.
+    pub delay_ms: Option<i64>,
+    pub execution_ms: Option<i64>,
 }
 
 /// A new job.
@@ -233,7 +236,10 @@ impl crate::HasErrorInfo for JobsError {
 }
 
 const COLUMNS: &str = "id, name, state, priority, target, server_id, remote_id, attempts, max_attempts, queued_ms, started_ms,
-    finished_ms, not_before_ms, timeout_ms, progress, outputs, error, failed_on, notes";
+    finished_ms, not_before_ms, timeout_ms, progress, outputs, error, failed_on, notes, delay_ms, execution_ms";
+
+/// How many columns `COLUMNS` names (a query adding one reads it at this index).
+const COLUMN_COUNT: usize = 21;
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -257,6 +263,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         error: r.get(16)?,
         failed_on: serde_json::from_str(&json(17)?).unwrap_or_default(),
         notes: serde_json::from_str(&json(18)?).unwrap_or_default(),
+        delay_ms: r.get(19)?,
+        execution_ms: r.get(20)?,
     })
 }
 
@@ -350,7 +358,7 @@ impl Jobs {
             .call(move |c| {
                 let mut stmt = c.prepare(&format!("SELECT {COLUMNS}, workflow FROM jobs WHERE state = 'succeeded' ORDER BY finished_ms DESC LIMIT ?1"))?;
                 let rows = stmt.query_map([limit], |r| {
-                    let workflow: String = r.get(19)?;
+                    let workflow: String = r.get(COLUMN_COUNT)?;
                     Ok((
                         from_row(r)?,
                         serde_json::from_str(&workflow).unwrap_or(serde_json::Value::Null),
@@ -384,7 +392,7 @@ impl Jobs {
                 match &event {
                     JobEvent::Dispatched { server_id, remote_id } => {
                         tx.execute(
-                            "UPDATE jobs SET state=?2, server_id=?3, remote_id=?4, progress=0 WHERE id=?1",
+                            "UPDATE jobs SET state=?2, server_id=?3, remote_id=?4, progress=0, delay_ms=NULL, execution_ms=NULL WHERE id=?1",
                             params![id, next.as_str(), server_id, remote_id],
                         )?;
                     }
@@ -452,6 +460,55 @@ impl Jobs {
             .await
     }
 
+    /// The backend named the job itself (a RunPod job id): remember it to find the job after a restart.
+    pub async fn set_remote_id(&self, id: &str, remote_id: &str) -> Result<Job, JobsError> {
+        let (id, remote_id) = (id.to_string(), remote_id.to_string());
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE jobs SET remote_id=?2 WHERE id=?1 AND state IN ('dispatched','running')",
+                    params![id, remote_id],
+                )?;
+                get_in(tx, &id)
+            })
+            .await
+    }
+
+    /// Record what the cloud billed a job for: waiting for a worker and executing (ms).
+    pub async fn set_cloud_timings(
+        &self,
+        id: &str,
+        delay_ms: Option<u64>,
+        execution_ms: Option<u64>,
+    ) -> Result<Job, JobsError> {
+        let id = id.to_string();
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE jobs SET delay_ms=COALESCE(?2, delay_ms), execution_ms=COALESCE(?3, execution_ms) WHERE id=?1",
+                    params![id, delay_ms.map(|v| v as i64), execution_ms.map(|v| v as i64)],
+                )?;
+                get_in(tx, &id)
+            })
+            .await
+    }
+
+    /// Add a line to what the user reads about a job.
+    pub async fn add_note(&self, id: &str, note: &str) -> Result<Job, JobsError> {
+        let (id, note) = (id.to_string(), note.to_string());
+        self.store
+            .write(move |tx| {
+                let mut notes = get_in(tx, &id)?.notes;
+                notes.push(note);
+                tx.execute(
+                    "UPDATE jobs SET notes=?2 WHERE id=?1",
+                    params![id, serde_json::to_string(&notes).unwrap_or_default()],
+                )?;
+                get_in(tx, &id)
+            })
+            .await
+    }
+
     /// Record a job's outputs and its success in one transaction.
     pub async fn succeed(
         &self,
@@ -494,6 +551,11 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jobs_column_count_matches_the_column_list() {
+        assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
+    }
     use JobState::*;
 
     fn fail(retryable: bool) -> JobEvent {

@@ -594,6 +594,37 @@ mod tests {
     }
 
     #[test]
+    fn router_prefers_a_warm_cloud_backend_to_a_cold_one() {
+        let mut local = c("local");
+        local.local = true;
+        local.queue_depth = 9;
+        let mut cold = c("cold");
+        cold.warmup_secs = 30.0;
+        cold.secs_per_job = Some(5.0);
+        let mut warm = c("warm");
+        warm.secs_per_job = Some(5.0);
+        for policy in [Policy::LocalFirst, Policy::Fastest] {
+            let (d, _) = decide(
+                &JobNeeds::default(),
+                &[local.clone(), cold.clone(), warm.clone()],
+                &cfg(policy),
+                0,
+            );
+            assert_eq!(dispatched(&d), "warm", "{policy:?}");
+        }
+        // A cold start is worth it when the warm one is busy for longer than the wake-up.
+        warm.queue_depth = 10;
+        warm.in_flight = 1;
+        let (d, _) = decide(
+            &JobNeeds::default(),
+            &[local, cold, warm],
+            &cfg(Policy::LocalFirst),
+            0,
+        );
+        assert_eq!(dispatched(&d), "cold");
+    }
+
+    #[test]
     fn router_local_first_overflows_only_past_the_threshold() {
         let mut local = c("local");
         local.local = true;

@@ -93,6 +93,30 @@ const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     );
     "#,
+    // 5: RunPod serverless endpoints in the server list (their endpoint id, GPU class and image flavour as JSON),
+    // and each job's cloud timings (queue wait and execution, ms) as RunPod reports them.
+    r#"
+    ALTER TABLE servers ADD COLUMN runpod TEXT;
+    ALTER TABLE jobs ADD COLUMN delay_ms INTEGER;
+    ALTER TABLE jobs ADD COLUMN execution_ms INTEGER;
+    "#,
+    // 6: RunPod pods the app created (and so may stop or terminate): the server entry registered for each, its
+    // price, its last activity (creation, start or a job on its server) for the idle auto-shutdown, and its state.
+    // Pods made elsewhere are never recorded here.
+    r#"
+    CREATE TABLE pods (
+        pod_id             TEXT PRIMARY KEY,
+        server_id          TEXT,
+        name               TEXT NOT NULL,
+        gpu                TEXT NOT NULL DEFAULT '',
+        cost_per_hr_micros INTEGER NOT NULL DEFAULT 0,
+        created_ms         INTEGER NOT NULL,
+        last_job_ms        INTEGER,
+        state              TEXT NOT NULL,
+        stopped_reason     TEXT,
+        updated_ms         INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@ import type { Job, JobOutput, Server } from "../../bindings";
 import { Button } from "../../components/Button";
 import { ProgressBar } from "../../components/ProgressBar";
 import { OutputThumb } from "../gallery/OutputThumb";
-import { isFinal, jobStatusLine, serverName, targetText } from "../jobs/jobFormat";
+import { cloudTimingsText, isFinal, isWaking, jobStatusLine, serverName, targetText } from "../jobs/jobFormat";
 import { JobStateBadge } from "../jobs/JobStateBadge";
 import { progressOf } from "../jobs/jobsReducer";
 
@@ -31,7 +31,10 @@ export function JobCard({ job, preview, servers, cancelling, onCancel, onOpen }:
   const on = serverName(servers, job.server_id);
   const outputs = job.outputs.filter((o) => o.path !== "");
   const showOutputs = job.state === "succeeded" && outputs.length > 0;
-  const progress = job.state === "succeeded" ? 1 : progressOf(job);
+  // Waking a cloud worker has no measurable progress: a moving bar, not a frozen one at 0%.
+  const waking = isWaking(job);
+  const progress = job.state === "succeeded" ? 1 : waking ? null : progressOf(job);
+  const billed = cloudTimingsText(job);
   const tone = job.state === "failed" ? "bad" : job.state === "succeeded" ? "ok" : "accent";
 
   return (
@@ -69,7 +72,9 @@ export function JobCard({ job, preview, servers, cancelling, onCancel, onOpen }:
         ) : preview && !final ? (
           <img className="live-preview" data-testid="live-preview" src={preview} alt={`Live preview of ${job.name}`} />
         ) : (
-          <p className="preview-placeholder muted">{WAITING_TEXT[job.state]}</p>
+          <p className="preview-placeholder muted" data-testid={waking ? "job-waking" : undefined}>
+            {waking ? "Waking a cloud worker (cold start). The job starts as soon as it is up." : WAITING_TEXT[job.state]}
+          </p>
         )}
       </div>
 
@@ -80,6 +85,12 @@ export function JobCard({ job, preview, servers, cancelling, onCancel, onOpen }:
         <dd>{targetText(servers, job)}</dd>
         <dt>Priority</dt>
         <dd>{job.priority}</dd>
+        {billed && (
+          <>
+            <dt>Cloud time</dt>
+            <dd data-testid="job-cloud-timings">{billed}</dd>
+          </>
+        )}
       </dl>
 
       {job.notes.length > 0 && (

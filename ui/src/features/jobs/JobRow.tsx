@@ -3,7 +3,7 @@ import { Button } from "../../components/Button";
 import { ProgressBar } from "../../components/ProgressBar";
 import { formatDuration, timeAgo } from "../../lib/format";
 import { OutputThumb } from "../gallery/OutputThumb";
-import { jobDurationMs, jobStatusLine, PRIORITIES, priorityLabel, serverName, targetText } from "./jobFormat";
+import { cloudTimingsText, jobDurationMs, jobStatusLine, PRIORITIES, priorityLabel, serverName, targetText } from "./jobFormat";
 import { JobStateBadge } from "./JobStateBadge";
 import { progressOf } from "./jobsReducer";
 
@@ -123,6 +123,11 @@ export function HistoryRow({ job, servers, onOpen }: HistoryRowProps) {
         <div className="row-sub job-facts">
           <span data-testid="job-server">{ranOn ? `on ${ranOn}` : "never ran on a server"}</span>
           {duration != null && <span data-testid="job-duration">took {formatDuration(duration)}</span>}
+          {cloudTimingsText(job) && (
+            <span data-testid="job-cloud-timings" title="What RunPod bills: time waiting for a worker and time executing">
+              {cloudTimingsText(job)}
+            </span>
+          )}
           {job.finished_ms != null && <span className="muted">finished {timeAgo(job.finished_ms)}</span>}
           {job.attempts > 1 && <span className="muted">{job.attempts} attempts</span>}
         </div>

@@ -40,6 +40,20 @@ export function jobDurationMs(job: Job): number | null {
   return Math.max(0, job.finished_ms - job.started_ms);
 }
 
+/** Whether the job's latest note says a cloud worker is being woken for it (a cold start). */
+export function isWaking(job: Job): boolean {
+  const last = job.notes[job.notes.length - 1] ?? "";
+  return job.state === "dispatched" && last.startsWith("waking a worker");
+}
+
+/** What the cloud billed, e.g. "waited 2.1 s for a worker · executed 3.4 s"; null off the cloud. */
+export function cloudTimingsText(job: Job): string | null {
+  const parts: string[] = [];
+  if (job.delay_ms != null) parts.push(`waited ${formatDuration(job.delay_ms)} for a worker`);
+  if (job.execution_ms != null) parts.push(`executed ${formatDuration(job.execution_ms)}`);
+  return parts.length ? parts.join(" · ") : null;
+}
+
 /** A server's name by id; "a removed server" when it is no longer in the list, null for no id. */
 export function serverName(servers: Server[] | null, id: string | null): string | null {
   if (!id) return null;
@@ -65,6 +79,7 @@ export function jobStatusLine(job: Job, servers: Server[] | null, nowMs: number 
       return capitalize(job.attempts > 0 ? `attempt ${job.attempts} of ${job.max_attempts} failed; ${next}` : next);
     }
     case "dispatched":
+      if (isWaking(job)) return `Waking a worker${on ? ` on ${on}` : ""} — a cold start takes a little while`;
       return on ? `Sent to ${on}; waiting for it to start` : "Sent; waiting for the server to start it";
     case "running":
       return `Running${on ? ` on ${on}` : ""} · ${percent(job.progress ?? 0)}%`;

@@ -76,6 +76,8 @@ describe("Add / edit server form", () => {
     expect(input).toEqual({
       name: "Studio 4090",
       url: "https://gpu.studio.lan:8188",
+      kind: "comfyui",
+      runpod: null,
       auth: { kind: "basic", user: "alice", header: null, secret: "s3cret" },
       tags: ["studio", "sdxl"],
       timeout_ms: 30000,
@@ -201,5 +203,36 @@ describe("Add / edit server form", () => {
     expect((update.input as ServerInput).auth).toEqual({ kind: "bearer", user: null, header: null, secret: null });
     expect((update.input as ServerInput).timeout_ms).toBe(15000);
     expect(await screen.findByText("GPU box 2")).toBeInTheDocument();
+  });
+});
+
+describe("Adding a RunPod serverless endpoint", () => {
+  it("asks for the endpoint id, GPU class and flavour instead of a URL, and lists it with a cloud badge", async () => {
+    const fake = installFakeBackend();
+    const { user } = renderApp("servers");
+    const form = await openAddForm(user);
+    await user.type(within(form).getByTestId("server-name"), "Cloud SDXL");
+    await user.click(within(form).getByTestId("server-kind-runpod_serverless"));
+    expect(within(form).queryByTestId("server-url-input")).not.toBeInTheDocument();
+    expect(within(form).queryByTestId("auth-kind")).not.toBeInTheDocument();
+    expect(within(form).getByTestId("endpoint-key-note")).toHaveTextContent("RunPod API key");
+
+    await user.click(within(form).getByTestId("save-server"));
+    expect(within(form).getByTestId("endpoint-id-error")).toHaveTextContent("endpoint id");
+    expect(fake.callsTo("servers_add")).toHaveLength(0);
+
+    await user.type(within(form).getByTestId("endpoint-id"), "abc123");
+    await user.selectOptions(within(form).getByTestId("flavour"), "flux1-schnell");
+    await user.click(within(form).getByTestId("save-server"));
+    await waitFor(() => expect(fake.callsTo("servers_add")).toHaveLength(1));
+    const input = fake.callsTo("servers_add")[0].args.input as ServerInput;
+    expect(input.kind).toBe("runpod_serverless");
+    expect(input.runpod).toEqual({ endpoint_id: "abc123", gpu_class: "ADA_24", flavour: "flux1-schnell", extra_models: [] });
+    expect(input.auth.secret).toBeNull();
+
+    const row = await screen.findByRole("listitem", { name: /Cloud SDXL/ });
+    expect(within(row).getByTestId("cloud-badge")).toHaveTextContent("Cloud");
+    expect(within(row).getByTestId("server-url")).toHaveTextContent("https://api.runpod.ai/v2/abc123");
+    expect(row).toHaveTextContent("RunPod serverless · flux1-schnell on ADA_24");
   });
 });

@@ -1,11 +1,13 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
-import { commands, type AuthKind, type ServerStatus, type Server } from "../../bindings";
+import { commands, type AuthKind, type Flavour, type ServerKind, type ServerStatus, type Server } from "../../bindings";
 import { Button } from "../../components/Button";
 import { Field } from "../../components/Field";
 import { Modal } from "../../components/Modal";
 import { call, errorMessage } from "../../lib/errors";
 import {
   emptyValues,
+  FLAVOUR_LABELS,
+  GPU_CLASSES,
   hasErrors,
   NAME_MAX,
   plainHttpWarning,
@@ -49,6 +51,9 @@ const SECRET_HINT: Record<Exclude<AuthKind, "none">, string> = {
 // Field order, for moving focus to the first mistake.
 const FIELD_IDS: [keyof FormValues, string][] = [
   ["name", "server-name"],
+  ["endpointId", "endpoint-id"],
+  ["gpuClass", "gpu-class"],
+  ["extraModels", "extra-models"],
   ["url", "server-url-input"],
   ["user", "auth-user"],
   ["header", "auth-header"],
@@ -74,7 +79,11 @@ export function ServerForm({ server, onClose, onSaved }: Props) {
   const mounted = useRef(true);
   useEffect(() => () => void (mounted.current = false), []);
 
-  const warning = useMemo(() => plainHttpWarning(values.url, values.authKind), [values.url, values.authKind]);
+  const cloud = values.serverKind === "runpod_serverless";
+  const warning = useMemo(
+    () => (cloud ? null : plainHttpWarning(values.url, values.authKind)),
+    [cloud, values.url, values.authKind],
+  );
   const keepsStoredSecret = editing && server.has_secret && values.authKind === server.auth.kind;
 
   useEffect(() => {
@@ -167,6 +176,101 @@ export function ServerForm({ server, onClose, onSaved }: Props) {
             )}
           </Field>
 
+          {!editing && (
+            <fieldset className="kind-chooser" data-testid="server-kind">
+              <legend>Kind</legend>
+              {(
+                [
+                  ["comfyui", "ComfyUI server", "On this computer, your network, or a RunPod pod"],
+                  ["runpod_serverless", "RunPod serverless endpoint", "worker-comfyui, billed per second, wakes on demand"],
+                ] as [ServerKind, string, string][]
+              ).map(([k, label, hint]) => (
+                <label key={k} className="kind-option">
+                  <input
+                    type="radio"
+                    name="server-kind"
+                    value={k}
+                    data-testid={`server-kind-${k}`}
+                    checked={values.serverKind === k}
+                    onChange={() => set("serverKind", k)}
+                  />
+                  <span>
+                    <strong>{label}</strong>
+                    <span className="muted small"> — {hint}</span>
+                  </span>
+                </label>
+              ))}
+            </fieldset>
+          )}
+
+          {cloud && (
+            <div className="endpoint-fields">
+              <Field id="endpoint-id" label="Endpoint ID" hint="Shown in the RunPod console under Serverless → your endpoint." error={errors.endpointId}>
+                {(p) => (
+                  <input
+                    {...p}
+                    data-testid="endpoint-id"
+                    type="text"
+                    autoComplete="off"
+                    spellCheck={false}
+                    placeholder="e.g. abc123xyz"
+                    value={values.endpointId}
+                    onChange={(e) => set("endpointId", e.target.value)}
+                  />
+                )}
+              </Field>
+              <div className="field-row">
+                <Field id="gpu-class" label="GPU class" hint="What its workers run on; prices depend on it." error={errors.gpuClass}>
+                  {(p) => (
+                    <>
+                      <input
+                        {...p}
+                        data-testid="gpu-class"
+                        type="text"
+                        list="gpu-classes"
+                        autoComplete="off"
+                        spellCheck={false}
+                        value={values.gpuClass}
+                        onChange={(e) => set("gpuClass", e.target.value)}
+                      />
+                      <datalist id="gpu-classes">
+                        {GPU_CLASSES.map((g) => (
+                          <option key={g} value={g} />
+                        ))}
+                      </datalist>
+                    </>
+                  )}
+                </Field>
+                <Field id="flavour" label="Image flavour" hint="Which models the image ships; the router sends it only jobs it can run.">
+                  {(p) => (
+                    <select {...p} data-testid="flavour" value={values.flavour} onChange={(e) => set("flavour", e.target.value as Flavour)}>
+                      {(Object.keys(FLAVOUR_LABELS) as Flavour[]).map((f) => (
+                        <option key={f} value={f}>
+                          {FLAVOUR_LABELS[f]}
+                        </option>
+                      ))}
+                    </select>
+                  )}
+                </Field>
+              </div>
+              <Field
+                id="extra-models"
+                label="More models (optional)"
+                hint="Models on its network volume, as folder/file, one per line, e.g. loras/style.safetensors."
+                error={errors.extraModels}
+              >
+                {(p) => (
+                  <textarea {...p} data-testid="extra-models" rows={2} value={values.extraModels} onChange={(e) => set("extraModels", e.target.value)} />
+                )}
+              </Field>
+              <p className="muted small" data-testid="endpoint-key-note">
+                Calls use your RunPod API key from Settings → RunPod account; it stays in your system keychain.
+              </p>
+            </div>
+          )}
+
+          {!cloud && (
+          <>
           <Field
             id="server-url-input"
             label="URL"
@@ -266,6 +370,8 @@ export function ServerForm({ server, onClose, onSaved }: Props) {
               <span aria-hidden="true">⚠ </span>
               {warning}
             </p>
+          )}
+          </>
           )}
 
           <Field id="server-tags" label="Tags" hint="Comma separated, e.g. studio, 24gb, sdxl.">

@@ -5,12 +5,14 @@ import { timeAgo } from "../../lib/format";
 import { StatusBadge } from "./StatusBadge";
 import {
   AUTH_LABELS,
+  isCloud,
   latencyText,
   queueFraction,
   queueText,
   versionText,
   vramText,
   vramUsedFraction,
+  workersText,
 } from "./statusFormat";
 
 type Props = {
@@ -34,6 +36,7 @@ function Meter({ fraction, label }: { fraction: number; label: string }) {
 }
 
 function authSummary(server: Server): string {
+  if (server.runpod) return `RunPod serverless · ${server.runpod.flavour} on ${server.runpod.gpu_class}`;
   const a = server.auth;
   if (a.kind === "none") return "No authentication";
   if (a.kind === "basic" && a.user) return `Basic auth as ${a.user}`;
@@ -48,6 +51,7 @@ export function ServerRow({ server, status, testing, activating, onActivate, onT
   const queue = status ? queueText(status.queue, server.max_queue) : null;
   const queueFill = status ? queueFraction(status.queue, server.max_queue) : null;
   const version = status ? versionText(status) : null;
+  const workers = status ? workersText(status.workers) : null;
   const latency = status && st === "connected" ? latencyText(status.latency_ms) : null;
   const device = status?.devices[0];
   const lastSeen =
@@ -71,6 +75,11 @@ export function ServerRow({ server, status, testing, activating, onActivate, onT
               Active
             </Badge>
           )}
+          {isCloud(server) && (
+            <Badge tone="info" data-testid="cloud-badge" title="Runs in the cloud and is billed while it works">
+              ☁ Cloud
+            </Badge>
+          )}
           {server.needs_credentials && (
             <Badge tone="warn" data-testid="needs-credentials" title="Open Edit and enter the password or token">
               Needs credentials
@@ -90,7 +99,7 @@ export function ServerRow({ server, status, testing, activating, onActivate, onT
           <span className="muted">{authSummary(server)}</span>
         </div>
 
-        {(vram || queue || version || latency || lastSeen) && (
+        {(vram || queue || version || workers || latency || lastSeen) && (
           <div className="row-metrics">
             {vram && (
               <span className="metric" title={device ? `${device.name}` : undefined}>
@@ -107,6 +116,11 @@ export function ServerRow({ server, status, testing, activating, onActivate, onT
               <span className="metric">
                 <span data-testid="server-queue">{queue}</span>
                 {queueFill != null && <Meter fraction={queueFill} label={`Queue ${Math.round(queueFill * 100)}% full`} />}
+              </span>
+            )}
+            {workers && (
+              <span className="metric muted" data-testid="server-workers">
+                {workers}
               </span>
             )}
             {version && (

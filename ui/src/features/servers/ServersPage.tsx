@@ -8,6 +8,7 @@ import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { LocalServerCard } from "../install/LocalServerCard";
+import { PodsSection } from "../pods/PodsSection";
 import { plural } from "../../lib/format";
 import { ImportReportDialog } from "./ImportReportDialog";
 import { ServerForm } from "./ServerForm";
@@ -19,7 +20,7 @@ const JSON_FILTER = [{ name: "ComfyFleet server list", extensions: ["json"] }];
 type FormState = { server: Server | null } | null;
 
 /** `onGoToInstall` opens the Install page (from the local server's call to action). */
-export function ServersPage({ onGoToInstall }: { onGoToInstall: () => void }) {
+export function ServersPage({ onGoToInstall, onGoToSettings }: { onGoToInstall: () => void; onGoToSettings?: () => void }) {
   const { servers, statuses, loadError, refresh, applyStatuses } = useServers();
   const toast = useToast();
   const [form, setForm] = useState<FormState>(null);
@@ -236,6 +237,8 @@ export function ServersPage({ onGoToInstall }: { onGoToInstall: () => void }) {
       )}
 
       {importReport && <ImportReportDialog report={importReport} onClose={() => setImportReport(null)} />}
+
+      <PodsSection onGoToSettings={onGoToSettings} />
     </div>
   );
 }

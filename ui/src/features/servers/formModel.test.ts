@@ -53,3 +53,40 @@ describe("toServerInput", () => {
     expect(parseTags(" a, b ,,A, c ")).toEqual(["a", "b", "c"]);
   });
 });
+
+describe("RunPod serverless endpoints", () => {
+  const endpoint = { ...emptyValues(), name: "Cloud", serverKind: "runpod_serverless" as const };
+
+  it("need an endpoint id and a GPU class instead of a URL", () => {
+    expect(validate({ ...endpoint, endpointId: "abc123" })).toEqual({});
+    expect(validate({ ...endpoint, endpointId: "" }).endpointId).toMatch(/endpoint id/);
+    expect(validate({ ...endpoint, endpointId: "a b" }).endpointId).toMatch(/letters, digits/);
+    expect(validate({ ...endpoint, endpointId: "abc", gpuClass: " " }).gpuClass).toMatch(/GPU class/);
+    expect(validate({ ...endpoint, endpointId: "abc", extraModels: "model.safetensors" }).extraModels).toMatch(/folder\/file/);
+  });
+
+  it("send the endpoint with the account key (no URL, no per-server secret)", () => {
+    const input = toServerInput({
+      ...endpoint,
+      endpointId: " abc123 ",
+      flavour: "flux1-schnell",
+      extraModels: "loras/a.safetensors\n, loras/b.safetensors",
+      url: "http://ignored",
+      authKind: "bearer",
+      secret: "stray",
+    });
+    expect(input.kind).toBe("runpod_serverless");
+    expect(input.url).toBe("");
+    expect(input.auth).toEqual({ kind: "none", user: null, header: null, secret: null });
+    expect(input.runpod).toEqual({
+      endpoint_id: "abc123",
+      gpu_class: "ADA_24",
+      flavour: "flux1-schnell",
+      extra_models: ["loras/a.safetensors", "loras/b.safetensors"],
+    });
+  });
+
+  it("ComfyUI servers send no endpoint", () => {
+    expect(toServerInput({ ...emptyValues(), name: "A", url: "http://h" }).runpod).toBeNull();
+  });
+});

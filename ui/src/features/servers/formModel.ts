@@ -1,9 +1,16 @@
 // The add/edit server form as plain data: its values, the obvious-mistake checks, the live plain-HTTP
 // warning, and the ServerInput sent to Rust (which remains the authority on what is valid).
-import type { AuthKind, ServerInput, Server } from "../../bindings";
+import type { AuthKind, Flavour, ServerInput, ServerKind, Server } from "../../bindings";
 
 export type FormValues = {
   name: string;
+  /** A ComfyUI server, or a RunPod serverless endpoint (which has an endpoint id instead of a URL and auth). */
+  serverKind: ServerKind;
+  endpointId: string;
+  gpuClass: string;
+  flavour: Flavour;
+  /** Models beyond the flavour's, as folder/file, one per line or comma separated. */
+  extraModels: string;
   url: string;
   authKind: AuthKind;
   user: string;
@@ -21,9 +28,25 @@ export const NAME_MAX = 64;
 export const DEFAULT_TIMEOUT_SEC = 10;
 export const URL_PLACEHOLDER = "http://127.0.0.1:8188";
 
+/** RunPod's GPU classes for serverless workers (the price list goes by them). */
+export const GPU_CLASSES = ["AMPERE_16", "AMPERE_24", "ADA_24", "ADA_32_PRO", "AMPERE_48", "ADA_48_PRO", "AMPERE_80", "ADA_80_PRO", "HOPPER_141"];
+
+export const FLAVOUR_LABELS: Record<Flavour, string> = {
+  base: "base — no models (bring your own on a network volume)",
+  sdxl: "sdxl — SDXL base 1.0",
+  sd3: "sd3 — SD3 medium",
+  "flux1-schnell": "flux1-schnell — FLUX.1 schnell (24 GB)",
+  "flux1-dev": "flux1-dev — FLUX.1 dev (24 GB)",
+};
+
 export function emptyValues(): FormValues {
   return {
     name: "",
+    serverKind: "comfyui",
+    endpointId: "",
+    gpuClass: "ADA_24",
+    flavour: "sdxl",
+    extraModels: "",
     url: "",
     authKind: "none",
     user: "",
@@ -39,6 +62,11 @@ export function emptyValues(): FormValues {
 export function valuesFromServer(s: Server): FormValues {
   return {
     name: s.name,
+    serverKind: s.kind,
+    endpointId: s.runpod?.endpoint_id ?? "",
+    gpuClass: s.runpod?.gpu_class ?? "ADA_24",
+    flavour: s.runpod?.flavour ?? "sdxl",
+    extraModels: (s.runpod?.extra_models ?? []).join("\n"),
     url: s.url,
     authKind: s.auth.kind,
     user: s.auth.user ?? "",
@@ -86,6 +114,15 @@ function checkUrl(url: string): string | undefined {
 /** Checks that only need the connection fields (used by "Test connection" too). */
 export function validateConnection(v: FormValues): FormErrors {
   const errors: FormErrors = {};
+  if (v.serverKind === "runpod_serverless") {
+    const id = v.endpointId.trim();
+    if (id === "") errors.endpointId = "Enter the endpoint id shown in the RunPod console under Serverless, e.g. abc123xyz.";
+    else if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) errors.endpointId = "An endpoint id has only letters, digits, - and _ (copy it from the RunPod console).";
+    if (v.gpuClass.trim() === "") errors.gpuClass = "Choose the GPU class the endpoint's workers use (prices depend on it).";
+    const bad = splitModels(v.extraModels).find((m) => !/^[^/\s]+\/.+$/.test(m));
+    if (bad) errors.extraModels = `Write each model as folder/file, e.g. loras/style.safetensors ("${bad}" is not).`;
+    return errors;
+  }
   const urlError = checkUrl(v.url);
   if (urlError) errors.url = urlError;
   if (v.authKind === "basic" && v.user.trim() === "") {
@@ -122,6 +159,13 @@ export function validate(v: FormValues): FormErrors {
   return errors;
 }
 
+export function splitModels(text: string): string[] {
+  return text
+    .split(/[\n,]/)
+    .map((m) => m.trim())
+    .filter(Boolean);
+}
+
 export function hasErrors(errors: FormErrors): boolean {
   return Object.values(errors).some(Boolean);
 }
@@ -134,10 +178,15 @@ export function toServerInput(v: FormValues, fallbackName?: string): ServerInput
   const kind = v.authKind;
   const timeout = v.timeoutSec.trim();
   const maxQueue = v.maxQueue.trim();
+  const runpod = v.serverKind === "runpod_serverless";
   return {
     name: v.name.trim() || fallbackName || "",
-    url: v.url.trim(),
-    auth: {
+    url: runpod ? "" : v.url.trim(),
+    kind: v.serverKind,
+    runpod: runpod
+      ? { endpoint_id: v.endpointId.trim(), gpu_class: v.gpuClass.trim(), flavour: v.flavour, extra_models: splitModels(v.extraModels) }
+      : null,
+    auth: runpod ? { kind: "none", user: null, header: null, secret: null } : {
       kind,
       user: kind === "basic" ? v.user.trim() : null,
       header: kind === "api_key" ? v.header.trim() : null,

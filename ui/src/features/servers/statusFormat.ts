@@ -1,5 +1,5 @@
 // How a server's live status reads to a person: badge text, VRAM, queue, version, latency.
-import type { AuthKind, Device, QueueInfo, ServerStatus, Status } from "../../bindings";
+import type { AuthKind, Device, QueueInfo, Server, ServerStatus, Status, Workers } from "../../bindings";
 import { formatGB } from "../../lib/format";
 
 export const STATUS_LABELS: Record<Status, string> = {
@@ -69,6 +69,19 @@ export function queueFraction(queue: QueueInfo | null, maxQueue: number | null):
   return clamp01((queue.running + queue.pending) / maxQueue);
 }
 
+/** A RunPod endpoint's workers: "2 workers up (1 idle)", or that the next job waits for one to wake. */
+export function workersText(workers: Workers | null): string | null {
+  if (!workers) return null;
+  const up = workers.idle + workers.running;
+  if (up === 0) return "No worker up — the next job wakes one (cold start)";
+  return `${up} worker${up === 1 ? "" : "s"} up (${workers.idle} idle)`;
+}
+
+/** Runs in the cloud, billed while it runs: a RunPod endpoint, or a server tagged "cloud" (e.g. a pod). */
+export function isCloud(server: Server): boolean {
+  return server.kind === "runpod_serverless" || server.tags.some((t) => t.toLowerCase() === "cloud");
+}
+
 export function versionText(status: ServerStatus): string | null {
   return status.comfyui_version ? `ComfyUI ${status.comfyui_version}` : null;
 }
@@ -82,6 +95,7 @@ export function connectedDetails(status: ServerStatus, maxQueue: number | null =
   return [
     versionText(status),
     vramText(status.devices),
+    workersText(status.workers),
     queueText(status.queue, maxQueue),
     latencyText(status.latency_ms),
   ].filter((x): x is string => Boolean(x));

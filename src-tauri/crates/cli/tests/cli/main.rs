@@ -4,12 +4,16 @@ mod download;
 mod gpu;
 mod install;
 mod jobs;
+mod pods;
 mod runpod;
 mod servers;
 mod tokens;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+
+/// The RunPod key lives under one keychain account for every test: tests that set or remove it hold this.
+pub static RUNPOD_KEY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A scratch app home and a way to run the CLI against it.
 pub struct Cli {

@@ -32,13 +32,24 @@ pub enum RunEvent {
     },
     /// The WebSocket dropped; following continues by polling.
     SocketLost,
+    /// The backend named the job itself (RunPod's job id): record it to find the job again after a restart.
+    Assigned {
+        remote_id: String,
+    },
+    /// No worker was up: one is being started (a cold start) before the job can run.
+    Waking,
+    /// What the cloud billed the job for: time waiting for a worker and time executing, in ms.
+    CloudTimings {
+        delay_ms: Option<u64>,
+        execution_ms: Option<u64>,
+    },
 }
 
-/// How a prompt ended.
+/// How a prompt ended. `O` is how an output is reached on the backend (a ComfyUI output file by default).
 #[derive(Debug, Clone, PartialEq)]
-pub enum RunOutcome {
+pub enum RunOutcome<O = OutputImage> {
     Succeeded {
-        outputs: Vec<(String, OutputImage)>,
+        outputs: Vec<(String, O)>,
     },
     /// A runtime error on the server (not retried).
     Failed {
@@ -51,6 +62,23 @@ pub enum RunOutcome {
     Lost {
         reason: String,
     },
+}
+
+impl<O> RunOutcome<O> {
+    /// The same outcome with each output turned into another form.
+    pub fn map_outputs<P>(self, f: impl FnMut(O) -> P) -> RunOutcome<P> {
+        let mut f = f;
+        match self {
+            RunOutcome::Succeeded { outputs } => RunOutcome::Succeeded {
+                outputs: outputs.into_iter().map(|(n, o)| (n, f(o))).collect(),
+            },
+            RunOutcome::Failed { message } => RunOutcome::Failed { message },
+            RunOutcome::Interrupted => RunOutcome::Interrupted,
+            RunOutcome::Cancelled => RunOutcome::Cancelled,
+            RunOutcome::TimedOut => RunOutcome::TimedOut,
+            RunOutcome::Lost { reason } => RunOutcome::Lost { reason },
+        }
+    }
 }
 
 /// Submit `workflow` as `prompt_id` and follow it to the end. `cancel` flips to true to cancel.

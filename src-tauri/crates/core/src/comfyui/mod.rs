@@ -258,6 +258,9 @@ pub enum SubmitError {
     Invalid { message: String },
     #[error("{0}")]
     Call(#[from] ComfyError),
+    /// Another kind of backend (a RunPod endpoint) did not take the job; `retryable` when trying again may help.
+    #[error("{message}")]
+    Backend { message: String, retryable: bool },
 }
 
 /// A finished prompt as `/history/{id}` reports it.

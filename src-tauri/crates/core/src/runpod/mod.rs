@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod client;
+pub mod fleet;
 pub mod pods;
 pub mod serverless;
 

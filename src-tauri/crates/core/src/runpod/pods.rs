@@ -67,6 +67,62 @@ pub fn micros(dollars: f64) -> u64 {
     }
 }
 
+/// A GPU type RunPod offers, with its prices in micro-dollars (`None` where it is not offered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct GpuType {
+    /// The id pods are created with (`gpuTypeIds`).
+    pub id: String,
+    pub name: String,
+    pub memory_gb: u32,
+    pub secure_per_hr_micros: Option<u64>,
+    pub community_per_hr_micros: Option<u64>,
+    pub serverless_per_sec_micros: Option<u64>,
+}
+
+/// A GPU type from `/v2/catalog/gpus` (or the legacy GraphQL `gpuTypes`), reading prices leniently: RunPod's field
+/// names inside `price` are not documented, so any number whose name says secure/community and hour, or serverless
+/// and second, is taken. Pure.
+pub fn parse_gpu_type(v: &Value) -> Option<GpuType> {
+    let id = v["id"].as_str()?.to_string();
+    let name = v["name"]
+        .as_str()
+        .or(v["displayName"].as_str())
+        .unwrap_or(&id)
+        .to_string();
+    let memory_gb = v["memory"]
+        .as_u64()
+        .or(v["memoryInGb"].as_u64())
+        .unwrap_or(0) as u32;
+    let mut prices: Vec<(String, f64)> = Vec::new();
+    if let Some(obj) = v["price"].as_object() {
+        prices.extend(
+            obj.iter()
+                .filter_map(|(k, x)| Some((k.to_ascii_lowercase(), x.as_f64()?))),
+        );
+    }
+    for key in ["securePrice", "communityPrice"] {
+        if let Some(x) = v[key].as_f64() {
+            prices.push((format!("{}perhour", key.to_ascii_lowercase()), x));
+        }
+    }
+    let find = |a: &str, b: &str| {
+        prices
+            .iter()
+            .find(|(k, _)| k.contains(a) && k.contains(b))
+            .map(|(_, x)| micros(*x))
+            .filter(|m| *m > 0)
+    };
+    Some(GpuType {
+        id,
+        name,
+        memory_gb,
+        secure_per_hr_micros: find("secure", "hour"),
+        community_per_hr_micros: find("community", "hour"),
+        serverless_per_sec_micros: find("serverless", "second"),
+    })
+}
+
 /// A pod from REST v2's JSON (the v2 runtime names, or the older GraphQL ones). Pure.
 pub fn parse_pod(v: &Value) -> Option<Pod> {
     let runtime = &v["runtime"];
@@ -146,6 +202,11 @@ impl PodsClient {
         PodsClient { http, urls, key }
     }
 
+    /// Where RunPod's APIs and the pods' proxy are.
+    pub fn urls(&self) -> &RunpodUrls {
+        &self.urls
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -190,6 +251,20 @@ impl PodsClient {
                 detail: detail(),
             }),
         }
+    }
+
+    /// The GPU types and their prices (`GET /v2/catalog/gpus`).
+    pub async fn gpu_types(&self) -> Result<Vec<GpuType>, PodError> {
+        let v = self
+            .call(reqwest::Method::GET, "/catalog/gpus", None)
+            .await?;
+        let items = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["gpus"].as_array().cloned())
+            .or_else(|| v["data"].as_array().cloned())
+            .unwrap_or_default();
+        Ok(items.iter().filter_map(parse_gpu_type).collect())
     }
 
     pub async fn list(&self) -> Result<Vec<Pod>, PodError> {
@@ -247,10 +322,21 @@ impl PodsClient {
     /// Waits for RUNNING and for ComfyUI to answer `/system_stats` at the pod's proxy address (502/524 and
     /// refused connections while it boots are expected). Answers the address.
     pub async fn wait_ready(&self, id: &str, timeout: Duration) -> Result<String, PodError> {
+        self.wait_ready_with(id, timeout, |_| {}).await
+    }
+
+    /// [`Self::wait_ready`], telling `on_wait` what it is waiting for ("the pod is STARTING", "ComfyUI does not
+    /// answer yet") after each look.
+    pub async fn wait_ready_with(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut on_wait: impl FnMut(&str),
+    ) -> Result<String, PodError> {
         let deadline = Instant::now() + timeout;
         let url = self.urls.pod_url(id, 8188);
         loop {
-            let last;
+            let last: String;
             match self.get(id).await {
                 Ok(p) if p.status == "RUNNING" => {
                     match self
@@ -276,6 +362,7 @@ impl PodsClient {
                 Err(PodError::Network(e)) => last = e,
                 Err(e) => return Err(e),
             }
+            on_wait(&last);
             if Instant::now() > deadline {
                 return Err(PodError::NotReady {
                     id: id.into(),
@@ -291,6 +378,34 @@ impl PodsClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpu_types_read_prices_from_v2_and_legacy_names() {
+        let v2 = serde_json::json!({"id": "NVIDIA GeForce RTX 4090", "name": "RTX 4090", "memory": 24,
+            "price": {"securePerHour": 0.69, "communityPerHour": 0.34, "serverlessPerSecond": 0.00031}});
+        let g = parse_gpu_type(&v2).unwrap();
+        assert_eq!(
+            (
+                g.memory_gb,
+                g.secure_per_hr_micros,
+                g.community_per_hr_micros,
+                g.serverless_per_sec_micros
+            ),
+            (24, Some(690_000), Some(340_000), Some(310))
+        );
+        let legacy = serde_json::json!({"id": "NVIDIA L4", "displayName": "L4", "memoryInGb": 24, "securePrice": 0.43,
+            "communityPrice": null});
+        let g = parse_gpu_type(&legacy).unwrap();
+        assert_eq!(
+            (
+                g.name.as_str(),
+                g.secure_per_hr_micros,
+                g.community_per_hr_micros
+            ),
+            ("L4", Some(430_000), None)
+        );
+        assert!(parse_gpu_type(&serde_json::json!({"name": "no id"})).is_none());
+    }
     use serde_json::json;
 
     #[test]

@@ -9,9 +9,13 @@ use std::path::Path;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-pub use model::{AuthInput, AuthKind, AuthView, InputProblem, Server, ServerInput, ServerKind};
+pub use model::{
+    AuthInput, AuthKind, AuthView, Flavour, InputProblem, RunpodEndpoint, Server, ServerInput,
+    ServerKind,
+};
 pub use transfer::ImportProblem;
 
+use crate::runpod::RunpodUrls;
 use crate::secrets::{server_account, Secret, Secrets, SecretsError};
 use crate::store::{Store, StoreError};
 
@@ -92,7 +96,7 @@ pub struct Credentials {
 const SELECT: &str =
     "SELECT s.id, s.name, s.url, s.kind, s.auth_kind, s.auth_user, s.auth_header, s.has_secret,
     s.tags, s.timeout_ms, s.max_queue, s.notes, s.last_connected_ms,
-    (a.server_id IS NOT NULL) AS active
+    (a.server_id IS NOT NULL) AS active, s.runpod
     FROM servers s LEFT JOIN active_server a ON a.server_id = s.id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
@@ -109,6 +113,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
         id: r.get(0)?,
         name: r.get(1)?,
         kind: ServerKind::parse(&r.get::<_, String>(3)?).unwrap_or_default(),
+        runpod: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
         url,
         auth,
         has_secret,
@@ -141,6 +148,12 @@ fn get_in(conn: &rusqlite::Connection, id: &str) -> Result<Option<Server>, Store
         .optional()?)
 }
 
+fn runpod_json(v: &model::ValidServer) -> Option<String> {
+    v.runpod
+        .as_ref()
+        .and_then(|r| serde_json::to_string(r).ok())
+}
+
 fn insert(
     tx: &rusqlite::Transaction<'_>,
     id: &str,
@@ -155,8 +168,8 @@ fn insert(
     )?;
     tx.execute(
         "INSERT INTO servers (id, name, name_key, url, kind, auth_kind, auth_user, auth_header, has_secret,
-            tags, timeout_ms, max_queue, notes, position, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+            tags, timeout_ms, max_queue, notes, position, created_ms, updated_ms, runpod)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16)",
         params![
             id,
             v.name,
@@ -172,7 +185,8 @@ fn insert(
             v.max_queue,
             v.notes,
             position,
-            now
+            now,
+            runpod_json(v)
         ],
     )?;
     Ok(())
@@ -183,11 +197,30 @@ fn insert(
 pub struct ServerList {
     store: Store,
     secrets: Secrets,
+    /// Where RunPod endpoints are reached (RunPod's addresses unless overridden).
+    runpod_urls: std::sync::Arc<std::sync::RwLock<RunpodUrls>>,
 }
 
 impl ServerList {
     pub fn new(store: Store, secrets: Secrets) -> Self {
-        Self { store, secrets }
+        Self {
+            store,
+            secrets,
+            runpod_urls: std::sync::Arc::new(std::sync::RwLock::new(RunpodUrls::from_env())),
+        }
+    }
+
+    /// RunPod's API addresses, shared by every handle on this list.
+    pub fn runpod_urls(&self) -> RunpodUrls {
+        self.runpod_urls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Point every handle on this list at other RunPod addresses (tests, mirrors).
+    pub fn set_runpod_urls(&self, urls: RunpodUrls) {
+        *self.runpod_urls.write().unwrap_or_else(|p| p.into_inner()) = urls;
     }
 
     /// The keychain this list keeps its secrets in (tokens for downloads live there too).
@@ -307,7 +340,8 @@ impl ServerList {
                 let v = model::validate(&input, &others)?;
                 let n = tx.execute(
                     "UPDATE servers SET name=?2, name_key=?3, url=?4, auth_kind=?5, auth_user=?6, auth_header=?7,
-                        has_secret=?8, tags=?9, timeout_ms=?10, max_queue=?11, notes=?12, updated_ms=?13 WHERE id=?1",
+                        has_secret=?8, tags=?9, timeout_ms=?10, max_queue=?11, notes=?12, updated_ms=?13,
+                        kind=?14, runpod=?15 WHERE id=?1",
                     params![
                         id2,
                         v.name,
@@ -321,7 +355,9 @@ impl ServerList {
                         v.timeout_ms,
                         v.max_queue,
                         v.notes,
-                        now
+                        now,
+                        v.kind.as_str(),
+                        runpod_json(&v)
                     ],
                 ).map_err(StoreError::from)?;
                 if n == 0 {
@@ -431,8 +467,11 @@ impl ServerList {
     }
 
     /// The auth settings and secret to call a server with.
+    /// RunPod endpoints are called with the account's API key (`None` when it is not set).
     pub async fn credentials(&self, server: &Server) -> Result<Credentials, ServersError> {
-        let secret = if server.auth.kind.needs_secret() && server.has_secret {
+        let secret = if server.kind == ServerKind::RunpodServerless {
+            self.secrets.get(crate::runpod::account::ACCOUNT).await?
+        } else if server.auth.kind.needs_secret() && server.has_secret {
             self.secrets.get(&server_account(&server.id)).await?
         } else {
             None
@@ -468,6 +507,7 @@ impl ServerList {
                 name: s.name,
                 url: s.url,
                 kind: s.kind,
+                runpod: s.runpod,
                 auth: s.auth,
                 tags: s.tags,
                 timeout_ms: Some(s.timeout_ms),

@@ -14,26 +14,135 @@ pub const MAX_TAGS: usize = 20;
 pub const TAG_MAX_CHARS: usize = 32;
 pub const NOTES_MAX_CHARS: usize = 4_000;
 
-/// What is behind a server entry. Later capabilities add RunPod serverless endpoints and pods.
+/// What is behind a server entry. RunPod pods are ComfyUI servers (tagged `cloud`); serverless endpoints speak
+/// RunPod's job API instead of ComfyUI's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum ServerKind {
     #[default]
     Comfyui,
+    RunpodServerless,
 }
 
 impl ServerKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ServerKind::Comfyui => "comfyui",
+            ServerKind::RunpodServerless => "runpod_serverless",
+        }
+    }
+    /// Accepts the stored form and the CLI's spelling (`runpod-serverless`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "comfyui" => Some(ServerKind::Comfyui),
+            "runpod_serverless" => Some(ServerKind::RunpodServerless),
+            _ => None,
+        }
+    }
+    pub fn is_cloud(self) -> bool {
+        self != ServerKind::Comfyui
+    }
+}
+
+/// The worker-comfyui image an endpoint runs (`runpod/worker-comfyui:<version>-<flavour>`): it decides which models
+/// the endpoint has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "kebab-case")]
+pub enum Flavour {
+    /// No models baked in (bring them on a network volume).
+    #[default]
+    Base,
+    Sdxl,
+    Sd3,
+    Flux1Schnell,
+    Flux1Dev,
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 5] = [
+        Flavour::Base,
+        Flavour::Sdxl,
+        Flavour::Sd3,
+        Flavour::Flux1Schnell,
+        Flavour::Flux1Dev,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::Base => "base",
+            Flavour::Sdxl => "sdxl",
+            Flavour::Sd3 => "sd3",
+            Flavour::Flux1Schnell => "flux1-schnell",
+            Flavour::Flux1Dev => "flux1-dev",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "comfyui" => Some(ServerKind::Comfyui),
-            _ => None,
+        let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        Flavour::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+    /// The model files the image ships, as `(folder, file)` (worker-comfyui's Dockerfile).
+    pub fn models(self) -> &'static [(&'static str, &'static str)] {
+        const FLUX_SHARED: [(&str, &str); 3] = [
+            ("clip", "clip_l.safetensors"),
+            ("clip", "t5xxl_fp8_e4m3fn.safetensors"),
+            ("vae", "ae.safetensors"),
+        ];
+        match self {
+            Flavour::Base => &[],
+            Flavour::Sdxl => &[
+                ("checkpoints", "sd_xl_base_1.0.safetensors"),
+                ("vae", "sdxl_vae.safetensors"),
+                ("vae", "sdxl-vae-fp16-fix.safetensors"),
+            ],
+            Flavour::Sd3 => &[("checkpoints", "sd3_medium_incl_clips_t5xxlfp8.safetensors")],
+            Flavour::Flux1Schnell => &[
+                ("unet", "flux1-schnell.safetensors"),
+                FLUX_SHARED[0],
+                FLUX_SHARED[1],
+                FLUX_SHARED[2],
+            ],
+            Flavour::Flux1Dev => &[
+                ("unet", "flux1-dev.safetensors"),
+                FLUX_SHARED[0],
+                FLUX_SHARED[1],
+                FLUX_SHARED[2],
+            ],
         }
+    }
+}
+
+/// A RunPod serverless endpoint running worker-comfyui.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct RunpodEndpoint {
+    pub endpoint_id: String,
+    /// The GPU class its workers use (prices differ per class), e.g. `ADA_24` or `NVIDIA GeForce RTX 4090`.
+    pub gpu_class: String,
+    pub flavour: Flavour,
+    /// Models it has beyond its flavour's (e.g. on a network volume), as `folder/file`.
+    #[serde(default)]
+    pub extra_models: Vec<String>,
+}
+
+impl RunpodEndpoint {
+    /// Model files per folder, as the router compares them. ComfyUI's folder aliases are listed under both names.
+    pub fn inventory(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut inv: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let extra = self.extra_models.iter().filter_map(|m| m.split_once('/'));
+        for (folder, file) in self.flavour.models().iter().copied().chain(extra) {
+            let aliases: &[&str] = match folder {
+                "unet" | "diffusion_models" => &["unet", "diffusion_models"],
+                "clip" | "text_encoders" => &["clip", "text_encoders"],
+                other => &[other][..],
+            };
+            for alias in aliases {
+                inv.entry(alias.to_string())
+                    .or_default()
+                    .push(file.to_string());
+            }
+        }
+        inv
     }
 }
 
@@ -114,7 +223,14 @@ pub struct AuthInput {
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ServerInput {
     pub name: String,
+    /// Ignored for RunPod endpoints (their address follows from the endpoint id).
+    #[serde(default)]
     pub url: String,
+    #[serde(default)]
+    pub kind: ServerKind,
+    /// Required for RunPod serverless endpoints.
+    #[serde(default)]
+    pub runpod: Option<RunpodEndpoint>,
     pub auth: AuthInput,
     pub tags: Vec<String>,
     pub timeout_ms: Option<u32>,
@@ -130,6 +246,8 @@ pub struct Server {
     pub name: String,
     pub url: String,
     pub kind: ServerKind,
+    /// Set for RunPod serverless endpoints.
+    pub runpod: Option<RunpodEndpoint>,
     pub auth: AuthView,
     pub tags: Vec<String>,
     pub timeout_ms: u32,
@@ -148,6 +266,10 @@ pub struct Server {
 impl Server {
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+    }
+    /// Runs in the cloud (paid by the second): a RunPod endpoint, or a server tagged `cloud` (e.g. a pod).
+    pub fn is_cloud(&self) -> bool {
+        self.kind.is_cloud() || self.has_tag("cloud")
     }
 }
 
@@ -186,6 +308,20 @@ pub enum InputProblem {
     BadTag { tag: String },
     #[error("The notes are too long; keep them under {NOTES_MAX_CHARS} characters.")]
     NotesTooLong,
+    #[error("A RunPod serverless endpoint needs its endpoint id (shown in the RunPod console under Serverless, e.g. 'abc123xyz').")]
+    MissingEndpoint,
+    #[error("'{id}' is not a RunPod endpoint id: use the id shown in the RunPod console (letters, digits, '-' and '_', at most 64).")]
+    BadEndpoint { id: String },
+    #[error("Give the GPU class the endpoint's workers use (e.g. ADA_24 or NVIDIA GeForce RTX 4090); prices depend on it.")]
+    MissingGpuClass,
+    #[error(
+        "The GPU class is too long or contains control characters; keep it under 64 characters."
+    )]
+    BadGpuClass,
+    #[error(
+        "'{model}' is not a model entry: write folder/file, e.g. checkpoints/my_model.safetensors."
+    )]
+    BadModel { model: String },
 }
 
 fn kind_title(kind: AuthKind) -> &'static str {
@@ -205,6 +341,7 @@ pub struct ValidServer {
     pub name_key: String,
     pub url: String,
     pub kind: ServerKind,
+    pub runpod: Option<RunpodEndpoint>,
     pub auth: AuthView,
     pub secret: Option<Secret>,
     pub tags: Vec<String>,
@@ -250,9 +387,21 @@ pub fn validate(input: &ServerInput, others: &[String]) -> Result<ValidServer, I
             existing: existing.clone(),
         });
     }
-    let url = normalize_url(&input.url)?;
+    let (url, runpod) = match input.kind {
+        ServerKind::Comfyui => (normalize_url(&input.url)?, None),
+        ServerKind::RunpodServerless => {
+            let ep = validate_endpoint(input.runpod.as_ref())?;
+            // Shown as RunPod's address; the client follows `RUNPOD_ENDPOINT_BASE_URL` when set.
+            let url = format!("{}/{}", crate::runpod::SERVERLESS_URL, ep.endpoint_id);
+            (url, Some(ep))
+        }
+    };
 
-    let kind = input.auth.kind;
+    // RunPod endpoints use the account's API key, never a per-server secret.
+    let kind = match input.kind {
+        ServerKind::Comfyui => input.auth.kind,
+        ServerKind::RunpodServerless => AuthKind::None,
+    };
     let clean = |s: &Option<String>| {
         s.as_deref()
             .map(str::trim)
@@ -306,13 +455,58 @@ pub fn validate(input: &ServerInput, others: &[String]) -> Result<ValidServer, I
         name,
         name_key: key,
         url,
-        kind: ServerKind::Comfyui,
+        kind: input.kind,
+        runpod,
         auth: AuthView { kind, user, header },
         secret,
         tags,
         timeout_ms,
         max_queue: input.max_queue,
         notes: input.notes.trim().to_string(),
+    })
+}
+
+fn validate_endpoint(ep: Option<&RunpodEndpoint>) -> Result<RunpodEndpoint, InputProblem> {
+    let ep = ep.ok_or(InputProblem::MissingEndpoint)?;
+    let id = ep.endpoint_id.trim();
+    if id.is_empty() {
+        return Err(InputProblem::MissingEndpoint);
+    }
+    if id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(InputProblem::BadEndpoint { id: id.into() });
+    }
+    let gpu = ep.gpu_class.trim();
+    if gpu.is_empty() {
+        return Err(InputProblem::MissingGpuClass);
+    }
+    if gpu.chars().count() > 64 || gpu.chars().any(char::is_control) {
+        return Err(InputProblem::BadGpuClass);
+    }
+    let mut extra_models = Vec::new();
+    for m in ep
+        .extra_models
+        .iter()
+        .map(|m| m.trim())
+        .filter(|m| !m.is_empty())
+    {
+        let ok = m
+            .split_once('/')
+            .is_some_and(|(f, n)| !f.is_empty() && !n.is_empty() && !m.contains(".."))
+            && !m.chars().any(char::is_control);
+        if !ok {
+            return Err(InputProblem::BadModel { model: m.into() });
+        }
+        extra_models.push(m.to_string());
+    }
+    Ok(RunpodEndpoint {
+        endpoint_id: id.to_string(),
+        gpu_class: gpu.to_string(),
+        flavour: ep.flavour,
+        extra_models,
     })
 }
 
@@ -443,6 +637,71 @@ mod tests {
         let v = validate(&i, &[]).unwrap();
         assert_eq!(v.tags, vec!["local".to_string(), "studio".to_string()]);
         assert_eq!((v.timeout_ms, v.max_queue), (2_000, Some(10)));
+    }
+
+    #[test]
+    fn validate_builds_a_runpod_endpoint_from_its_id_and_refuses_a_bad_one() {
+        let mut i = input("Cloud SDXL", "ignored");
+        i.kind = ServerKind::RunpodServerless;
+        assert_eq!(
+            validate(&i, &[]).unwrap_err(),
+            InputProblem::MissingEndpoint
+        );
+        i.runpod = Some(RunpodEndpoint {
+            endpoint_id: " abc123 ".into(),
+            gpu_class: "ADA_24".into(),
+            flavour: Flavour::Sdxl,
+            extra_models: vec!["loras/x.safetensors".into(), " ".into()],
+        });
+        i.auth.kind = AuthKind::Bearer;
+        i.auth.secret = Some(Secret::new("stray"));
+        let v = validate(&i, &[]).unwrap();
+        assert_eq!(v.url, "https://api.runpod.ai/v2/abc123");
+        assert_eq!(v.kind, ServerKind::RunpodServerless);
+        // The account key is used; a per-server secret is never kept.
+        assert_eq!((v.auth.kind, v.secret), (AuthKind::None, None));
+        let ep = v.runpod.unwrap();
+        assert_eq!(ep.endpoint_id, "abc123");
+        assert_eq!(ep.extra_models, vec!["loras/x.safetensors".to_string()]);
+
+        let bad = |f: &dyn Fn(&mut RunpodEndpoint)| {
+            let mut j = i.clone();
+            f(j.runpod.as_mut().unwrap());
+            validate(&j, &[]).unwrap_err()
+        };
+        assert!(matches!(
+            bad(&|e| e.endpoint_id = "a/../b".into()),
+            InputProblem::BadEndpoint { .. }
+        ));
+        assert_eq!(
+            bad(&|e| e.gpu_class = " ".into()),
+            InputProblem::MissingGpuClass
+        );
+        assert!(matches!(
+            bad(&|e| e.extra_models = vec!["model.safetensors".into()]),
+            InputProblem::BadModel { .. }
+        ));
+    }
+
+    #[test]
+    fn runpod_flavours_list_their_models_under_comfyui_folder_aliases() {
+        let ep = RunpodEndpoint {
+            flavour: Flavour::Flux1Schnell,
+            extra_models: vec!["loras/style.safetensors".into()],
+            ..Default::default()
+        };
+        let inv = ep.inventory();
+        assert_eq!(inv["unet"], vec!["flux1-schnell.safetensors".to_string()]);
+        assert_eq!(inv["diffusion_models"], inv["unet"]);
+        assert!(inv["text_encoders"].contains(&"t5xxl_fp8_e4m3fn.safetensors".to_string()));
+        assert_eq!(inv["loras"], vec!["style.safetensors".to_string()]);
+        assert!(!inv.contains_key("checkpoints"));
+        assert_eq!(Flavour::parse("FLUX1_schnell"), Some(Flavour::Flux1Schnell));
+        assert_eq!(
+            ServerKind::parse("runpod-serverless"),
+            Some(ServerKind::RunpodServerless)
+        );
+        assert!(RunpodEndpoint::default().inventory().is_empty());
     }
 
     #[test]

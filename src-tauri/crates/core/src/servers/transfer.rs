@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AuthInput, AuthKind, AuthView, ServerInput, ServerKind};
+use super::model::{AuthInput, AuthKind, AuthView, RunpodEndpoint, ServerInput, ServerKind};
 use crate::secrets::Secret;
 
 /// Identifies our documents; anything else is refused.
@@ -30,6 +30,9 @@ pub struct ExportedServer {
     pub url: String,
     #[serde(default)]
     pub kind: ServerKind,
+    /// RunPod endpoints: their id, GPU class and flavour (the API key stays in the keychain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runpod: Option<RunpodEndpoint>,
     #[serde(default)]
     pub auth: AuthView,
     #[serde(default)]
@@ -137,6 +140,8 @@ pub fn parse(text: &str) -> Result<Vec<ImportedServer>, ImportProblem> {
             input: ServerInput {
                 name: s.name,
                 url: s.url,
+                kind: s.kind,
+                runpod: s.runpod,
                 auth: AuthInput {
                     kind: s.auth.kind,
                     user: s.auth.user,
@@ -219,6 +224,7 @@ mod tests {
             name: name.into(),
             url: "http://127.0.0.1:8188".into(),
             kind: ServerKind::Comfyui,
+            runpod: None,
             auth: AuthView {
                 kind: AuthKind::Basic,
                 user: Some("bob".into()),

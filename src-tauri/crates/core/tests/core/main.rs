@@ -5,6 +5,7 @@ mod downloads;
 mod health;
 mod installer;
 mod jobs;
+mod pods;
 mod runpod;
 mod servers;
 mod support;

@@ -13,6 +13,15 @@ use comfyfleet_testkit::{EndpointConfig, FakeRunpod, FakeRunpodConfig, OutputFla
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use comfyfleet_core::dispatcher::Dispatcher;
+use comfyfleet_core::health::Status;
+use comfyfleet_core::jobs::{JobState, NewJob};
+use comfyfleet_core::router::{Policy, RouterConfig};
+use comfyfleet_core::servers::{Flavour, RunpodEndpoint, ServerInput, ServerKind};
+use comfyfleet_testkit::{FakeComfy, FakeComfyConfig};
+
+use crate::support::{all_file_bytes, contains, TestFleet};
+
 fn endpoint(id: &str, output: OutputFlavour, exec_ms: u64) -> EndpointConfig {
     EndpointConfig {
         workers: 1,
@@ -284,4 +293,236 @@ async fn runpod_pods_are_created_reach_comfyui_through_the_proxy_stop_and_termin
         .requests()
         .iter()
         .all(|r| r.pod_id() != Some("foreign01") || r.method == "GET"));
+}
+
+// ---- RunPod endpoints as servers of the router ----
+
+/// A fleet with its own keychain service, so the RunPod key set here is this test's alone.
+fn cloud_fleet(fake: &FakeRunpod) -> TestFleet {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = comfyfleet_core::Fleet::open_with(
+        comfyfleet_core::home::AppHome::at(dir.path()).unwrap(),
+        comfyfleet_core::secrets::Secrets::new(format!("comfyfleet-test-{}", uuid::Uuid::new_v4())),
+    )
+    .unwrap();
+    fleet.servers.set_runpod_urls(urls(fake));
+    TestFleet { fleet, dir }
+}
+
+fn endpoint_input(name: &str, id: &str, flavour: Flavour) -> ServerInput {
+    ServerInput {
+        name: name.into(),
+        kind: ServerKind::RunpodServerless,
+        runpod: Some(RunpodEndpoint {
+            endpoint_id: id.into(),
+            gpu_class: "ADA_24".into(),
+            flavour,
+            extra_models: vec![],
+        }),
+        ..Default::default()
+    }
+}
+
+fn start(t: &TestFleet, policy: Policy) -> Dispatcher {
+    Dispatcher::start(
+        t.fleet.store.clone(),
+        t.fleet.servers.clone(),
+        t.fleet.health.clone(),
+        t.fleet.home.gallery_dir(),
+        RouterConfig {
+            policy,
+            local_queue_threshold: 5,
+            ..Default::default()
+        },
+    )
+}
+
+async fn finish(d: &Dispatcher, id: &str) -> comfyfleet_core::jobs::Job {
+    tokio::time::timeout(Duration::from_secs(60), d.wait(id))
+        .await
+        .expect("the job finished in time")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_endpoints_in_the_server_list_run_jobs_with_outputs_billed_timings_and_a_waking_note(
+) {
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        endpoints: vec![EndpointConfig {
+            workers: 1,
+            cold_start: Duration::from_millis(1500),
+            exec_time: Duration::from_millis(700),
+            output: OutputFlavour::S3Url,
+            ..EndpointConfig::new("ep-sdxl")
+        }],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let t = cloud_fleet(&fake);
+    let server = t
+        .fleet
+        .servers
+        .add(endpoint_input("Cloud SDXL", "ep-sdxl", Flavour::Sdxl))
+        .await
+        .unwrap();
+    assert_eq!(server.url, "https://api.runpod.ai/v2/ep-sdxl");
+    assert!(server.is_cloud());
+    t.fleet.servers.activate(Some(&server.id)).await.unwrap();
+
+    // Without a key the endpoint says how to fix it, and no job is sent there.
+    let st = t.fleet.health.test(&server.id, true).await.unwrap();
+    assert_eq!(st.status, Status::AuthFailed, "{st:?}");
+    assert!(
+        st.error.as_deref().unwrap().contains("runpod key set"),
+        "{st:?}"
+    );
+
+    t.fleet
+        .runpod_account()
+        .set(&Secret::new(DEFAULT_API_KEY))
+        .await
+        .unwrap();
+    let st = t.fleet.health.test(&server.id, true).await.unwrap();
+    assert_eq!(st.status, Status::Connected, "{st:?}");
+    let workers = st.workers.expect("an endpoint reports its workers");
+    assert!(!workers.warm(), "no worker is up before the first job");
+    assert_eq!(st.queue.map(|q| (q.running, q.pending)), Some((0, 0)));
+
+    let d = start(&t, Policy::Manual);
+    let job = d.submit(NewJob::new("cloud", workflow())).await.unwrap();
+    let done = finish(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.server_id.as_deref(), Some(server.id.as_str()));
+    // The job is known on RunPod under the id RunPod gave it.
+    let remote = done.remote_id.clone().unwrap();
+    assert!(fake.job(&remote).is_some(), "{remote} is a RunPod job id");
+    // What RunPod bills: the cold start is in the wait, the run in the execution time.
+    assert!(done.delay_ms.unwrap() >= 1000, "{:?}", done.delay_ms);
+    assert!(done.execution_ms.unwrap() >= 500, "{:?}", done.execution_ms);
+    assert!(
+        done.notes.iter().any(|n| n.contains("waking a worker")),
+        "{:?}",
+        done.notes
+    );
+    assert_eq!(done.outputs.len(), 1);
+    let png = std::fs::read(&done.outputs[0].path).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(std::path::Path::new(&done.outputs[0].path).starts_with(t.fleet.home.gallery_dir()));
+
+    // A workflow needing a model the flavour lacks is refused with the model named, before anything is sent.
+    let runs_before = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path_only().ends_with("/run"))
+        .count();
+    let sd15 = json!({
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "x"}}
+    });
+    let refused = finish(&d, &d.submit(NewJob::new("sd15", sd15)).await.unwrap().id).await;
+    assert_eq!(refused.state, JobState::Failed);
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("v1-5-pruned-emaonly"),
+        "{:?}",
+        refused.error
+    );
+    // Validation text from the worker reaches the job's error.
+    let bad = json!({"4": {"class_type": "NoSuchNode", "inputs": {}}, "9": {"class_type": "SaveImage", "inputs": {"images": ["4", 0]}}});
+    let failed = finish(&d, &d.submit(NewJob::new("bad", bad)).await.unwrap().id).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("Workflow validation failed"),
+        "{:?}",
+        failed.error
+    );
+    let runs_after = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path_only().ends_with("/run"))
+        .count();
+    assert_eq!(
+        runs_after - runs_before,
+        1,
+        "only the runnable workflow was sent"
+    );
+    d.shutdown().await;
+
+    // The key is in the keychain only: no file under the app home holds it.
+    for (path, bytes) in all_file_bytes(t.dir.path()) {
+        assert!(
+            !contains(&bytes, DEFAULT_API_KEY),
+            "{} holds the key",
+            path.display()
+        );
+    }
+    t.fleet.runpod_account().remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_local_first_overflows_to_the_endpoint_only_past_the_local_queue_threshold_or_when_local_is_down(
+) {
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        endpoints: vec![EndpointConfig {
+            cold_start: Duration::from_millis(200),
+            exec_time: Duration::from_millis(100),
+            ..EndpointConfig::new("ep-over")
+        }],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let t = cloud_fleet(&fake);
+    t.fleet
+        .runpod_account()
+        .set(&Secret::new(DEFAULT_API_KEY))
+        .await
+        .unwrap();
+    let local = FakeComfy::start(FakeComfyConfig {
+        exec_time: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let mut li = ServerInput {
+        name: "Local".into(),
+        url: local.url(),
+        ..Default::default()
+    };
+    li.tags = vec!["local".into()];
+    let local_id = t.fleet.servers.add(li).await.unwrap().id;
+    let cloud_id = t
+        .fleet
+        .servers
+        .add(endpoint_input("Overflow", "ep-over", Flavour::Base))
+        .await
+        .unwrap()
+        .id;
+    let d = start(&t, Policy::LocalFirst);
+    let run = async |name: &str| {
+        t.fleet.health.test_all(true).await.unwrap();
+        let job = d.submit(NewJob::new(name, workflow())).await.unwrap();
+        let done = finish(&d, &job.id).await;
+        assert_eq!(done.state, JobState::Succeeded, "{name}: {:?}", done.error);
+        done.server_id.unwrap()
+    };
+
+    assert_eq!(run("room locally").await, local_id);
+    // Others' jobs fill the local queue up to the threshold (5): the next job overflows to the cloud.
+    local.set_config(|c| c.queue_pending = 4);
+    assert_eq!(run("still room").await, local_id);
+    local.set_config(|c| c.queue_pending = 5);
+    assert_eq!(run("local full").await, cloud_id);
+    local.set_config(|c| c.queue_pending = 0);
+    assert_eq!(run("room again").await, local_id);
+    // Local down: the cloud takes the job.
+    local.kill();
+    assert_eq!(run("local down").await, cloud_id);
+    d.shutdown().await;
+    t.fleet.runpod_account().remove().await.unwrap();
 }
