@@ -526,3 +526,54 @@ async fn runpod_local_first_overflows_to_the_endpoint_only_past_the_local_queue_
     d.shutdown().await;
     t.fleet.runpod_account().remove().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_endpoint_jobs_cancelled_in_the_app_are_cancelled_on_runpod_and_stop_costing() {
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        endpoints: vec![EndpointConfig {
+            cold_start: Duration::from_millis(100),
+            exec_time: Duration::from_secs(60),
+            ..EndpointConfig::new("ep-long")
+        }],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let t = cloud_fleet(&fake);
+    t.fleet
+        .runpod_account()
+        .set(&Secret::new(DEFAULT_API_KEY))
+        .await
+        .unwrap();
+    let server = t
+        .fleet
+        .servers
+        .add(endpoint_input("Long", "ep-long", Flavour::Base))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some(&server.id)).await.unwrap();
+    let d = start(&t, Policy::Manual);
+    let job = d.submit(NewJob::new("long", workflow())).await.unwrap();
+    // Running on RunPod, under RunPod's job id.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let remote = loop {
+        let j = t.fleet.jobs.get(&job.id).await.unwrap();
+        if j.state == JobState::Running {
+            break j.remote_id.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started: {j:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    d.cancel(&job.id).await.unwrap();
+    let done = finish(&d, &job.id).await;
+    assert_eq!(done.state, JobState::Cancelled);
+    assert_eq!(
+        fake.job(&remote).map(|j| j.status),
+        Some(comfyfleet_testkit::runpod::JobStatus::Cancelled),
+        "RunPod was told to cancel it"
+    );
+    d.shutdown().await;
+    t.fleet.runpod_account().remove().await.unwrap();
+}
