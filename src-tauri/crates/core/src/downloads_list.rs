@@ -236,7 +236,8 @@ pub fn apply_progress(item: &mut DownloadItem, p: &Progress, now_ms: i64) {
             DownloadState::Running,
             Some("Verifying the SHA-256…".into()),
         ),
-        Phase::Done => (DownloadState::Done, p.note.clone()),
+        // Done only once the result is in (with its checksum and how it was verified): until then it is finishing.
+        Phase::Done => (DownloadState::Running, Some("Finishing…".into())),
         Phase::Paused => (
             DownloadState::Paused,
             p.note.clone().filter(|n| !n.contains("was paused")),
@@ -912,6 +913,9 @@ mod tests {
         assert_eq!(i.state, DownloadState::Running);
         assert!(i.detail.as_deref().unwrap().contains("Verifying"));
         assert_eq!(i.updated_ms, 4);
+        // The engine's last report does not make it Done: the result does, with its checksum.
+        apply_progress(&mut i, &progress(Phase::Done, 2000, Some(2000)), 5);
+        assert_eq!((i.state, i.downloaded), (DownloadState::Running, 2000));
     }
 
     #[test]
