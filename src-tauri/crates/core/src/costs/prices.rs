@@ -245,9 +245,7 @@ pub fn hourly_charge(ms: u64, per_hr_micros: u64, what: &str) -> Charge {
 /// the micro-dollar: mW × ms × price / (1000 mW/W × 1000 W/kW × 3 600 000 ms/h). Pure.
 pub fn electricity_cost_micros(mean_milliwatts: u64, ms: u64, micros_per_kwh: u64) -> u64 {
     // Three u64 factors can pass u128: saturate there too.
-    let p = (mean_milliwatts as u128 * ms as u128)
-        .checked_mul(micros_per_kwh as u128)
-        .unwrap_or(u128::MAX);
+    let p = (mean_milliwatts as u128 * ms as u128).saturating_mul(micros_per_kwh as u128);
     u64::try_from(p.div_ceil(1_000_000 * MS_PER_HOUR)).unwrap_or(u64::MAX)
 }
 
