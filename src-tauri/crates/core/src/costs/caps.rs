@@ -320,6 +320,44 @@ impl Costs {
             .await
     }
 
+    /// Every outstanding reservation, oldest first (after a restart: jobs that ended while the app was down still
+    /// hold theirs until settled or released).
+    pub async fn reservations(&self) -> Result<Vec<Reservation>, CostsError> {
+        self.store
+            .call(|c| {
+                let q = || -> rusqlite::Result<Vec<Reservation>> {
+                    let mut stmt =
+                        c.prepare("SELECT job_id FROM reservations ORDER BY created_ms, job_id")?;
+                    let ids = stmt
+                        .query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut out = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        out.extend(reservation_of(c, &id)?);
+                    }
+                    Ok(out)
+                };
+                Ok::<_, CostsError>(q().map_err(StoreError::from)?)
+            })
+            .await
+    }
+
+    /// Drop reservations made before `cutoff_ms` (jobs that can no longer be running: e.g. older than the longest
+    /// job timeout). Returns how many were dropped.
+    pub async fn release_older_than(&self, cutoff_ms: i64) -> Result<u32, CostsError> {
+        self.store
+            .write(move |tx| {
+                let n = tx
+                    .execute(
+                        "DELETE FROM reservations WHERE created_ms < ?1",
+                        [cutoff_ms],
+                    )
+                    .map_err(StoreError::from)?;
+                Ok::<_, CostsError>(n as u32)
+            })
+            .await
+    }
+
     /// The job ended on its paid backend: record what it actually cost and drop its reservation, atomically and
     /// once. True when this call recorded it; settling the same job again changes nothing.
     pub async fn settle(&self, entry: LedgerEntry) -> Result<bool, CostsError> {

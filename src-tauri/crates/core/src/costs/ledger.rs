@@ -41,6 +41,26 @@ impl Backend {
     pub fn parse(s: &str) -> Option<Self> {
         Backend::ALL.into_iter().find(|b| b.as_str() == s)
     }
+    /// How the ledger counts jobs on `server`: a RunPod endpoint is serverless; a server tagged `cloud` or `runpod`
+    /// (a pod) is a pod; one tagged `local` or on this computer (loopback) is local; any other is a LAN server.
+    pub fn of_server(server: &crate::servers::Server) -> Backend {
+        if server.kind == crate::servers::ServerKind::RunpodServerless {
+            return Backend::Serverless;
+        }
+        if server.has_tag("cloud") || server.has_tag("runpod") {
+            return Backend::Pod;
+        }
+        let loopback = url::Url::parse(&server.url).ok().is_some_and(|u| {
+            matches!(u.host(), Some(url::Host::Domain("localhost")))
+                || matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+                || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        });
+        if server.has_tag("local") || loopback {
+            Backend::Local
+        } else {
+            Backend::Lan
+        }
+    }
     /// Paid in the cloud: counts toward the spending caps.
     pub fn is_cloud(self) -> bool {
         matches!(self, Backend::Serverless | Backend::Pod)
@@ -118,6 +138,26 @@ pub struct PodUsage {
 }
 
 impl PodUsage {
+    /// A pod's usage over `[start_ms, end_ms)` at `per_hr_micros`, of which `busy_ms` ran jobs (the rest is idle).
+    /// Pure.
+    pub fn accrue(
+        pod_id: impl Into<String>,
+        start_ms: i64,
+        end_ms: i64,
+        busy_ms: u64,
+        per_hr_micros: u64,
+    ) -> PodUsage {
+        let length = end_ms.saturating_sub(start_ms).max(0) as u64;
+        let busy_ms = busy_ms.min(length);
+        PodUsage {
+            pod_id: pod_id.into(),
+            start_ms,
+            busy_ms,
+            idle_ms: length - busy_ms,
+            cost_micros: super::prices::hourly_cost_micros(length, per_hr_micros),
+        }
+    }
+
     /// The idle part of the interval's cost, rounded down (busy time gets the rounding).
     pub fn idle_cost_micros(&self) -> u64 {
         let total = self.busy_ms.saturating_add(self.idle_ms);
@@ -364,6 +404,75 @@ mod tests {
             LedgerEntry::from_charge(job, "s1", backend, at_ms, serverless_charge(190, 1, 0, 0));
         e.cost_micros = cost;
         e
+    }
+
+    #[test]
+    fn ledger_pod_minute_splits_busy_and_idle_time() {
+        // A minute at $0.69/h, 45 s of it running a job.
+        let u = PodUsage::accrue("p", 0, 60_000, 45_000, 690_000);
+        assert_eq!(
+            (u.busy_ms, u.idle_ms, u.cost_micros),
+            (45_000, 15_000, 11_500)
+        );
+        assert_eq!(u.idle_cost_micros(), 2_875);
+        // Busy time is capped at the interval; a reversed interval is empty.
+        assert_eq!(PodUsage::accrue("p", 0, 60_000, 90_000, 690_000).idle_ms, 0);
+        assert_eq!(PodUsage::accrue("p", 10, 0, 0, 690_000).cost_micros, 0);
+    }
+
+    #[test]
+    fn ledger_backend_of_a_server_follows_kind_tags_and_address() {
+        use crate::servers::{AuthView, Server, ServerKind};
+        let server = |kind, url: &str, tags: &[&str]| Server {
+            id: "s".into(),
+            name: "s".into(),
+            url: url.into(),
+            kind,
+            runpod: None,
+            auth: AuthView::default(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            timeout_ms: 1_000,
+            max_queue: None,
+            notes: String::new(),
+            active: false,
+            has_secret: false,
+            needs_credentials: false,
+            plain_http_warning: None,
+            last_connected_ms: None,
+        };
+        let of = |kind, url, tags| Backend::of_server(&server(kind, url, tags));
+        assert_eq!(
+            of(
+                ServerKind::RunpodServerless,
+                "https://api.runpod.ai/v2/x",
+                &[]
+            ),
+            Backend::Serverless
+        );
+        assert_eq!(
+            of(
+                ServerKind::Comfyui,
+                "https://p-8188.proxy.runpod.net",
+                &["cloud", "runpod"]
+            ),
+            Backend::Pod
+        );
+        assert_eq!(
+            of(ServerKind::Comfyui, "http://127.0.0.1:8188", &[]),
+            Backend::Local
+        );
+        assert_eq!(
+            of(ServerKind::Comfyui, "http://localhost:8188", &[]),
+            Backend::Local
+        );
+        assert_eq!(
+            of(ServerKind::Comfyui, "http://192.168.1.20:8188", &["local"]),
+            Backend::Local
+        );
+        assert_eq!(
+            of(ServerKind::Comfyui, "http://192.168.1.20:8188", &[]),
+            Backend::Lan
+        );
     }
 
     #[tokio::test]

@@ -261,6 +261,31 @@ pub fn saved_micros(cloud_equivalent_micros: u64, local_cost_micros: u64) -> u64
     cloud_equivalent_micros.saturating_sub(local_cost_micros)
 }
 
+/// The estimated cost of a serverless job before it runs, for a cap reservation: `expected_ms` of execution, plus
+/// `cold_start_ms` when no worker is warm, plus the default idle timeout, at the class's rate (the highest shipped
+/// rate for an unknown class). Errs high on purpose: the reservation is replaced by the actual cost when the job
+/// ends. Pure.
+pub fn estimate_serverless_micros(gpu_class: &str, expected_ms: u64, cold_start_ms: u64) -> u64 {
+    let (rate, _) = serverless_rate_or_highest(gpu_class);
+    serverless_charge(rate, expected_ms, cold_start_ms, DEFAULT_IDLE_TIMEOUT_MS).cost_micros
+}
+
+/// The charge of a local job: electricity at a mean draw of `mean_milliwatts` sampled during it. An estimate (a
+/// mean of samples, the GPU alone, not the whole computer). Pure.
+pub fn electricity_charge(mean_milliwatts: u64, ms: u64, micros_per_kwh: u64) -> Charge {
+    Charge {
+        billed_ms: ms,
+        rate_micros: micros_per_kwh,
+        rate_per: RatePer::KilowattHour,
+        cost_micros: electricity_cost_micros(mean_milliwatts, ms, micros_per_kwh),
+        exact: false,
+        how: format!(
+            "{ms} ms at a mean GPU draw of {} W (sampled), at your electricity price",
+            mean_milliwatts / 1000
+        ),
+    }
+}
+
 /// Micro-dollars as "$1.234567" trimmed to at least cents ("$0.50", "$0.00019"): exact, for tables. Pure.
 pub fn usd_exact(micros: u64) -> String {
     let (whole, frac) = (micros / 1_000_000, micros % 1_000_000);
@@ -411,6 +436,31 @@ mod tests {
             hourly_cost_micros(31 * 24 * 3_600_000, 3_990_000),
             2_968_560_000
         );
+    }
+
+    #[test]
+    fn prices_estimate_counts_cold_start_and_idle_timeout_and_unknown_classes_high() {
+        // 8 s run + 20 s cold start + 5 s idle = 33 s at $0.00019.
+        assert_eq!(
+            estimate_serverless_micros("AMPERE_24", 8_000, 20_000),
+            33 * 190
+        );
+        // Warm: 8 s + 5 s idle.
+        assert_eq!(estimate_serverless_micros("AMPERE_24", 8_000, 0), 13 * 190);
+        assert_eq!(
+            estimate_serverless_micros("ADA_32_PRO", 8_000, 0),
+            13 * 2_400
+        );
+    }
+
+    #[test]
+    fn prices_electricity_charge_is_an_estimate() {
+        let c = electricity_charge(350_000, 10_000, 250_000);
+        assert_eq!(
+            (c.cost_micros, c.exact, c.rate_per),
+            (244, false, RatePer::KilowattHour)
+        );
+        assert!(c.how.contains("350 W"));
     }
 
     #[test]

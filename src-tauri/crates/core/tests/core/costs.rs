@@ -126,6 +126,15 @@ async fn costs_reservations_and_spend_survive_reopening_and_settle_once() {
         c.reserve("a", "endpoint", USD, NOW + 6).await,
         Err(CostsError::AlreadySettled { .. })
     ));
+    // After the restart the outstanding ones can be listed (to reconcile with jobs that ended meanwhile).
+    let held: Vec<String> = c
+        .reservations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job_id)
+        .collect();
+    assert_eq!(held, ["c"]);
     // Releasing gives the money back, once.
     assert!(c.release("c").await.unwrap());
     assert!(!c.release("c").await.unwrap());
