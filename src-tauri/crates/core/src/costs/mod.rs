@@ -77,6 +77,25 @@ impl Default for PriceSettings {
     }
 }
 
+impl PriceSettings {
+    /// A local job of `ms` at a mean GPU draw of `mean_milliwatts`: its electricity charge, and what it saved
+    /// against the reference cloud class (nothing is claimed for a reference class without a known price). Pure.
+    pub fn local_job(&self, ms: u64, mean_milliwatts: u64) -> (Charge, u64) {
+        let charge =
+            prices::electricity_charge(mean_milliwatts, ms, self.electricity_micros_per_kwh);
+        let rate = prices::serverless_rate(&self.reference_class).unwrap_or(0);
+        let cloud = prices::cloud_equivalent_micros(ms, self.reference_speed_percent, rate);
+        let saved = prices::saved_micros(cloud, charge.cost_micros);
+        (charge, saved)
+    }
+
+    /// A job of `ms` on the LAN server `server_id`, at its hourly rate (free when none is set). Pure.
+    pub fn lan_job(&self, server_id: &str, ms: u64) -> Charge {
+        let rate = self.lan_per_hr_micros.get(server_id).copied().unwrap_or(0);
+        prices::hourly_charge(ms, rate, "the LAN server")
+    }
+}
+
 /// The cost monitor over the shared database. Cheap to clone.
 #[derive(Clone)]
 pub struct Costs {
@@ -153,5 +172,41 @@ impl Costs {
             .pod_usage_between(span.from_ms, span.to_ms)
             .await?;
         Ok(Some(report::report(&entries, &pods, span, now_ms, offset)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_local_job_costs_electricity_and_saves_the_reference_cloud_price() {
+        let p = PriceSettings {
+            electricity_micros_per_kwh: 250_000,
+            ..PriceSettings::default()
+        };
+        // 10 s at 350 W: 244 micro-dollars of power; 10 s on a 4090 endpoint would be 3 100.
+        let (charge, saved) = p.local_job(10_000, 350_000);
+        assert_eq!(charge.cost_micros, 244);
+        assert_eq!(saved, 3_100 - 244);
+        // Defaults: local is free, and the whole cloud price is saved.
+        assert_eq!(
+            PriceSettings::default().local_job(10_000, 350_000),
+            (prices::electricity_charge(350_000, 10_000, 0), 3_100)
+        );
+        // An unknown reference class claims no saving.
+        let unknown = PriceSettings {
+            reference_class: "TPU".into(),
+            ..PriceSettings::default()
+        };
+        assert_eq!(unknown.local_job(10_000, 350_000).1, 0);
+    }
+
+    #[test]
+    fn costs_lan_job_uses_the_servers_hourly_rate() {
+        let mut p = PriceSettings::default();
+        p.lan_per_hr_micros.insert("box".into(), 1_200_000);
+        assert_eq!(p.lan_job("box", 60_000).cost_micros, 20_000);
+        assert_eq!(p.lan_job("other", 60_000).cost_micros, 0);
     }
 }
