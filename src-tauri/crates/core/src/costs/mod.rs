@@ -47,6 +47,8 @@ impl crate::HasErrorInfo for CostsError {
     }
 }
 
+/// The settings key of the serverless prices refreshed from RunPod's catalogue ([`prices::PriceTable`], JSON).
+pub const PRICE_TABLE_KEY: &str = "cost_price_table";
 /// The settings key of [`PriceSettings`] (JSON).
 pub const PRICES_KEY: &str = "cost_prices";
 
@@ -149,6 +151,30 @@ impl Costs {
             )
             .await?;
         Ok(prices)
+    }
+
+    /// Serverless prices refreshed from RunPod's catalogue (empty until refreshed: the shipped table applies).
+    pub async fn price_table(&self) -> Result<prices::PriceTable, CostsError> {
+        Ok(self
+            .settings
+            .raw(PRICE_TABLE_KEY)
+            .await?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
+    }
+
+    /// Keep prices refreshed from RunPod's catalogue (e.g. `PriceTable::from_catalog(&pods.gpu_types().await?)`).
+    pub async fn set_price_table(
+        &self,
+        table: prices::PriceTable,
+    ) -> Result<prices::PriceTable, CostsError> {
+        self.settings
+            .put(
+                PRICE_TABLE_KEY,
+                serde_json::to_string(&table).unwrap_or_default(),
+            )
+            .await?;
+        Ok(table)
     }
 
     /// The month report of the local month `year`-`month` as of `now_ms` (`None` for a month that does not

@@ -128,6 +128,64 @@ pub fn serverless_rate_or_highest(gpu_class: &str) -> (u64, bool) {
     }
 }
 
+/// Serverless prices refreshed from RunPod's GPU catalogue (`/v2/catalog/gpus`, when a key is set), over the
+/// shipped table: per GPU id as the catalogue names it, and per class (the dearest GPU of the class, so estimates
+/// never fall short). Empty = the shipped table alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
+pub struct PriceTable {
+    /// Micro-dollars per second by class id (`ADA_24`).
+    pub by_class: std::collections::BTreeMap<String, u64>,
+    /// Micro-dollars per second by GPU id, lower-cased (`nvidia geforce rtx 5090`).
+    pub by_gpu: std::collections::BTreeMap<String, u64>,
+}
+
+impl PriceTable {
+    /// The table from RunPod's catalogue: GPUs with a serverless price. Pure.
+    pub fn from_catalog(gpus: &[crate::runpod::pods::GpuType]) -> PriceTable {
+        let mut t = PriceTable::default();
+        for g in gpus {
+            let Some(rate) = g.serverless_per_sec_micros.filter(|r| *r > 0) else {
+                continue;
+            };
+            t.by_gpu.insert(g.id.trim().to_ascii_lowercase(), rate);
+            if let Some(c) = serverless_class(&g.id).or_else(|| serverless_class(&g.name)) {
+                let e = t.by_class.entry(c.id.to_string()).or_insert(rate);
+                *e = (*e).max(rate);
+            }
+        }
+        t
+    }
+
+    /// Micro-dollars per second for `gpu_class` (a class id or a GPU name): the catalogue's GPU price, else its
+    /// class price, else the shipped one. Pure.
+    pub fn rate(&self, gpu_class: &str) -> Option<u64> {
+        if let Some(r) = self.by_gpu.get(&gpu_class.trim().to_ascii_lowercase()) {
+            return Some(*r);
+        }
+        let class = serverless_class(gpu_class)?;
+        Some(
+            self.by_class
+                .get(class.id)
+                .copied()
+                .unwrap_or(class.per_sec_micros),
+        )
+    }
+
+    /// Like [`PriceTable::rate`], or the highest known rate when unknown, and whether it was known. Pure.
+    pub fn rate_or_highest(&self, gpu_class: &str) -> (u64, bool) {
+        match self.rate(gpu_class) {
+            Some(r) => (r, true),
+            None => {
+                let shipped = serverless_rate_or_highest("").0;
+                let refreshed = self.by_class.values().chain(self.by_gpu.values()).copied();
+                (refreshed.fold(shipped, u64::max), false)
+            }
+        }
+    }
+}
+
 /// What a rate is per.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -461,6 +519,37 @@ mod tests {
             (244, false, RatePer::KilowattHour)
         );
         assert!(c.how.contains("350 W"));
+    }
+
+    #[test]
+    fn prices_catalogue_refresh_overrides_the_shipped_table() {
+        use crate::runpod::pods::GpuType;
+        let gpu = |id: &str, rate: Option<u64>| GpuType {
+            id: id.into(),
+            name: id.into(),
+            memory_gb: 24,
+            secure_per_hr_micros: None,
+            community_per_hr_micros: None,
+            serverless_per_sec_micros: rate,
+        };
+        let t = PriceTable::from_catalog(&[
+            gpu("NVIDIA GeForce RTX 4090", Some(330)),
+            gpu("NVIDIA L4", Some(180)),
+            gpu("NVIDIA RTX A5000", Some(200)),
+            gpu("NVIDIA GeForce RTX 5090", Some(440)),
+            gpu("NVIDIA A40", None),
+        ]);
+        assert_eq!(t.rate("ADA_24"), Some(330));
+        // A class takes its dearest GPU.
+        assert_eq!(t.rate("AMPERE_24"), Some(200));
+        assert_eq!(t.rate("NVIDIA L4"), Some(180));
+        // A GPU the shipped table lacks is priced once the catalogue has it.
+        assert_eq!(t.rate("NVIDIA GeForce RTX 5090"), Some(440));
+        // Not in the catalogue: the shipped price.
+        assert_eq!(t.rate("AMPERE_48"), Some(340));
+        assert_eq!(t.rate("ADA_32_PRO"), None);
+        assert_eq!(t.rate_or_highest("ADA_32_PRO"), (2_400, false));
+        assert_eq!(PriceTable::default().rate("AMPERE_16"), Some(160));
     }
 
     #[test]

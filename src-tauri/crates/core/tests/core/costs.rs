@@ -185,3 +185,31 @@ async fn costs_monthly_cap_counts_every_day_of_the_local_month() {
     assert_eq!(err.code(), "costs.monthly_cap_reached");
     assert!(c.reserve("y", "endpoint", USD / 2, NOW).await.is_ok());
 }
+
+#[tokio::test]
+async fn costs_price_settings_and_refreshed_prices_are_kept() {
+    use comfyfleet_core::costs::prices::PriceTable;
+    use comfyfleet_core::costs::PriceSettings;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.db");
+    {
+        let c = costs(&Store::open(&path).unwrap());
+        assert_eq!(c.prices().await.unwrap(), PriceSettings::default());
+        assert_eq!(c.price_table().await.unwrap().rate("ADA_24"), Some(310));
+        let mut p = PriceSettings {
+            electricity_micros_per_kwh: 300_000,
+            reference_speed_percent: 60,
+            ..PriceSettings::default()
+        };
+        p.lan_per_hr_micros.insert("studio-box".into(), 900_000);
+        c.set_prices(p).await.unwrap();
+        let mut t = PriceTable::default();
+        t.by_class.insert("ADA_24".into(), 330);
+        c.set_price_table(t).await.unwrap();
+    }
+    let c = costs(&Store::open(&path).unwrap());
+    let p = c.prices().await.unwrap();
+    assert_eq!(p.electricity_micros_per_kwh, 300_000);
+    assert_eq!(p.lan_per_hr_micros["studio-box"], 900_000);
+    assert_eq!(c.price_table().await.unwrap().rate("ADA_24"), Some(330));
+}
