@@ -213,3 +213,55 @@ async fn costs_price_settings_and_refreshed_prices_are_kept() {
     assert_eq!(p.lan_per_hr_micros["studio-box"], 900_000);
     assert_eq!(c.price_table().await.unwrap().rate("ADA_24"), Some(330));
 }
+
+/// Set in the child process of [`costs_reservations_and_spend_survive_a_sigkill`]: the database to use.
+const CHILD_DB: &str = "COMFYFLEET_COSTS_CHILD_DB";
+
+/// Not a test by itself: the child that [`costs_reservations_and_spend_survive_a_sigkill`] starts and kills. Without
+/// its variable set it returns at once.
+#[tokio::test]
+async fn costs_sigkill_child() {
+    let Some(path) = std::env::var_os(CHILD_DB) else {
+        return;
+    };
+    let c = costs(&Store::open(std::path::Path::new(&path)).unwrap());
+    c.reserve("a", "endpoint", USD, NOW).await.unwrap();
+    c.reserve("b", "endpoint", USD, NOW).await.unwrap();
+    c.settle(spent("a", NOW + 1, 700_000)).await.unwrap();
+    println!("costs-child-ready");
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+}
+
+#[tokio::test]
+async fn costs_reservations_and_spend_survive_a_sigkill() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.db");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["costs::costs_sigkill_child", "--exact", "--nocapture"])
+        .env(CHILD_DB, &path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("costs-child-ready"));
+    assert!(ready, "the child never got ready");
+    child.kill().unwrap(); // SIGKILL on Unix: no destructor, no clean close.
+    child.wait().unwrap();
+
+    let c = costs(&Store::open(&path).unwrap());
+    let s = c.cap_status(NOW + 2).await.unwrap();
+    assert_eq!(s.spent_today_micros, 700_000);
+    assert_eq!(s.reserved_today_micros, USD);
+    // Settling what the killed process settled counts nothing more; its open reservation settles once.
+    assert!(!c.settle(spent("a", NOW + 3, 700_000)).await.unwrap());
+    assert!(c.settle(spent("b", NOW + 3, 600_000)).await.unwrap());
+    let s = c.cap_status(NOW + 4).await.unwrap();
+    assert_eq!(
+        (s.spent_today_micros, s.reserved_today_micros),
+        (1_300_000, 0)
+    );
+}
