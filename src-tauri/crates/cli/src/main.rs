@@ -1,5 +1,6 @@
 //! comfyfleet: the ComfyFleet CLI — thin subcommands over comfyfleet-core.
 
+mod costs;
 mod download;
 mod install;
 mod jobs;
@@ -60,6 +61,8 @@ enum Command {
     /// Start, stop and watch the local ComfyUI.
     #[command(subcommand)]
     Local(install::LocalCmd),
+    /// Costs: this month's jobs, spend, savings and projection (or another month's), and the cloud spending caps.
+    Costs(costs::CostsArgs),
 }
 
 /// An error for the user: printed as one line on stderr.
@@ -118,6 +121,7 @@ async fn with_fleet(home: Option<PathBuf>, command: Command) -> Result<Outcome, 
         Command::Install(args) => install::install(&fleet, args).await,
         Command::Uninstall(args) => install::uninstall(&fleet, args).await,
         Command::Local(cmd) => install::local(&fleet, cmd).await,
+        Command::Costs(args) => costs::run(&fleet, args).await,
     }
 }
 

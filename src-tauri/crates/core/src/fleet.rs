@@ -63,6 +63,11 @@ impl Fleet {
         )
     }
 
+    /// The cost monitor (ledger, caps and reservations) over the same database.
+    pub fn costs(&self) -> crate::costs::Costs {
+        crate::costs::Costs::new(self.store.clone())
+    }
+
     pub fn open_with(home: AppHome, secrets: Secrets) -> Result<Self, FleetError> {
         let store = Store::open(&home.database())?;
         let servers = ServerList::new(store.clone(), secrets);

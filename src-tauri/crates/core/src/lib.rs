@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod comfyui;
+pub mod costs;
 pub mod dispatcher;
 pub mod downloads;
 pub mod downloads_list;

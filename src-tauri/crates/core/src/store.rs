@@ -117,6 +117,44 @@ const MIGRATIONS: &[&str] = &[
         updated_ms         INTEGER NOT NULL
     );
     "#,
+    // 7: the cost ledger (one row per finished job, settled once), spending reservations of jobs on their way to a
+    // paid backend (one per job, so concurrent jobs cannot together pass a cap), and pod uptime per interval split
+    // into busy and idle time. Money in integer micro-dollars.
+    r#"
+    CREATE TABLE ledger (
+        job_id       TEXT PRIMARY KEY,
+        server_id    TEXT NOT NULL,
+        backend      TEXT NOT NULL,
+        at_ms        INTEGER NOT NULL,
+        billed_ms    INTEGER NOT NULL,
+        rate_micros  INTEGER NOT NULL,
+        rate_per     TEXT NOT NULL,
+        cost_micros  INTEGER NOT NULL,
+        exact        INTEGER NOT NULL,
+        how          TEXT NOT NULL,
+        saved_micros INTEGER NOT NULL DEFAULT 0,
+        ok           INTEGER NOT NULL DEFAULT 1,
+        duration_ms  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX ledger_by_time ON ledger (at_ms);
+    CREATE TABLE reservations (
+        id            TEXT PRIMARY KEY,
+        job_id        TEXT NOT NULL UNIQUE,
+        server_id     TEXT NOT NULL,
+        amount_micros INTEGER NOT NULL,
+        created_ms    INTEGER NOT NULL
+    );
+    CREATE INDEX reservations_by_time ON reservations (created_ms);
+    CREATE TABLE pod_usage (
+        pod_id      TEXT NOT NULL,
+        start_ms    INTEGER NOT NULL,
+        busy_ms     INTEGER NOT NULL,
+        idle_ms     INTEGER NOT NULL,
+        cost_micros INTEGER NOT NULL,
+        PRIMARY KEY (pod_id, start_ms)
+    );
+    CREATE INDEX pod_usage_by_time ON pod_usage (start_ms);
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

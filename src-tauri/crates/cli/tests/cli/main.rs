@@ -1,5 +1,6 @@
 //! End-to-end tests of the `comfyfleet` binary: real processes, a real database, the real keychain, testkit servers.
 
+mod costs;
 mod download;
 mod gpu;
 mod install;
