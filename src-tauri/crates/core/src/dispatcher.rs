@@ -33,6 +33,8 @@ const INVENTORY_TTL: Duration = Duration::from_secs(60);
 /// Only the holder of this lease dispatches; it lapses this long after its holder stops renewing.
 const LEASE: &str = "dispatcher";
 const LEASE_TTL_MS: i64 = 5_000;
+/// How long a job on a RunPod endpoint is assumed to run, until measured (for its cost estimate).
+const EXPECTED_CLOUD_SECS: f64 = 30.0;
 /// What a cold start (waking a RunPod worker) is assumed to add to a job, until measured.
 const COLD_START_SECS: f64 = 30.0;
 /// How long a graceful shutdown waits for jobs being sent to reach their servers.
@@ -82,6 +84,8 @@ struct Inner {
     jobs: Jobs,
     servers: ServerList,
     health: Health,
+    /// Spending caps: money is reserved before a job goes to a paid backend.
+    costs: crate::costs::Costs,
     gallery: PathBuf,
     http: reqwest::Client,
     config: Mutex<RouterConfig>,
@@ -120,6 +124,8 @@ struct Attempt {
     shape: String,
     cancel: watch::Receiver<bool>,
     sending: Option<Sending>,
+    /// The key money was reserved under for this attempt on a paid backend (settled or released when it ends).
+    bill_key: Option<String>,
 }
 
 /// A handle to the running dispatcher. Cheap to clone; the task stops when every handle is dropped.
@@ -146,6 +152,19 @@ fn smooth(previous: Option<f64>, secs: f64) -> f64 {
 fn learn(timings: &mut HashMap<(String, String), f64>, key: (String, String), secs: f64) {
     let next = smooth(timings.get(&key).copied(), secs);
     timings.insert(key, next);
+}
+
+/// What a job is expected to cost on a RunPod endpoint of `gpu_class`: its measured run time (or
+/// [`EXPECTED_CLOUD_SECS`]), a cold start ([`COLD_START_SECS`]) when no worker is up, and RunPod's idle timeout,
+/// at the class's rate (the highest known rate when the class is unknown, so caps err on the safe side). Pure.
+pub fn cloud_estimate_micros(gpu_class: &str, secs_per_job: Option<f64>, cold: bool) -> u64 {
+    let secs = secs_per_job.unwrap_or(EXPECTED_CLOUD_SECS);
+    let cold_secs = if cold { COLD_START_SECS } else { 0.0 };
+    crate::costs::prices::estimate_serverless_micros(
+        gpu_class,
+        (secs * 1000.0) as u64,
+        (cold_secs * 1000.0) as u64,
+    )
 }
 
 /// The "shape" of a workflow (its node classes), so timings of the same workflow with other prompts are shared.
@@ -179,6 +198,7 @@ impl Dispatcher {
         let inner = Arc::new(Inner {
             holder: format!("{}:{}", std::process::id(), uuid::Uuid::new_v4()),
             jobs: Jobs::new(store.clone()),
+            costs: crate::costs::Costs::new(store.clone()),
             store,
             servers,
             health,
@@ -546,12 +566,17 @@ impl Inner {
             let cursor = lock(&self.state).rr_cursor;
             let (decision, next) = decide(&needs, &cands, &cfg, cursor);
             lock(&self.state).rr_cursor = next;
+            let prompt_id = uuid::Uuid::new_v4().to_string();
+            let (decision, bill_key) = self
+                .afford(
+                    &job, decision, &servers, &needs, &cands, &cfg, &shape, &prompt_id,
+                )
+                .await;
             match decision {
                 Decision::Dispatch { server_id, reason } => {
                     let Some(server) = servers.iter().find(|s| s.id == server_id).cloned() else {
                         continue;
                     };
-                    let prompt_id = uuid::Uuid::new_v4().to_string();
                     let sending = Sending::new(&self.sending);
                     // Recorded before sending, so a crash mid-send is reconciled against the server.
                     let Some(job) = self
@@ -581,6 +606,7 @@ impl Inner {
                         shape,
                         cancel: rx,
                         sending: Some(sending),
+                        bill_key,
                     });
                 }
                 Decision::Wait { .. } => {
@@ -607,6 +633,152 @@ impl Inner {
         Ok(())
     }
 
+    /// Before a job goes to a backend paid per job (a RunPod endpoint), reserve its estimated cost against the
+    /// spending caps, atomically with every other reservation. At a cap the job goes where it costs nothing (the
+    /// router decides again without paid backends) or waits, and says why.
+    #[allow(clippy::too_many_arguments)]
+    async fn afford(
+        &self,
+        job: &Job,
+        decision: Decision,
+        servers: &[Server],
+        needs: &JobNeeds,
+        cands: &[Candidate],
+        cfg: &RouterConfig,
+        shape: &str,
+        prompt_id: &str,
+    ) -> (Decision, Option<String>) {
+        let paid = |id: &str| {
+            servers
+                .iter()
+                .any(|s| s.id == id && s.kind == ServerKind::RunpodServerless)
+        };
+        let Decision::Dispatch { server_id, .. } = &decision else {
+            return (decision, None);
+        };
+        let Some(server) = servers
+            .iter()
+            .find(|s| &s.id == server_id)
+            .filter(|s| paid(&s.id))
+        else {
+            return (decision, None);
+        };
+        let key = format!("{}#{}", job.id, &prompt_id[..8]);
+        let estimate = self.estimate_micros(server, cands, shape);
+        match self
+            .costs
+            .reserve(&key, &server.id, estimate, crate::now_ms())
+            .await
+        {
+            Ok(r) => {
+                if let Some(w) = r.warning {
+                    let which = match w.which {
+                        crate::costs::caps::CapWhich::Daily => "today's",
+                        crate::costs::caps::CapWhich::Monthly => "this month's",
+                    };
+                    self.note(
+                        &job.id,
+                        &format!("{}% of {which} cloud spending limit is used", w.percent),
+                    )
+                    .await;
+                }
+                (decision, Some(key))
+            }
+            Err(crate::costs::CostsError::CapReached { message, .. }) => {
+                // What costs nothing: the router decides again without paid backends.
+                let free: Vec<Candidate> = cands.iter().filter(|c| !paid(&c.id)).cloned().collect();
+                let (again, _) = decide(needs, &free, cfg, lock(&self.state).rr_cursor);
+                if job.notes.last() != Some(&message) {
+                    self.note(&job.id, &message).await;
+                }
+                match again {
+                    d @ Decision::Dispatch { .. } => (d, None),
+                    _ => (Decision::Wait { reason: message }, None),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "could not reserve the job's cost; it waits");
+                (
+                    Decision::Wait {
+                        reason: e.to_string(),
+                    },
+                    None,
+                )
+            }
+        }
+    }
+
+    fn estimate_micros(&self, server: &Server, cands: &[Candidate], shape: &str) -> u64 {
+        let class = server
+            .runpod
+            .as_ref()
+            .map(|r| r.gpu_class.as_str())
+            .unwrap_or_default();
+        let secs = lock(&self.state)
+            .timings
+            .get(&(server.id.clone(), shape.to_string()))
+            .copied();
+        let cold = cands
+            .iter()
+            .find(|c| c.id == server.id)
+            .is_some_and(|c| c.warmup_secs > 0.0);
+        cloud_estimate_micros(class, secs, cold)
+    }
+
+    /// When an attempt on a paid backend ends: its billed cost goes to the ledger (RunPod's wait and run times), or
+    /// its reservation is dropped when it never ran there.
+    async fn settle(&self, key: &str, server: &Server, job_id: &str, succeeded: bool) {
+        let job = self.jobs.get(job_id).await.ok();
+        let billed = job.as_ref().and_then(|j| j.execution_ms);
+        let result = match billed {
+            Some(exec) => {
+                let class = server
+                    .runpod
+                    .as_ref()
+                    .map(|r| r.gpu_class.as_str())
+                    .unwrap_or_default();
+                let (rate, _) = crate::costs::prices::serverless_rate_or_highest(class);
+                let wait = job.as_ref().and_then(|j| j.delay_ms).unwrap_or(0).max(0) as u64;
+                // RunPod's delay includes a cold start when a worker had to wake (billed); a warm queue wait is not.
+                let cold = if job
+                    .as_ref()
+                    .is_some_and(|j| j.notes.iter().any(|n| n.starts_with("waking a worker")))
+                {
+                    wait
+                } else {
+                    0
+                };
+                let charge = crate::costs::prices::serverless_charge(
+                    rate,
+                    exec.max(0) as u64,
+                    cold,
+                    crate::costs::prices::DEFAULT_IDLE_TIMEOUT_MS,
+                );
+                let mut entry = crate::costs::ledger::LedgerEntry::from_charge(
+                    key,
+                    server.id.clone(),
+                    crate::costs::ledger::Backend::Serverless,
+                    crate::now_ms(),
+                    charge,
+                );
+                entry.ok = succeeded;
+                entry.duration_ms = (wait + exec.max(0) as u64).max(entry.duration_ms);
+                self.costs.settle(entry).await.map(|_| ())
+            }
+            None => self.costs.release(key).await.map(|_| ()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(job = %job_id, error = %e, "could not record the job's cost");
+        }
+    }
+
+    /// Add a line to a job's notes and tell the UI.
+    async fn note(&self, job_id: &str, text: &str) {
+        if let Ok(job) = self.jobs.add_note(job_id, text).await {
+            self.changed(&job);
+        }
+    }
+
     fn spawn_run(self: &Arc<Self>, attempt: Attempt) {
         let me = self.clone();
         let task = tokio::spawn(async move { me.run(attempt).await });
@@ -623,6 +795,7 @@ impl Inner {
             shape,
             cancel,
             sending,
+            bill_key,
         } = attempt;
         let submit = sending.is_some();
         let backend = self.backend_for(&server).await;
@@ -721,6 +894,11 @@ impl Inner {
         };
         let _ = events.await;
         self.finish_run(&server.id, &job_id);
+        if let Some(key) = &bill_key {
+            let ok = matches!(&outcome, Ok(RunOutcome::Succeeded { .. }))
+                && matches!(&saved, Some(Ok(_)));
+            self.settle(key, &server, &job_id, ok).await;
+        }
         match outcome {
             Ok(RunOutcome::Succeeded { .. }) => {
                 match saved.unwrap_or_else(|| Ok(Vec::new())) {
@@ -885,6 +1063,7 @@ impl Inner {
                 shape,
                 cancel: rx,
                 sending: None,
+                bill_key: None,
             });
         }
     }

@@ -577,3 +577,119 @@ async fn runpod_endpoint_jobs_cancelled_in_the_app_are_cancelled_on_runpod_and_s
     d.shutdown().await;
     t.fleet.runpod_account().remove().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_spending_cap_lets_at_most_its_budget_of_100_jobs_reach_the_cloud_and_sends_the_rest_local(
+) {
+    use comfyfleet_core::costs::{Caps, Costs};
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        endpoints: vec![EndpointConfig {
+            workers: 100,
+            cold_start: Duration::ZERO,
+            exec_time: Duration::from_secs(1),
+            ..EndpointConfig::new("ep-capped")
+        }],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let t = cloud_fleet(&fake);
+    t.fleet
+        .runpod_account()
+        .set(&Secret::new(DEFAULT_API_KEY))
+        .await
+        .unwrap();
+    // The local GPU is busy with others' work (queue at the threshold): local first overflows to the cloud.
+    let local = FakeComfy::start(FakeComfyConfig {
+        exec_time: Duration::from_millis(5),
+        queue_pending: 5,
+        ..Default::default()
+    })
+    .await;
+    let mut li = ServerInput {
+        name: "Local".into(),
+        url: local.url(),
+        ..Default::default()
+    };
+    li.tags = vec!["local".into()];
+    let local_id = t.fleet.servers.add(li).await.unwrap().id;
+    let cloud_id = t
+        .fleet
+        .servers
+        .add(endpoint_input("Capped", "ep-capped", Flavour::Base))
+        .await
+        .unwrap()
+        .id;
+    // Today's budget: exactly ten estimates of a job on this endpoint, cold and not measured yet.
+    let estimate = comfyfleet_core::dispatcher::cloud_estimate_micros("ADA_24", None, true);
+    let costs = Costs::new(t.fleet.store.clone());
+    costs
+        .set_caps(Caps {
+            daily_micros: 10 * estimate,
+            monthly_micros: 1_000 * estimate,
+        })
+        .await
+        .unwrap();
+    t.fleet.health.test_all(true).await.unwrap();
+    // 100 jobs at once, all in the queue before the first dispatch round.
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let job = t
+            .fleet
+            .jobs
+            .submit(
+                NewJob::new(format!("burst {i}"), workflow()),
+                comfyfleet_core::now_ms(),
+            )
+            .await
+            .unwrap();
+        ids.push(job.id);
+    }
+    let d = Dispatcher::start(
+        t.fleet.store.clone(),
+        t.fleet.servers.clone(),
+        t.fleet.health.clone(),
+        t.fleet.home.gallery_dir(),
+        RouterConfig {
+            policy: Policy::LocalFirst,
+            local_queue_threshold: 5,
+            max_in_flight: 100,
+            ..Default::default()
+        },
+    );
+    let (mut on_cloud, mut warned) = (0, false);
+    for id in &ids {
+        let done = finish(&d, id).await;
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        match done.server_id.as_deref() {
+            Some(s) if s == cloud_id => {
+                on_cloud += 1;
+                warned |= done
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("of today's cloud spending limit is used"));
+            }
+            Some(s) => {
+                assert_eq!(s, local_id);
+                assert!(
+                    done.notes
+                        .iter()
+                        .any(|n| n.starts_with("Daily cloud spending limit reached")),
+                    "a job kept local says why: {:?}",
+                    done.notes
+                );
+            }
+            None => panic!("{done:?}"),
+        }
+    }
+    d.shutdown().await;
+    // Reservations are atomic: the budget held exactly ten, so exactly ten went; the other 90 ran locally.
+    assert_eq!(on_cloud, 10, "{on_cloud} jobs went to the cloud");
+    assert!(warned, "the job that took today's spend past 80% says so");
+    // What was spent (RunPod's billed seconds) is within the cap, and every reservation was settled.
+    let status = costs.cap_status(comfyfleet_core::now_ms()).await.unwrap();
+    assert!(status.spent_today_micros > 0, "{status:?}");
+    assert!(status.spent_today_micros <= 10 * estimate, "{status:?}");
+    assert_eq!(status.reserved_today_micros, 0, "{status:?}");
+    assert!(costs.reservations().await.unwrap().is_empty());
+    t.fleet.runpod_account().remove().await.unwrap();
+}
