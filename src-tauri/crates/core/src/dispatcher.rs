@@ -575,6 +575,9 @@ impl Inner {
             match decision {
                 Decision::Dispatch { server_id, reason } => {
                     let Some(server) = servers.iter().find(|s| s.id == server_id).cloned() else {
+                        if let Some(key) = &bill_key {
+                            let _ = self.costs.release(key).await;
+                        }
                         continue;
                     };
                     let sending = Sending::new(&self.sending);
@@ -589,6 +592,9 @@ impl Inner {
                         )
                         .await
                     else {
+                        if let Some(key) = &bill_key {
+                            let _ = self.costs.release(key).await;
+                        }
                         continue;
                     };
                     tracing::info!(job = %job.id, server = %server.name, %reason, "dispatched");
@@ -1022,7 +1028,32 @@ impl Inner {
             return;
         };
         let servers = self.servers.list().await.unwrap_or_default();
+        // Money reserved by the previous holder: kept for the jobs still in flight (settled when they end), released
+        // for the others (they ended, or never reached their paid backend).
+        let mut reserved: HashMap<String, String> = self
+            .costs
+            .reservations()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                let job = r.job_id.split('#').next().unwrap_or_default().to_string();
+                (job, r.job_id)
+            })
+            .collect();
+        let mut keep: HashMap<String, String> = HashMap::new();
+        for job in &in_flight {
+            if let Some(key) = reserved.remove(&job.id) {
+                keep.insert(job.id.clone(), key);
+            }
+        }
+        for key in reserved.into_values() {
+            if let Err(e) = self.costs.release(&key).await {
+                tracing::warn!(error = %e, "could not release a stale reservation");
+            }
+        }
         for job in in_flight {
+            let bill_key = keep.remove(&job.id);
             let (Some(server_id), Some(prompt_id)) = (job.server_id.clone(), job.remote_id.clone())
             else {
                 self.apply(
@@ -1033,6 +1064,9 @@ impl Inner {
                     },
                 )
                 .await;
+                if let Some(key) = &bill_key {
+                    let _ = self.costs.release(key).await;
+                }
                 continue;
             };
             let Some(server) = servers.iter().find(|s| s.id == server_id).cloned() else {
@@ -1044,6 +1078,9 @@ impl Inner {
                     },
                 )
                 .await;
+                if let Some(key) = &bill_key {
+                    let _ = self.costs.release(key).await;
+                }
                 continue;
             };
             tracing::info!(job = %job.id, server = %server.name, "reconciling an in-flight job");
@@ -1063,7 +1100,7 @@ impl Inner {
                 shape,
                 cancel: rx,
                 sending: None,
-                bill_key: None,
+                bill_key,
             });
         }
     }

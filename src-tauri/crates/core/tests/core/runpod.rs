@@ -693,3 +693,70 @@ async fn runpod_spending_cap_lets_at_most_its_budget_of_100_jobs_reach_the_cloud
     assert!(costs.reservations().await.unwrap().is_empty());
     t.fleet.runpod_account().remove().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_reserved_spend_survives_a_crash_and_is_settled_once_by_the_next_dispatcher() {
+    use comfyfleet_core::costs::Costs;
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        endpoints: vec![EndpointConfig {
+            cold_start: Duration::from_millis(100),
+            exec_time: Duration::from_secs(4),
+            ..EndpointConfig::new("ep-crash")
+        }],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let t = cloud_fleet(&fake);
+    t.fleet
+        .runpod_account()
+        .set(&Secret::new(DEFAULT_API_KEY))
+        .await
+        .unwrap();
+    let server = t
+        .fleet
+        .servers
+        .add(endpoint_input("Crashy", "ep-crash", Flavour::Base))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some(&server.id)).await.unwrap();
+    let costs = Costs::new(t.fleet.store.clone());
+    // A reservation left by a job that no longer runs (the app died before sending it).
+    costs
+        .reserve("gone-job#1", &server.id, 1_000, comfyfleet_core::now_ms())
+        .await
+        .unwrap();
+    let first = start(&t, Policy::Manual);
+    let job = first
+        .submit(NewJob::new("crash", workflow()))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while t.fleet.jobs.get(&job.id).await.unwrap().state != JobState::Running {
+        assert!(std::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The app dies with the job on RunPod: its money stays reserved, the stale one is gone.
+    first.stop();
+    let held = costs.reservations().await.unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].job_id.starts_with(&job.id), "{held:?}");
+    // The next dispatcher follows the job to its end and settles it once.
+    let second = start(&t, Policy::Manual);
+    let done = finish(&second, &job.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    second.shutdown().await;
+    assert!(costs.reservations().await.unwrap().is_empty());
+    let status = costs.cap_status(comfyfleet_core::now_ms()).await.unwrap();
+    let entry = costs
+        .ledger()
+        .entry(&held[0].job_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        entry.cost_micros > 0 && entry.billed_ms >= 4_000,
+        "{entry:?}"
+    );
+    assert_eq!(status.spent_today_micros, entry.cost_micros, "counted once");
+    t.fleet.runpod_account().remove().await.unwrap();
+}
