@@ -1,6 +1,7 @@
 //! The ComfyFleet desktop shell: window, tray, and thin Tauri commands over comfyfleet-core.
 
 mod commands;
+mod costs;
 mod downloads;
 mod events;
 mod generate;
@@ -75,6 +76,12 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             runpod::pods_terminate,
             runpod::pods_idle_get,
             runpod::pods_idle_set,
+            costs::costs_report,
+            costs::costs_caps,
+            costs::costs_set_caps,
+            costs::costs_prices,
+            costs::costs_set_prices,
+            costs::costs_export_csv,
             install::install_check,
             install::install_start,
             install::install_pause,

@@ -69,6 +69,15 @@ export const commands = {
 	podsTerminate: (podId: string) => typedError<PodRecord, UiError>(__TAURI_INVOKE("pods_terminate", { podId })),
 	podsIdleGet: () => typedError<IdleConfig, UiError>(__TAURI_INVOKE("pods_idle_get")),
 	podsIdleSet: (config: IdleConfig) => typedError<IdleConfig, UiError>(__TAURI_INVOKE("pods_idle_set", { config })),
+	/**  The report of `month` (`YYYY-MM`; this month when null). */
+	costsReport: (month: string | null) => typedError<MonthReport, UiError>(__TAURI_INVOKE("costs_report", { month })),
+	/**  The caps and how much of each today's and this month's spend and reservations use. */
+	costsCaps: () => typedError<CapStatus, UiError>(__TAURI_INVOKE("costs_caps")),
+	costsSetCaps: (caps: Caps) => typedError<CapStatus, UiError>(__TAURI_INVOKE("costs_set_caps", { caps })),
+	costsPrices: () => typedError<PriceSettings, UiError>(__TAURI_INVOKE("costs_prices")),
+	costsSetPrices: (prices: PriceSettings) => typedError<PriceSettings, UiError>(__TAURI_INVOKE("costs_set_prices", { prices })),
+	/**  Write `month`'s ledger as CSV to `path` (chosen in a save dialog); answers the path. */
+	costsExportCsv: (month: string | null, path: string) => typedError<string, UiError>(__TAURI_INVOKE("costs_export_csv", { month, path })),
 	/**  The system check, the packs on offer and the plan for these choices (or why there is none). */
 	installCheck: (request: InstallRequest) => typedError<InstallCheck, UiError>(__TAURI_INVOKE("install_check", { request })),
 	/**  Starts installing in the background; follow it with `install_subscribe`. */
@@ -143,6 +152,26 @@ export type AuthView = {
 	kind: AuthKind,
 	user: string | null,
 	header: string | null,
+};
+
+/**  Spend and reservations against each cap now, for progress bars. */
+export type CapStatus = {
+	caps: Caps,
+	spent_today_micros: number,
+	reserved_today_micros: number,
+	spent_month_micros: number,
+	reserved_month_micros: number,
+	/**  (spent + reserved) as a percent of each cap. */
+	daily_percent: number,
+	monthly_percent: number,
+};
+
+/**  Cloud spending caps in micro-dollars (0 = no cloud spending at all). */
+export type Caps = {
+	/**  Default $5 a day. */
+	daily_micros?: number,
+	/**  Default $50 a month. */
+	monthly_micros?: number,
 };
 
 /**  One line of the system panel ("GPU", "Disk space", "Python", …). */
@@ -305,6 +334,12 @@ export type GpuType = {
 	secure_per_hr_micros: number | null,
 	community_per_hr_micros: number | null,
 	serverless_per_sec_micros: number | null,
+};
+
+/**  Totals of one group (a day "2026-12-05", a week "2026-W49", a backend "serverless", a server id). */
+export type Group = {
+	key: string,
+	totals: Totals,
 };
 
 export type Home = "local" | "cloud";
@@ -480,6 +515,12 @@ export type ModelRef = {
 	name: string,
 };
 
+/**  A month's report and which month it is (`YYYY-MM`). */
+export type MonthReport = {
+	month: string,
+	report: Report,
+};
+
 /**  A model pack as the wizard offers it. */
 export type PackInfo = {
 	id: string,
@@ -584,9 +625,37 @@ export type Policy =
 /**  The server with the earliest estimated finish (queue depth × its measured time for this workflow). */
 "fastest";
 
+/**
+ *  What the user tells the app about prices it cannot know: electricity, LAN servers' internal rates, and the cloud
+ *  GPU local jobs are compared with for savings.
+ */
+export type PriceSettings = {
+	/**  Electricity in micro-dollars per kWh (default 0: local is free unless the user says otherwise). */
+	electricity_micros_per_kwh?: number,
+	/**  The serverless GPU class local jobs are compared with (default `ADA_24`, an RTX 4090). */
+	reference_class?: string,
+	/**  The reference GPU's time as a percent of the local GPU's (100 = as fast, 50 = twice as fast). */
+	reference_speed_percent?: number,
+	/**  Internal hourly rates of LAN servers, by server id, in micro-dollars per hour. */
+	lan_per_hr_micros?: { [key in string]: number },
+};
+
 export type QueueInfo = {
 	running: number,
 	pending: number,
+};
+
+/**  A report over one span of time (usually a local month). */
+export type Report = {
+	span: Span,
+	totals: Totals,
+	by_day: Group[],
+	by_week: Group[],
+	by_backend: Group[],
+	/**  By server id; pod uptime is listed under `pod:<pod id>`. */
+	by_server: Group[],
+	/**  Spend at the span's end if it goes on at the rate so far. */
+	projection_micros: number,
 };
 
 /**  Routing settings. */
@@ -702,6 +771,12 @@ export type SkippedImport = {
 	reason: string,
 };
 
+/**  A half-open range of time `[from_ms, to_ms)`, in ms since the epoch. */
+export type Span = {
+	from_ms: number,
+	to_ms: number,
+};
+
 export type Status = 
 /**  Not tested yet. */
 "unknown" | "connected" | "unreachable" | "timeout" | "auth_failed" | "not_comfyui" | "error";
@@ -790,6 +865,25 @@ export type TokenStatus = {
 	label: string,
 	set: boolean,
 	hint: string,
+};
+
+/**  Totals over a set of jobs (and pod uptime). */
+export type Totals = {
+	jobs: number,
+	succeeded: number,
+	/**  Succeeded jobs as a percent of jobs (0 with no jobs). */
+	success_percent: number,
+	/**  Mean job time, start to finish (ms). */
+	mean_ms: number,
+	/**  Money spent: serverless jobs, pod uptime, LAN rates and local electricity. */
+	spent_micros: number,
+	/**  Of which in the cloud (serverless and pods): what the caps count. */
+	cloud_spent_micros: number,
+	/**  What local jobs saved against the reference cloud GPU. */
+	saved_micros: number,
+	/**  Pod uptime with no job running ("wasted"), and what it cost. */
+	idle_ms: number,
+	idle_micros: number,
 };
 
 /**  An error as the UI sees it: a stable code, a message that says what to do, optional details. */

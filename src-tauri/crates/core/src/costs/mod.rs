@@ -26,6 +26,8 @@ pub enum CostsError {
     CapReached { which: CapWhich, message: String },
     #[error("The cost of job {job_id} is already recorded; a retry billed again needs its own key (e.g. '{job_id}#2').")]
     AlreadySettled { job_id: String },
+    #[error("'{text}' is not a month: give it as YYYY-MM, e.g. 2026-12.")]
+    BadMonth { text: String },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -42,6 +44,7 @@ impl crate::HasErrorInfo for CostsError {
                 ..
             } => "costs.monthly_cap_reached",
             CostsError::AlreadySettled { .. } => "costs.already_settled",
+            CostsError::BadMonth { .. } => "costs.bad_month",
             CostsError::Store(e) => e.code(),
         }
     }
@@ -175,6 +178,36 @@ impl Costs {
             )
             .await?;
         Ok(table)
+    }
+
+    /// The report of a month given as `YYYY-MM` (the current local month when `None`), with its `YYYY-MM` key.
+    pub async fn report_of(
+        &self,
+        month: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(String, report::Report), CostsError> {
+        let bad = |t: &str| CostsError::BadMonth {
+            text: t.to_string(),
+        };
+        let (year, mon) = match month {
+            Some(text) => calendar::parse_month(text).ok_or_else(|| bad(text))?,
+            None => calendar::year_month(now_ms, self.utc_offset_secs(now_ms)),
+        };
+        let key = format!("{year:04}-{mon:02}");
+        let report = self
+            .month_report(year, mon, now_ms)
+            .await?
+            .ok_or_else(|| bad(&key))?;
+        Ok((key, report))
+    }
+
+    /// Every ledger row of a report's span, as CSV (dollars, local days).
+    pub async fn csv_of(&self, report: &report::Report, now_ms: i64) -> Result<String, CostsError> {
+        let entries = self
+            .ledger
+            .entries_between(report.span.from_ms, report.span.to_ms)
+            .await?;
+        Ok(report::csv(&entries, self.utc_offset_secs(now_ms)))
     }
 
     /// The month report of the local month `year`-`month` as of `now_ms` (`None` for a month that does not
