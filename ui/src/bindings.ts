@@ -654,6 +654,8 @@ export type Report = {
 	by_backend: Group[],
 	/**  By server id; pod uptime is listed under `pod:<pod id>`. */
 	by_server: Group[],
+	/**  By local day and backend (keyed `YYYY-MM-DD/backend`), for a chart of spend per day stacked by backend. */
+	by_day_backend: Group[],
 	/**  Spend at the span's end if it goes on at the rate so far. */
 	projection_micros: number,
 };

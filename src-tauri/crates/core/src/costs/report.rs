@@ -81,6 +81,8 @@ pub struct Report {
     pub by_backend: Vec<Group>,
     /// By server id; pod uptime is listed under `pod:<pod id>`.
     pub by_server: Vec<Group>,
+    /// By local day and backend (keyed `YYYY-MM-DD/backend`), for a chart of spend per day stacked by backend.
+    pub by_day_backend: Vec<Group>,
     /// Spend at the span's end if it goes on at the rate so far.
     pub projection_micros: u64,
 }
@@ -119,6 +121,7 @@ pub fn report(
         BTreeMap::<String, Totals>::new(),
         BTreeMap::<String, Totals>::new(),
     );
+    let mut by_day_backend = BTreeMap::<String, Totals>::new();
     for e in entries.iter().filter(|e| span.contains(e.at_ms)) {
         totals.add_entry(e);
         by_day
@@ -135,6 +138,14 @@ pub fn report(
             .add_entry(e);
         by_server
             .entry(e.server_id.clone())
+            .or_default()
+            .add_entry(e);
+        by_day_backend
+            .entry(format!(
+                "{}/{}",
+                day_key(e.at_ms, utc_offset_secs),
+                e.backend.as_str()
+            ))
             .or_default()
             .add_entry(e);
     }
@@ -156,6 +167,14 @@ pub fn report(
             .entry(format!("pod:{}", u.pod_id))
             .or_default()
             .add_pod(u);
+        by_day_backend
+            .entry(format!(
+                "{}/{}",
+                day_key(u.start_ms, utc_offset_secs),
+                Backend::Pod.as_str()
+            ))
+            .or_default()
+            .add_pod(u);
     }
     Report {
         span,
@@ -165,6 +184,7 @@ pub fn report(
         by_week: groups(by_week),
         by_backend: groups(by_backend),
         by_server: groups(by_server),
+        by_day_backend: groups(by_day_backend),
     }
 }
 
@@ -302,6 +322,16 @@ mod tests {
         assert_eq!(backend("serverless").totals.jobs, 2);
         assert_eq!(backend("pod").totals.spent_micros, 6_000);
         assert!(r.by_server.iter().any(|g| g.key == "pod:pod1"));
+        let day_backend = |k: &str| {
+            r.by_day_backend
+                .iter()
+                .find(|g| g.key == k)
+                .map(|g| g.totals.spent_micros)
+        };
+        assert_eq!(day_backend("2026-12-01/serverless"), Some(1_900));
+        assert_eq!(day_backend("2026-12-01/local"), Some(100));
+        assert_eq!(day_backend("2026-12-02/pod"), Some(6_000));
+        assert_eq!(day_backend("2026-12-02/serverless"), Some(500));
         // 8 500 spent in 2 of December's 31 days.
         assert_eq!(r.projection_micros, 8_500 * 31 / 2);
     }
