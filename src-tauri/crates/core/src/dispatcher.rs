@@ -33,6 +33,8 @@ const INVENTORY_TTL: Duration = Duration::from_secs(60);
 /// Only the holder of this lease dispatches; it lapses this long after its holder stops renewing.
 const LEASE: &str = "dispatcher";
 const LEASE_TTL_MS: i64 = 5_000;
+/// How often a local GPU's power draw is sampled during a job.
+const POWER_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// How long a job on a RunPod endpoint is assumed to run, until measured (for its cost estimate).
 const EXPECTED_CLOUD_SECS: f64 = 30.0;
 /// What a cold start (waking a RunPod worker) is assumed to add to a job, until measured.
@@ -778,6 +780,54 @@ impl Inner {
         }
     }
 
+    /// A job that ran where nothing is billed per job: the local GPU (its electricity, and what it saved against
+    /// the reference cloud GPU), a LAN server (its hourly rate, if set) or a pod (paid by its uptime, shown per job).
+    async fn record_free(
+        &self,
+        kind: crate::costs::ledger::Backend,
+        server: &Server,
+        job_id: &str,
+        prompt_id: &str,
+        ok: bool,
+        mean_mw: Option<u64>,
+    ) {
+        use crate::costs::ledger::{Backend, LedgerEntry};
+        let Ok(job) = self.jobs.get(job_id).await else {
+            return;
+        };
+        // Called as the job ends (before its finish is recorded): from when it started until now.
+        let now = crate::now_ms();
+        let ms = job
+            .started_ms
+            .map_or(0, |s| now.saturating_sub(s).max(0) as u64);
+        let prices = self.costs.prices().await.unwrap_or_default();
+        let (mut charge, saved) = match kind {
+            Backend::Local => prices.local_job(ms, mean_mw.unwrap_or(0)),
+            Backend::Lan => (prices.lan_job(&server.id, ms), 0),
+            // A pod's cost is its uptime, recorded apart; its jobs are listed at no extra cost.
+            Backend::Pod => (
+                crate::costs::prices::hourly_charge(ms, 0, "the pod (billed by its uptime)"),
+                0,
+            ),
+            Backend::Serverless => return,
+        };
+        if kind == Backend::Local && mean_mw.is_none() {
+            charge.how = format!(
+                "{}; no power reading (no NVIDIA GPU with NVML), so no electricity counted",
+                charge.how
+            );
+        }
+        let key = format!("{job_id}#{}", &prompt_id[..prompt_id.len().min(8)]);
+        let mut entry =
+            LedgerEntry::from_charge(key, server.id.clone(), kind, crate::now_ms(), charge);
+        entry.saved_micros = saved;
+        entry.ok = ok;
+        entry.duration_ms = ms;
+        if let Err(e) = self.costs.settle(entry).await {
+            tracing::warn!(job = %job_id, error = %e, "could not record the job in the cost ledger");
+        }
+    }
+
     /// Add a line to a job's notes and tell the UI.
     async fn note(&self, job_id: &str, text: &str) {
         if let Ok(job) = self.jobs.add_note(job_id, text).await {
@@ -805,6 +855,14 @@ impl Inner {
         } = attempt;
         let submit = sending.is_some();
         let backend = self.backend_for(&server).await;
+        // A local job's electricity: the GPU's draw is sampled while it runs.
+        let kind = crate::costs::ledger::Backend::of_server(&server);
+        let power = (kind == crate::costs::ledger::Backend::Local).then(|| {
+            crate::costs::power::PowerSampler::start(
+                POWER_SAMPLE_EVERY,
+                crate::costs::power::nvml_reader(),
+            )
+        });
         let timeout = Duration::from_millis(job.timeout_ms.max(1000) as u64);
         let started = Instant::now();
         let job_id = job.id.clone();
@@ -900,10 +958,23 @@ impl Inner {
         };
         let _ = events.await;
         self.finish_run(&server.id, &job_id);
-        if let Some(key) = &bill_key {
-            let ok = matches!(&outcome, Ok(RunOutcome::Succeeded { .. }))
-                && matches!(&saved, Some(Ok(_)));
-            self.settle(key, &server, &job_id, ok).await;
+        let mean_mw = match power {
+            Some(p) => p.finish().await,
+            None => None,
+        };
+        let ok =
+            matches!(&outcome, Ok(RunOutcome::Succeeded { .. })) && matches!(&saved, Some(Ok(_)));
+        let ran = matches!(
+            &outcome,
+            Ok(RunOutcome::Succeeded { .. }) | Ok(RunOutcome::Failed { .. })
+        );
+        match &bill_key {
+            Some(key) => self.settle(key, &server, &job_id, ok).await,
+            None if ran => {
+                self.record_free(kind, &server, &job_id, &prompt_id, ok, mean_mw)
+                    .await
+            }
+            None => {}
         }
         match outcome {
             Ok(RunOutcome::Succeeded { .. }) => {

@@ -42,13 +42,17 @@ impl Backend {
         Backend::ALL.into_iter().find(|b| b.as_str() == s)
     }
     /// How the ledger counts jobs on `server`: a RunPod endpoint is serverless; a server tagged `cloud` or `runpod`
-    /// (a pod) is a pod; one tagged `local` or on this computer (loopback) is local; any other is a LAN server.
+    /// (a pod) is a pod; one tagged `lan` is a LAN server; one tagged `local` or on this computer (loopback) is local;
+    /// any other is a LAN server.
     pub fn of_server(server: &crate::servers::Server) -> Backend {
         if server.kind == crate::servers::ServerKind::RunpodServerless {
             return Backend::Serverless;
         }
         if server.has_tag("cloud") || server.has_tag("runpod") {
             return Backend::Pod;
+        }
+        if server.has_tag("lan") {
+            return Backend::Lan;
         }
         let loopback = url::Url::parse(&server.url).ok().is_some_and(|u| {
             matches!(u.host(), Some(url::Host::Domain("localhost")))

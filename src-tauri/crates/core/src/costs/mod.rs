@@ -7,6 +7,7 @@
 pub mod calendar;
 pub mod caps;
 pub mod ledger;
+pub mod power;
 pub mod prices;
 pub mod report;
 

@@ -265,3 +265,85 @@ async fn costs_reservations_and_spend_survive_a_sigkill() {
         (1_300_000, 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costs_local_and_lan_jobs_are_in_the_ledger_with_what_local_saved() {
+    use comfyfleet_core::costs::PriceSettings;
+    use comfyfleet_core::dispatcher::Dispatcher;
+    use comfyfleet_core::jobs::{JobState, NewJob};
+    use comfyfleet_core::router::{Policy, RouterConfig};
+    use comfyfleet_testkit::{FakeComfy, FakeComfyConfig};
+    use std::time::Duration;
+
+    let t = crate::support::fleet();
+    let slow = FakeComfyConfig {
+        exec_time: Duration::from_millis(1200),
+        ..Default::default()
+    };
+    let local = FakeComfy::start(slow.clone()).await;
+    let lan = FakeComfy::start(slow).await;
+    let mut li = crate::support::input("Local", &local.url());
+    li.tags = vec!["local".into()];
+    let local_id = t.fleet.servers.add(li).await.unwrap().id;
+    // A studio machine (tagged lan: the fake listens on loopback, which would otherwise count as this computer).
+    let mut si = crate::support::input("Studio box", &lan.url());
+    si.tags = vec!["lan".into()];
+    let lan_id = t.fleet.servers.add(si).await.unwrap().id;
+    let costs = t.fleet.costs();
+    // The studio's internal rate: $3.60 an hour = $0.001 a second.
+    let mut prices = PriceSettings::default();
+    prices.lan_per_hr_micros.insert(lan_id.clone(), 3_600_000);
+    costs.set_prices(prices).await.unwrap();
+    let d = Dispatcher::start(
+        t.fleet.store.clone(),
+        t.fleet.servers.clone(),
+        t.fleet.health.clone(),
+        t.fleet.home.gallery_dir(),
+        RouterConfig {
+            policy: Policy::Manual,
+            ..Default::default()
+        },
+    );
+    let mut entries = Vec::new();
+    for (server, color) in [(&local_id, 1), (&lan_id, 2)] {
+        let wf = crate::jobs::empty_image(color);
+        let job = d
+            .submit(NewJob {
+                target: Some(server.clone()),
+                ..NewJob::new("costed", wf)
+            })
+            .await
+            .unwrap();
+        let done = tokio::time::timeout(Duration::from_secs(30), d.wait(&job.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        let e = costs
+            .ledger()
+            .entries_between(0, i64::MAX)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.job_id.starts_with(&job.id))
+            .expect("the job is in the ledger");
+        entries.push(e);
+    }
+    d.shutdown().await;
+    let (local_e, lan_e) = (&entries[0], &entries[1]);
+    assert_eq!(local_e.backend, Backend::Local);
+    // No electricity price set (and no NVIDIA GPU here): free, and it says why.
+    assert_eq!(local_e.cost_micros, 0);
+    assert!(local_e.how.contains("no power reading"), "{}", local_e.how);
+    // What the reference cloud GPU (ADA_24) would have billed for the same seconds.
+    assert!(local_e.saved_micros > 0, "{local_e:?}");
+    assert_eq!(lan_e.backend, Backend::Lan);
+    assert!(
+        lan_e.cost_micros >= 1_000 && lan_e.cost_micros < 10_000,
+        "about 1.2 s at $0.001/s: {lan_e:?}"
+    );
+    assert_eq!(lan_e.saved_micros, 0);
+    // Neither counts toward the cloud caps.
+    let status = costs.cap_status(comfyfleet_core::now_ms()).await.unwrap();
+    assert_eq!(status.spent_today_micros, 0, "{status:?}");
+}
