@@ -365,6 +365,23 @@ impl Ledger {
             .await
     }
 
+    /// Up to when a pod's uptime has been accrued (`None` before its first interval).
+    pub async fn pod_accrued_until(&self, pod_id: &str) -> Result<Option<i64>, CostsError> {
+        let pod_id = pod_id.to_string();
+        self.store
+            .call(move |c| {
+                Ok::<_, CostsError>(
+                    c.query_row(
+                        "SELECT MAX(start_ms + busy_ms + idle_ms) FROM pod_usage WHERE pod_id = ?1",
+                        [pod_id],
+                        |r| r.get::<_, Option<i64>>(0),
+                    )
+                    .map_err(StoreError::from)?,
+                )
+            })
+            .await
+    }
+
     /// Pod usage intervals starting in `[from_ms, to_ms)`, oldest first.
     pub async fn pod_usage_between(
         &self,

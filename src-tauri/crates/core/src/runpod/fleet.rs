@@ -511,6 +511,55 @@ impl PodFleet {
             .await
     }
 
+    /// Accrue a running pod's uptime since it was last accrued (or since this run of it started, from RunPod's
+    /// uptime) into the cost ledger, split into busy time (a job of its server ran) and idle ("wasted") time.
+    async fn accrue(&self, record: &PodRecord, pod: &Pod, now: i64) {
+        let costs = crate::costs::Costs::new(self.store.clone());
+        let run_start =
+            now.saturating_sub(pod.uptime_secs.unwrap_or(0).saturating_mul(1000) as i64);
+        let until = costs
+            .ledger()
+            .pod_accrued_until(&record.pod_id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(i64::MIN);
+        let from = until.max(run_start).max(record.created_ms);
+        if now.saturating_sub(from) < 1_000 {
+            return;
+        }
+        let busy = match &record.server_id {
+            Some(id) => self.busy_ms(id, from, now).await.unwrap_or(0),
+            None => 0,
+        };
+        let rate = if pod.cost_per_hr_micros > 0 {
+            pod.cost_per_hr_micros
+        } else {
+            record.cost_per_hr_micros
+        };
+        let usage = crate::costs::PodUsage::accrue(&record.pod_id, from, now, busy, rate);
+        if let Err(e) = costs.ledger().record_pod_usage(usage).await {
+            tracing::warn!(pod = %record.pod_id, error = %e, "pods: could not record the pod's uptime cost");
+        }
+    }
+
+    /// How long jobs of `server_id` ran within `[from, to)` (overlapping jobs each count).
+    async fn busy_ms(&self, server_id: &str, from: i64, to: i64) -> Result<u64, PodFleetError> {
+        let id = server_id.to_string();
+        self.store
+            .call(move |c| {
+                let ms: i64 = c.query_row(
+                    "SELECT COALESCE(SUM(MIN(?3, COALESCE(finished_ms, ?3)) - MAX(?2, started_ms)), 0) FROM jobs
+                     WHERE server_id = ?1 AND started_ms IS NOT NULL AND started_ms < ?3
+                       AND COALESCE(finished_ms, ?3) > ?2",
+                    rusqlite::params![id, from, to],
+                    |r| r.get(0),
+                )?;
+                Ok(ms.max(0) as u64)
+            })
+            .await
+    }
+
     /// A pod the app may act on: recorded and not terminated.
     async fn ours(&self, pod_id: &str) -> Result<PodRecord, PodFleetError> {
         let id = pod_id.trim();
@@ -789,6 +838,11 @@ impl PodFleet {
     /// Stop a pod of the app (billing for the GPU stops; its disk is kept). Its server entry stays, offline.
     pub async fn stop(&self, pod_id: &str) -> Result<FleetPod, PodFleetError> {
         let record = self.ours(pod_id).await?;
+        if let Ok(Some(p)) = self.live(&record.pod_id).await {
+            if p.status == "RUNNING" {
+                self.accrue(&record, &p, crate::now_ms()).await;
+            }
+        }
         self.stop_record(&record, "stopped by you".to_string())
             .await?;
         let record = self.ours(pod_id).await?;
@@ -873,6 +927,9 @@ impl PodFleet {
                     }
                 },
             };
+            if let Some(p) = pod.as_ref().filter(|p| p.status == "RUNNING") {
+                self.accrue(&record, p, crate::now_ms()).await;
+            }
             match self.reconcile_one(record.clone(), pod, &cfg).await {
                 Ok(Some(change)) => {
                     tracing::info!(pod = %change.pod_id, state = change.state.as_str(), message = %change.message, "pod reconciled");

@@ -437,3 +437,70 @@ async fn pods_left_starting_are_adopted_once_running_or_stopped_when_stuck() {
     // Nothing more to do on the next pass.
     assert!(pods.reconcile().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_uptime_is_charged_by_the_hour_split_into_busy_and_idle_time() {
+    let fake = FakeRunpod::start(FakeRunpodConfig::default()).await;
+    let tf = fleet();
+    let pods = pod_fleet(&tf.fleet, &fake);
+    pods.set_idle_config(idle(60_000)).await.unwrap();
+    let pod = pods.create(&PodPreset::default(), |_| {}).await.unwrap();
+    let server_id = pod.server_id.clone().unwrap();
+    // Idle for a while, then a job runs on its server for about a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let job = tf
+        .fleet
+        .jobs
+        .submit(
+            NewJob::new("on the pod", serde_json::json!({})),
+            comfyfleet_core::now_ms(),
+        )
+        .await
+        .unwrap();
+    let now = comfyfleet_core::now_ms();
+    for event in [
+        JobEvent::Dispatched {
+            server_id: server_id.clone(),
+            remote_id: "r1".into(),
+        },
+        JobEvent::Started,
+    ] {
+        tf.fleet.jobs.apply(&job.id, event, now).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tf.fleet
+        .jobs
+        .apply(&job.id, JobEvent::Succeeded, comfyfleet_core::now_ms())
+        .await
+        .unwrap();
+    pods.reconcile().await.unwrap();
+    // Stopping by hand charges up to the stop.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    pods.stop(&pod.pod_id).await.unwrap();
+
+    let costs = tf.fleet.costs();
+    let usage = costs.ledger().pod_usage_between(0, i64::MAX).await.unwrap();
+    assert_eq!(usage.len(), 2, "{usage:?}");
+    assert!(usage.iter().all(|u| u.pod_id == pod.pod_id));
+    let busy: u64 = usage.iter().map(|u| u.busy_ms).sum();
+    let total: u64 = usage.iter().map(|u| u.busy_ms + u.idle_ms).sum();
+    assert!((1_000..2_500).contains(&busy), "{usage:?}");
+    // RunPod gives uptime in whole seconds, so the first interval may start up to a second late.
+    assert!(total >= 2_500 && total > busy + 500, "{usage:?}");
+    // Intervals follow each other without a gap or an overlap.
+    assert_eq!(
+        usage[1].start_ms,
+        usage[0].start_ms + (usage[0].busy_ms + usage[0].idle_ms) as i64
+    );
+    // Charged at the pod's price per hour, rounded up to the micro-dollar, and counted as cloud spend.
+    let rate = pod.cost_per_hr_micros;
+    for u in &usage {
+        let len = u.busy_ms + u.idle_ms;
+        assert_eq!(u.cost_micros, (len * rate).div_ceil(3_600_000), "{u:?}");
+    }
+    let status = costs.cap_status(comfyfleet_core::now_ms()).await.unwrap();
+    assert_eq!(
+        status.spent_today_micros,
+        usage.iter().map(|u| u.cost_micros).sum::<u64>()
+    );
+}
