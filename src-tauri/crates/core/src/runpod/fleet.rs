@@ -1068,9 +1068,32 @@ impl PodFleet {
         } else {
             record
         };
-        let Some(stop) = idle_action(now, &record, activity.last_ms, activity.in_flight, cfg)
-        else {
-            return Ok(None);
+        // At a spending cap an idle pod stops at once: it would only cost more.
+        let capped = if activity.in_flight == 0 {
+            crate::costs::Costs::new(self.store.clone())
+                .cap_status(now)
+                .await
+                .ok()
+                .and_then(|c| {
+                    if c.daily_percent >= 100 {
+                        Some("the daily cloud spending limit is reached")
+                    } else if c.monthly_percent >= 100 {
+                        Some("the monthly cloud spending limit is reached")
+                    } else {
+                        None
+                    }
+                })
+        } else {
+            None
+        };
+        let stop = match capped {
+            Some(reason) => IdleStop {
+                reason: reason.to_string(),
+            },
+            None => match idle_action(now, &record, activity.last_ms, activity.in_flight, cfg) {
+                Some(stop) => stop,
+                None => return Ok(None),
+            },
         };
         self.stop_record(&record, stop.reason.clone()).await?;
         let r = self.record(&record.pod_id).await?.unwrap_or(record);

@@ -504,3 +504,35 @@ async fn pods_uptime_is_charged_by_the_hour_split_into_busy_and_idle_time() {
         usage.iter().map(|u| u.cost_micros).sum::<u64>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_idle_at_a_spending_cap_are_stopped_at_once() {
+    use comfyfleet_core::costs::Caps;
+    let fake = FakeRunpod::start(FakeRunpodConfig::default()).await;
+    let tf = fleet();
+    let pods = pod_fleet(&tf.fleet, &fake);
+    pods.set_idle_config(idle(600_000)).await.unwrap();
+    let pod = pods.create(&PodPreset::default(), |_| {}).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Far from idle for 10 minutes, but today's cap is spent: the next pass stops it.
+    tf.fleet
+        .costs()
+        .set_caps(Caps {
+            daily_micros: 1,
+            monthly_micros: 50_000_000,
+        })
+        .await
+        .unwrap();
+    pods.reconcile().await.unwrap(); // charges its uptime, which passes the cap
+    let changes = pods.reconcile().await.unwrap();
+    let r = pods.record(&pod.pod_id).await.unwrap().unwrap();
+    assert_eq!(r.state, PodState::Stopped, "{changes:?}");
+    assert!(
+        r.stopped_reason
+            .as_deref()
+            .unwrap()
+            .contains("daily cloud spending limit"),
+        "{r:?}"
+    );
+    assert_eq!(status(&fake, &pod.pod_id), Some(PodStatus::Exited));
+}
