@@ -43,6 +43,17 @@ pub async fn jobs_submit(state: State<'_, AppState>, request: SubmitRequest) -> 
     Ok(state.dispatcher.submit(job).await?)
 }
 
+/// Before Run: each server's estimated time and cost for this request, and where Auto would send it.
+#[tauri::command]
+#[specta::specta]
+pub async fn jobs_estimate(
+    state: State<'_, AppState>,
+    request: SubmitRequest,
+) -> Res<Vec<comfyfleet_core::dispatcher::Estimate>> {
+    let job = request.to_new_job(0)?;
+    Ok(state.dispatcher.estimates(&job.workflow).await)
+}
+
 #[tauri::command]
 #[specta::specta]
 pub async fn jobs_list(

@@ -45,6 +45,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             generate::templates_list,
             generate::workflow_inspect,
             generate::jobs_submit,
+            generate::jobs_estimate,
             generate::jobs_list,
             generate::jobs_cancel,
             generate::jobs_set_priority,

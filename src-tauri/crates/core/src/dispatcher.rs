@@ -63,6 +63,25 @@ pub enum JobUpdate {
     },
 }
 
+/// What one server would take and cost for a workflow, for the Generate page's chooser.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Estimate {
+    pub server_id: String,
+    pub name: String,
+    pub online: bool,
+    /// It lacks a model the workflow needs: the router will not send it there.
+    pub lacks_models: bool,
+    /// Where Auto would send it now.
+    pub auto: bool,
+    /// A RunPod endpoint with no worker up: the job would wait for one to wake.
+    pub cold: bool,
+    /// Seconds until it would finish there; `None` before anything was measured.
+    pub time_secs: Option<f64>,
+    /// Micro-dollars; `None` for a pod (billed by its uptime).
+    pub cost_micros: Option<u64>,
+}
+
 #[derive(Default)]
 struct State {
     in_flight: HashMap<String, u32>,
@@ -360,6 +379,73 @@ impl Dispatcher {
             return Ok(job);
         }
         Ok(job)
+    }
+
+    /// Before Run: where a workflow would go now and what each server would take and cost. `time_secs` is the
+    /// estimated finish (its queue, a cold start, its measured speed for this workflow), `None` when nothing is
+    /// measured yet; `cost_micros` is what a RunPod endpoint would bill (an estimate), 0 locally (electricity is
+    /// counted after the job) and at a LAN server's hourly rate, `None` for a pod (billed by its uptime).
+    pub async fn estimates(&self, workflow: &serde_json::Value) -> Vec<Estimate> {
+        let inner = &self.inner;
+        let servers = inner.servers.list().await.unwrap_or_default();
+        let shape = workflow_shape(workflow);
+        let models = Workflow::from_value(workflow.clone())
+            .map(|w| w.models())
+            .unwrap_or_default();
+        let mut folders: Vec<String> = models.iter().map(|m| m.folder.clone()).collect();
+        folders.dedup();
+        let cands = inner.candidates(&servers, &folders, &shape).await;
+        let cfg = *lock(&inner.config);
+        let needs = JobNeeds {
+            models: models.clone(),
+            backlog: 1,
+            ..Default::default()
+        };
+        let cursor = lock(&inner.state).rr_cursor;
+        let auto = match decide(&needs, &cands, &cfg, cursor).0 {
+            Decision::Dispatch { server_id, .. } => Some(server_id),
+            _ => None,
+        };
+        let prices = inner.costs.prices().await.unwrap_or_default();
+        let online: Vec<&Candidate> = cands.iter().filter(|c| c.online).collect();
+        let fallback = {
+            let known: Vec<f64> = online.iter().filter_map(|c| c.secs_per_job).collect();
+            (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+        };
+        servers
+            .iter()
+            .filter_map(|s| {
+                let c = cands.iter().find(|c| c.id == s.id)?;
+                let secs = c.secs_per_job.or(fallback);
+                let time_secs = secs.map(|per| crate::router::estimated_finish(c, per));
+                let run_ms = secs.map(|x| (x * 1000.0) as u64);
+                let cost_micros = match crate::costs::ledger::Backend::of_server(s) {
+                    crate::costs::ledger::Backend::Serverless => Some(cloud_estimate_micros(
+                        s.runpod
+                            .as_ref()
+                            .map(|r| r.gpu_class.as_str())
+                            .unwrap_or_default(),
+                        secs,
+                        c.warmup_secs > 0.0,
+                    )),
+                    crate::costs::ledger::Backend::Local => Some(0),
+                    crate::costs::ledger::Backend::Lan => {
+                        Some(prices.lan_job(&s.id, run_ms.unwrap_or(0)).cost_micros)
+                    }
+                    crate::costs::ledger::Backend::Pod => None,
+                };
+                Some(Estimate {
+                    server_id: s.id.clone(),
+                    name: s.name.clone(),
+                    online: c.online,
+                    lacks_models: !crate::router::missing_models(c, &models).is_empty(),
+                    auto: auto.as_deref() == Some(s.id.as_str()),
+                    cold: c.warmup_secs > 0.0,
+                    time_secs,
+                    cost_micros,
+                })
+            })
+            .collect()
     }
 
     /// Wait until the job is finished (succeeded, failed or cancelled).

@@ -760,3 +760,71 @@ async fn runpod_reserved_spend_survives_a_crash_and_is_settled_once_by_the_next_
     assert_eq!(status.spent_today_micros, entry.cost_micros, "counted once");
     t.fleet.runpod_account().remove().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runpod_estimates_before_run_give_each_servers_time_and_cost_and_where_auto_goes() {
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        endpoints: vec![EndpointConfig {
+            cold_start: Duration::from_millis(200),
+            exec_time: Duration::from_millis(600),
+            ..EndpointConfig::new("ep-est")
+        }],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let t = cloud_fleet(&fake);
+    t.fleet
+        .runpod_account()
+        .set(&Secret::new(DEFAULT_API_KEY))
+        .await
+        .unwrap();
+    let local = FakeComfy::start(FakeComfyConfig::default()).await;
+    let mut li = ServerInput {
+        name: "Local".into(),
+        url: local.url(),
+        ..Default::default()
+    };
+    li.tags = vec!["local".into()];
+    let local_id = t.fleet.servers.add(li).await.unwrap().id;
+    t.fleet.servers.activate(Some(&local_id)).await.unwrap();
+    let cloud_id = t
+        .fleet
+        .servers
+        .add(endpoint_input("Cloud", "ep-est", Flavour::Base))
+        .await
+        .unwrap()
+        .id;
+    t.fleet.health.test_all(true).await.unwrap();
+    let d = start(&t, Policy::Manual);
+    let est = d.estimates(&workflow()).await;
+    let of = |id: &str| est.iter().find(|e| e.server_id == id).unwrap().clone();
+    // Nothing measured yet: no time; the local GPU is free, the cold endpoint costs a wake-up and an assumed run.
+    let (l, c) = (of(&local_id), of(&cloud_id));
+    assert!(l.auto && !c.auto, "the active server: {est:?}");
+    assert_eq!((l.time_secs, l.cost_micros), (None, Some(0)));
+    assert!(c.cold, "{c:?}");
+    assert_eq!(
+        c.cost_micros,
+        Some(comfyfleet_core::dispatcher::cloud_estimate_micros(
+            "ADA_24", None, true
+        ))
+    );
+    // One job on the endpoint teaches its speed: the next estimate is measured, and cheaper than the guess.
+    let job = d
+        .submit(NewJob {
+            target: Some(cloud_id.clone()),
+            ..NewJob::new("teach", workflow())
+        })
+        .await
+        .unwrap();
+    assert_eq!(finish(&d, &job.id).await.state, JobState::Succeeded);
+    let after = d.estimates(&workflow()).await;
+    let c2 = after.iter().find(|e| e.server_id == cloud_id).unwrap();
+    assert!(c2.time_secs.is_some_and(|s| s > 0.0), "{c2:?}");
+    assert!(
+        c2.cost_micros.unwrap() < c.cost_micros.unwrap(),
+        "{c2:?} vs {c:?}"
+    );
+    d.shutdown().await;
+    t.fleet.runpod_account().remove().await.unwrap();
+}
