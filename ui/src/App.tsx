@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { ToastProvider } from "./components/Toast";
+import { CostsPage } from "./features/costs/CostsPage";
 import { DownloadsPage } from "./features/downloads/DownloadsPage";
 import { DownloadsProvider, useDownloads } from "./features/downloads/DownloadsContext";
 import { isActive } from "./features/downloads/downloadFormat";
@@ -16,7 +17,7 @@ import { ServersPage } from "./features/servers/ServersPage";
 import { ServersProvider, useServers } from "./features/servers/ServersContext";
 import { SettingsPage } from "./features/settings/SettingsPage";
 
-export type Page = "generate" | "jobs" | "gallery" | "downloads" | "servers" | "install" | "settings";
+export type Page = "generate" | "jobs" | "gallery" | "downloads" | "servers" | "costs" | "install" | "settings";
 
 const PAGES: { id: Page; label: string }[] = [
   { id: "generate", label: "Generate" },
@@ -24,6 +25,7 @@ const PAGES: { id: Page; label: string }[] = [
   { id: "gallery", label: "Gallery" },
   { id: "downloads", label: "Downloads" },
   { id: "servers", label: "Servers" },
+  { id: "costs", label: "Costs" },
   { id: "install", label: "Install" },
   { id: "settings", label: "Settings" },
 ];
@@ -110,6 +112,8 @@ function Shell({ initialPage }: { initialPage: Page }) {
           <DownloadsPage />
         ) : page === "servers" ? (
           <ServersPage onGoToInstall={() => setPage("install")} onGoToSettings={() => setPage("settings")} />
+        ) : page === "costs" ? (
+          <CostsPage onGoToGenerate={() => setPage("generate")} />
         ) : page === "install" ? (
           <InstallPage onGoToGenerate={() => setPage("generate")} onGoToServers={() => setPage("servers")} />
         ) : (
