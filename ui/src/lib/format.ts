@@ -103,7 +103,8 @@ export function parseDollars(text: string): number | null {
 export function formatMoney(micros: number): string {
   const m = Math.round(micros);
   const negative = m < 0;
-  const cents = Math.floor((Math.abs(m) + 5_000) / 10_000);
+  const abs = Math.abs(m);
+  const cents = Math.floor(abs / 10_000) + (abs % 10_000 >= 5_000 ? 1 : 0);
   const whole = Math.floor(cents / 100)
     .toString()
     .replace(/\B(?=(\d{3})+(?!\d))/g, ",");
