@@ -1,6 +1,5 @@
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { ToastProvider } from "./components/Toast";
-import { CostsPage } from "./features/costs/CostsPage";
 import { DownloadsPage } from "./features/downloads/DownloadsPage";
 import { DownloadsProvider, useDownloads } from "./features/downloads/DownloadsContext";
 import { isActive } from "./features/downloads/downloadFormat";
@@ -16,6 +15,9 @@ import { ActiveServerLine } from "./features/servers/ActiveServerLine";
 import { ServersPage } from "./features/servers/ServersPage";
 import { ServersProvider, useServers } from "./features/servers/ServersContext";
 import { SettingsPage } from "./features/settings/SettingsPage";
+
+// The cost monitor brings the charting library; it loads when the page is first opened, not at startup.
+const CostsPage = lazy(() => import("./features/costs/CostsPage").then((m) => ({ default: m.CostsPage })));
 
 export type Page = "generate" | "jobs" | "gallery" | "downloads" | "servers" | "costs" | "install" | "settings";
 
@@ -113,7 +115,9 @@ function Shell({ initialPage }: { initialPage: Page }) {
         ) : page === "servers" ? (
           <ServersPage onGoToInstall={() => setPage("install")} onGoToSettings={() => setPage("settings")} />
         ) : page === "costs" ? (
-          <CostsPage onGoToGenerate={() => setPage("generate")} />
+          <Suspense fallback={<div className="loading">Loading the costs…</div>}>
+            <CostsPage onGoToGenerate={() => setPage("generate")} />
+          </Suspense>
         ) : page === "install" ? (
           <InstallPage onGoToGenerate={() => setPage("generate")} onGoToServers={() => setPage("servers")} />
         ) : (
