@@ -32,6 +32,11 @@ function CapMeter({ which, status }: { which: Which; status: CapStatus }) {
         tone={level === "full" ? "bad" : level === "warn" ? "warn" : "accent"}
         testId={`cap-${which}-bar`}
       />
+      {cap === 0 && level !== "full" && (
+        <p className="field-hint" data-testid={`cap-${which}-zero`}>
+          A cap of $0.00 allows no cloud spending: every job runs on your local GPU.
+        </p>
+      )}
       {level === "full" ? (
         <p className="notice notice-bad cap-note" role="alert" data-testid={`cap-${which}-reached`}>
           {CAP_REACHED[which]}

@@ -1,6 +1,6 @@
-import { screen, waitFor, within } from "@testing-library/react";
+import { act, screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { installFakeBackend, server, uiError } from "../../test/fakeBackend";
+import { installFakeBackend, job, server, succeededJob, uiError } from "../../test/fakeBackend";
 import { fakeCosts, sampleReport } from "../../test/fakeCosts";
 import { renderApp, renderWithProviders } from "../../test/render";
 import { CostsPage } from "./CostsPage";
@@ -103,6 +103,21 @@ describe("the Cost Monitor page", () => {
     expect(screen.getByTestId("costs-next-month")).toBeDisabled();
   });
 
+  it("loads the month again when a job finishes", async () => {
+    const { fake, costs } = withCosts({ reports: {} });
+    renderWithProviders(<CostsPage />);
+    await screen.findByTestId("costs-empty");
+    await waitFor(() => expect(fake.subscribers()).toBe(1));
+    const before = fake.callsTo("costs_report").length;
+
+    costs.state.reports["2026-12"] = sampleReport();
+    await act(async () => fake.pushJobUpdate({ kind: "changed", job: job({ id: "run", state: "running" }) }));
+    expect(fake.callsTo("costs_report")).toHaveLength(before);
+    await act(async () => fake.pushJobUpdate({ kind: "changed", job: succeededJob("run", ["x.png"]) }));
+    expect(await screen.findByTestId("costs-spent")).toHaveTextContent("$12.35");
+    expect(fake.callsTo("costs_report")).toHaveLength(before + 1);
+  });
+
   it("says what to do when the month has no jobs", async () => {
     withCosts({ reports: {} });
     renderWithProviders(<CostsPage onGoToGenerate={() => {}} />);
@@ -179,6 +194,14 @@ describe("cloud spending caps", () => {
     await user.click(screen.getByTestId("caps-save"));
     expect(await screen.findByTestId("caps-error")).toHaveTextContent("Type the daily cap in dollars");
     expect(fake.callsTo("costs_set_caps")).toHaveLength(0);
+  });
+
+  it("says a cap of 0 keeps every job local", async () => {
+    withCosts({ caps: { daily_micros: 0, monthly_micros: 50_000_000 } });
+    renderWithProviders(<CostsPage />);
+    expect(await screen.findByTestId("cap-daily-zero")).toHaveTextContent("every job runs on your local GPU");
+    expect(screen.getByTestId("cap-daily-input")).toHaveValue("0.00");
+    expect(screen.queryByTestId("cap-monthly-zero")).not.toBeInTheDocument();
   });
 
   it("warns at 80 % of a cap", async () => {

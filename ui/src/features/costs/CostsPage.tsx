@@ -1,7 +1,7 @@
 // The Cost Monitor: a month's jobs, spend, what the local GPU saved and the month-end projection; spend per day by
 // backend; where it went by backend and server; the cloud spending caps; prices; CSV export.
 import { save } from "@tauri-apps/plugin-dialog";
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { commands, type CapStatus, type MonthReport, type PriceSettings } from "../../bindings";
 import { Button } from "../../components/Button";
 import { EmptyState } from "../../components/EmptyState";
@@ -9,6 +9,8 @@ import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { formatMoney } from "../../lib/format";
+import { HISTORY_STATES } from "../jobs/jobFormat";
+import { useJobs } from "../jobs/JobsContext";
 import { useServers } from "../servers/ServersContext";
 import { BreakdownTable } from "./BreakdownTable";
 import { CapSettings } from "./CapSettings";
@@ -44,24 +46,39 @@ export function CostsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
   const [prices, setPrices] = useState<PriceSettings | null>(null);
   const [exporting, setExporting] = useState(false);
 
+  /** Only the latest request's answer is shown (months clicked through quickly can answer out of order). */
+  const latest = useRef(0);
+
   const load = useCallback(async (month: string | null) => {
+    const request = ++latest.current;
     setLoading(true);
     try {
       const [r, c] = await Promise.all([call(commands.costsReport(month)), call(commands.costsCaps())]);
+      if (request !== latest.current) return;
       setData(r);
       setCaps(c);
       if (month === null) setCurrent(r.month);
       setLoadError(null);
     } catch (e) {
-      setLoadError(errorMessage(e));
+      if (request === latest.current) setLoadError(errorMessage(e));
     } finally {
-      setLoading(false);
+      if (request === latest.current) setLoading(false);
     }
   }, []);
 
   useEffect(() => {
     void load(wanted);
   }, [load, wanted]);
+
+  // A job that finishes changes this month's figures and the caps' use: load them again.
+  const { jobs } = useJobs();
+  const finished = jobs ? jobs.filter((j) => HISTORY_STATES.includes(j.state)).length : null;
+  const seenFinished = useRef<number | null>(null);
+  useEffect(() => {
+    const before = seenFinished.current;
+    seenFinished.current = finished;
+    if (before != null && finished != null && finished > before) void load(wanted);
+  }, [finished, load, wanted]);
 
   useEffect(() => {
     call(commands.costsPrices()).then(setPrices, (e) => toast.show(errorMessage(e), { kind: "error", title: "The prices could not be loaded" }));
