@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { ToastProvider } from "./components/Toast";
 import { DownloadsPage } from "./features/downloads/DownloadsPage";
 import { DownloadsProvider, useDownloads } from "./features/downloads/DownloadsContext";
@@ -16,7 +16,10 @@ import { ServersPage } from "./features/servers/ServersPage";
 import { ServersProvider, useServers } from "./features/servers/ServersContext";
 import { SettingsPage } from "./features/settings/SettingsPage";
 
-export type Page = "generate" | "jobs" | "gallery" | "downloads" | "servers" | "install" | "settings";
+// The cost monitor brings the charting library; it loads when the page is first opened, not at startup.
+const CostsPage = lazy(() => import("./features/costs/CostsPage").then((m) => ({ default: m.CostsPage })));
+
+export type Page = "generate" | "jobs" | "gallery" | "downloads" | "servers" | "costs" | "install" | "settings";
 
 const PAGES: { id: Page; label: string }[] = [
   { id: "generate", label: "Generate" },
@@ -24,6 +27,7 @@ const PAGES: { id: Page; label: string }[] = [
   { id: "gallery", label: "Gallery" },
   { id: "downloads", label: "Downloads" },
   { id: "servers", label: "Servers" },
+  { id: "costs", label: "Costs" },
   { id: "install", label: "Install" },
   { id: "settings", label: "Settings" },
 ];
@@ -110,6 +114,10 @@ function Shell({ initialPage }: { initialPage: Page }) {
           <DownloadsPage />
         ) : page === "servers" ? (
           <ServersPage onGoToInstall={() => setPage("install")} onGoToSettings={() => setPage("settings")} />
+        ) : page === "costs" ? (
+          <Suspense fallback={<div className="loading">Loading the costs…</div>}>
+            <CostsPage onGoToGenerate={() => setPage("generate")} />
+          </Suspense>
         ) : page === "install" ? (
           <InstallPage onGoToGenerate={() => setPage("generate")} onGoToServers={() => setPage("servers")} />
         ) : (

@@ -4,7 +4,7 @@ type Props = {
   /** 0..1; null shows an indeterminate bar (working, amount unknown). */
   value: number | null;
   label: string;
-  tone?: "accent" | "ok" | "bad";
+  tone?: "accent" | "ok" | "warn" | "bad";
   size?: "sm" | "md";
   testId?: string;
 };

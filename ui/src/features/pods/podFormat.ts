@@ -2,49 +2,12 @@
 // and the minutes/dollars fields of the idle settings.
 import type { BadgeTone } from "../../components/Badge";
 import type { GpuType, IdleConfig, PodProgress, PodStage, PodState } from "../../bindings";
+import { formatPricePerHour, parseScaled } from "../../lib/format";
 
-export const MICROS_PER_DOLLAR = 1_000_000;
+// The money helpers live in lib/format (the cost monitor uses them too).
+export { dollarsText, formatDollars, formatPricePerHour, parseDollars, parseScaled } from "../../lib/format";
+
 const MS_PER_MINUTE = 60_000;
-
-/** Micro-dollars as dollars with 2 decimals, or 3 when the third one matters: 690_000 -> "$0.69", 345_000 -> "$0.345". */
-export function formatDollars(micros: number): string {
-  return `$${dollarsText(micros)}`;
-}
-
-/** A price per hour: 690_000 -> "$0.69/h". */
-export function formatPricePerHour(micros: number): string {
-  return `${formatDollars(micros)}/h`;
-}
-
-/** The number part of `formatDollars`, for an input field: 1_000_000 -> "1.00". */
-export function dollarsText(micros: number): string {
-  const m = Math.max(0, Math.round(micros));
-  // Round to tenths of a cent (integer arithmetic), then drop a trailing zero down to two decimals.
-  const mills = Math.round(m / 1000);
-  const whole = Math.floor(mills / 1000);
-  const frac = String(mills % 1000).padStart(3, "0");
-  return `${whole}.${frac.endsWith("0") ? frac.slice(0, 2) : frac}`;
-}
-
-/**
- * A decimal number typed by a person, scaled by 10^`decimals` into an integer without going through floats:
- * parseScaled("1.5", 6) -> 1_500_000. Null when it is not a plain non-negative number or has more decimals.
- */
-export function parseScaled(text: string, decimals: number): number | null {
-  const t = text.trim();
-  const m = /^(\d*)(?:[.,](\d*))?$/.exec(t);
-  if (!m || (m[1] === "" && (m[2] ?? "") === "")) return null;
-  const frac = m[2] ?? "";
-  if (frac.length > decimals) return null;
-  const whole = m[1] === "" ? 0 : Number(m[1]);
-  const value = whole * 10 ** decimals + (frac === "" ? 0 : Number(frac.padEnd(decimals, "0")));
-  return Number.isSafeInteger(value) ? value : null;
-}
-
-/** Dollars typed by a person as micro-dollars: "1.5" -> 1_500_000, "$0.69" -> 690_000; null when not a price. */
-export function parseDollars(text: string): number | null {
-  return parseScaled(text.trim().replace(/^\$/, "").replace(/\/h$/, ""), 6);
-}
 
 /** Milliseconds as minutes for an input field: 300_000 -> "5", 90_000 -> "1.5", 30_000 -> "0.5". */
 export function minutesText(ms: number): string {

@@ -1,0 +1,120 @@
+// What the app cannot know about prices: the electricity price for local jobs, and the cloud GPU local jobs are
+// compared with for "saved". LAN servers' hourly rates are kept as they are.
+import { useEffect, useState, type FormEvent } from "react";
+import { commands, type PriceSettings } from "../../bindings";
+import { Button } from "../../components/Button";
+import { call, errorMessage } from "../../lib/errors";
+import { dollarsExact, formatPricePerHour, parseDollars } from "../../lib/format";
+import { perHourMicros, REFERENCE_CLASSES } from "./costsModel";
+
+type Fields = { electricity: string; referenceClass: string; speed: string };
+
+function fieldsOf(p: PriceSettings): Fields {
+  return {
+    electricity: dollarsExact(p.electricity_micros_per_kwh ?? 0),
+    referenceClass: p.reference_class ?? "ADA_24",
+    speed: String(p.reference_speed_percent ?? 100),
+  };
+}
+
+export function PriceSettingsForm({ prices, onSaved }: { prices: PriceSettings; onSaved: (p: PriceSettings) => void }) {
+  const [fields, setFields] = useState<Fields>(() => fieldsOf(prices));
+  const [saving, setSaving] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+
+  useEffect(() => setFields(fieldsOf(prices)), [prices]);
+
+  function set<K extends keyof Fields>(key: K, value: Fields[K]) {
+    setFields((f) => ({ ...f, [key]: value }));
+    setSaved(false);
+    setError(null);
+  }
+
+  async function save(e: FormEvent) {
+    e.preventDefault();
+    const electricity = parseDollars(fields.electricity);
+    const speed = /^\d+$/.test(fields.speed.trim()) ? Number(fields.speed.trim()) : NaN;
+    if (electricity == null) return setError("Type the electricity price in dollars per kWh, e.g. 0.15 (0 if you do not pay for it).");
+    if (!(speed >= 1 && speed <= 1000)) return setError("Type the reference GPU's time as a whole percent of yours, 1–1000 (100 = as fast).");
+    setSaving(true);
+    setError(null);
+    try {
+      const stored = await call(
+        commands.costsSetPrices({ ...prices, electricity_micros_per_kwh: electricity, reference_class: fields.referenceClass, reference_speed_percent: speed }),
+      );
+      setSaved(true);
+      onSaved(stored);
+    } catch (err) {
+      setError(`The prices were not saved. ${errorMessage(err)}`);
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  const known = REFERENCE_CLASSES.some((c) => c.id === fields.referenceClass);
+  const free = parseDollars(fields.electricity) === 0;
+  return (
+    <form className="card price-settings" aria-labelledby="price-settings-title" data-testid="price-settings" onSubmit={save} noValidate>
+      <h2 id="price-settings-title" className="card-title">
+        Prices
+      </h2>
+      <div className="price-fields">
+        <label className="field-label" htmlFor="price-electricity">
+          Electricity price per kWh ($)
+        </label>
+        <input
+          id="price-electricity"
+          type="text"
+          inputMode="decimal"
+          className="cap-input"
+          data-testid="price-electricity"
+          value={fields.electricity}
+          onChange={(e) => set("electricity", e.target.value)}
+        />
+        <p className="field-hint" data-testid="price-electricity-hint">
+          {free
+            ? "Local jobs are free unless you set a price. With a price, each local job costs its GPU's measured power draw × this price."
+            : "Each local job costs its GPU's measured power draw × this price."}
+        </p>
+        <label className="field-label" htmlFor="price-reference">
+          Reference cloud GPU for savings
+        </label>
+        <select id="price-reference" data-testid="price-reference" value={fields.referenceClass} onChange={(e) => set("referenceClass", e.target.value)}>
+          {!known && <option value={fields.referenceClass}>{fields.referenceClass}</option>}
+          {REFERENCE_CLASSES.map((c) => (
+            <option key={c.id} value={c.id}>
+              {c.gpus} · RunPod serverless {formatPricePerHour(perHourMicros(c.perSecMicros))}
+            </option>
+          ))}
+        </select>
+        <label className="field-label" htmlFor="price-speed">
+          Its time as a percent of your GPU's
+        </label>
+        <input
+          id="price-speed"
+          type="text"
+          inputMode="numeric"
+          className="cap-input"
+          data-testid="price-speed"
+          value={fields.speed}
+          onChange={(e) => set("speed", e.target.value)}
+        />
+        <p className="field-hint">100 = as fast as your GPU; 50 = twice as fast. A local job saves what it would have cost there.</p>
+      </div>
+      <Button type="submit" size="sm" busy={saving} data-testid="prices-save">
+        Save
+      </Button>
+      {error && (
+        <p className="notice notice-bad" role="alert" data-testid="prices-error">
+          {error}
+        </p>
+      )}
+      {saved && (
+        <p className="field-hint" role="status" data-testid="prices-saved">
+          Saved.
+        </p>
+      )}
+    </form>
+  );
+}
