@@ -23,6 +23,8 @@ export const commands = {
 	templatesList: () => typedError<Template[], UiError>(__TAURI_INVOKE("templates_list")),
 	workflowInspect: (workflowJson: string) => typedError<WorkflowInfo, UiError>(__TAURI_INVOKE("workflow_inspect", { workflowJson })),
 	jobsSubmit: (request: SubmitRequest) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_submit", { request })),
+	/**  Before Run: each server's estimated time and cost for this request, and where Auto would send it. */
+	jobsEstimate: (request: SubmitRequest) => typedError<Estimate[], UiError>(__TAURI_INVOKE("jobs_estimate", { request })),
 	jobsList: (states: JobState[], limit: number) => typedError<Job[], UiError>(__TAURI_INVOKE("jobs_list", { states, limit })),
 	jobsCancel: (id: string) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_cancel", { id })),
 	jobsSetPriority: (id: string, priority: number) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_set_priority", { id, priority })),
@@ -270,6 +272,23 @@ export type ErrorInfo = {
 	code: string,
 	message: string,
 	details: string | null,
+};
+
+/**  What one server would take and cost for a workflow, for the Generate page's chooser. */
+export type Estimate = {
+	server_id: string,
+	name: string,
+	online: boolean,
+	/**  It lacks a model the workflow needs: the router will not send it there. */
+	lacks_models: boolean,
+	/**  Where Auto would send it now. */
+	auto: boolean,
+	/**  A RunPod endpoint with no worker up: the job would wait for one to wake. */
+	cold: boolean,
+	/**  Seconds until it would finish there; `None` before anything was measured. */
+	time_secs: number | null,
+	/**  Micro-dollars; `None` for a pod (billed by its uptime). */
+	cost_micros: number | null,
 };
 
 export type ExportReport = {

@@ -5,6 +5,7 @@ import type {
   AppInfo,
   DownloadInput,
   DownloadItem,
+  Estimate,
   DownloadUpdate,
   ImportReport,
   InstallCheck,
@@ -51,6 +52,8 @@ type Init = {
   tokensSet?: TokenHost[];
   /** Whether a RunPod API key is set, and the key RunPod accepts. */
   runpodKey?: { set: boolean; accepts?: string };
+  /** What jobs_estimate answers (none by default). */
+  estimates?: Estimate[];
 };
 
 /** The built-in templates as the core lists them. */
@@ -381,6 +384,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     dialogOpenPath: "/home/artist/servers.json" as string | null,
     dialogSavePath: "/home/artist/comfyfleet-servers.json" as string | null,
     importReport: { added: [], skipped: [], needs_credentials: [], activated: null } as ImportReport,
+    estimates: init.estimates ?? ([] as Estimate[]),
     templates: init.templates ?? TEMPLATES,
     jobs: [...(init.jobs ?? [])],
     router: init.router ?? ({ policy: "manual", auto_switch: false, local_queue_threshold: 5, max_in_flight: 2 } as RouterConfig),
@@ -526,6 +530,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     app_info: () => state.appInfo,
     templates_list: () => state.templates,
     workflow_inspect: (a) => inspectWorkflow(a.workflowJson as string),
+    jobs_estimate: () => state.estimates,
     jobs_submit: (a) => {
       const request = a.request as SubmitRequest;
       const created = job({ id: `job-${nextId++}`, name: request.name, priority: request.priority, target: request.target, queued_ms: state.now++ });

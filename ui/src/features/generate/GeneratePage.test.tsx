@@ -313,3 +313,20 @@ describe("Generate page", () => {
     await waitFor(() => expect(select).toHaveValue("manual"));
   });
 });
+
+describe("Generate: estimates before Run", () => {
+  it("shows each server's time and cost in the chooser and what Auto would use", async () => {
+    const gpu = server({ name: "GPU box", active: true });
+    const cloud = server({ name: "Cloud", kind: "runpod_serverless" });
+    const estimates = [
+      { server_id: gpu.id, name: gpu.name, online: true, lacks_models: false, auto: true, cold: false, time_secs: 8.2, cost_micros: 0 },
+      { server_id: cloud.id, name: cloud.name, online: true, lacks_models: false, auto: false, cold: true, time_secs: null, cost_micros: 20_150 },
+    ];
+    installFakeBackend({ servers: [gpu, cloud], estimates });
+    renderApp("generate");
+    const hint = await screen.findByTestId("target-estimate", {}, { timeout: 3000 });
+    expect(hint).toHaveTextContent("Auto would use GPU box: ~8.2 s · free");
+    const select = screen.getByTestId("target-select");
+    expect(select).toHaveTextContent("Cloud — Not tested · time not measured yet · ~$0.02 · wakes a worker");
+  });
+});

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type FormEvent, type KeyboardEvent } from "react";
-import { commands, type Job, type SubmitRequest, type Template } from "../../bindings";
+import { commands, type Estimate, type Job, type SubmitRequest, type Template } from "../../bindings";
 import { Button } from "../../components/Button";
 import { Field } from "../../components/Field";
 import { Spinner } from "../../components/Spinner";
@@ -22,6 +22,7 @@ import {
   type TemplateErrors,
   type WorkflowDraft,
 } from "./generateModel";
+import { estimateText } from "./estimateFormat";
 import { useGenerateSession, type SourceMode } from "./GenerateSession";
 import { JobCard } from "./JobCard";
 import { RoutingPolicySelect } from "./RoutingPolicySelect";
@@ -76,6 +77,41 @@ export function GeneratePage() {
   const targetServer = target ? servers?.find((s) => s.id === target) : undefined;
   const targetStatus = targetServer ? (statuses[targetServer.id]?.status ?? "unknown") : null;
   const job: Job | undefined = draft.currentJobId ? byId[draft.currentJobId] : undefined;
+
+  // What each server would take and cost for what is in the form (asked again a moment after it changes).
+  const [estimates, setEstimates] = useState<Estimate[] | null>(null);
+  const quietRequest: SubmitRequest | null = (() => {
+    if (draft.mode === "template") {
+      const d = draft.template;
+      if (!d || hasErrors(validateTemplateDraft(d))) return null;
+      return templateRequest(d, templates?.find((t) => t.id === d.templateId), null, draft.priority);
+    }
+    const w = draft.workflow;
+    return w.info ? workflowRequest({ ...w, info: w.info }, null, draft.priority) : null;
+  })();
+  const requestKey = quietRequest ? JSON.stringify(quietRequest) : "";
+  useEffect(() => {
+    if (!requestKey) {
+      setEstimates(null);
+      return;
+    }
+    let live = true;
+    const timer = setTimeout(() => {
+      commands
+        .jobsEstimate(JSON.parse(requestKey) as SubmitRequest)
+        .then((r) => {
+          if (live && r.status === "ok") setEstimates(r.data);
+        })
+        .catch(() => {});
+    }, 400);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [requestKey]);
+  const estimateOf = (id: string) => estimates?.find((e) => e.server_id === id);
+  const autoEstimate = estimates?.find((e) => e.auto);
+  const chosenEstimate = target ? estimateOf(target) : autoEstimate;
 
   function changeTemplateDraft(change: Partial<TemplateDraft>) {
     setSubmitError(null);
@@ -238,10 +274,13 @@ export function GeneratePage() {
                     value={target ?? ""}
                     onChange={(e) => update((d) => ({ ...d, target: e.target.value || null }))}
                   >
-                    <option value="">Auto (router decides)</option>
+                    <option value="">
+                      Auto (router decides){autoEstimate ? ` — ${autoEstimate.name}, ${estimateText(autoEstimate)}` : ""}
+                    </option>
                     {servers?.map((s) => (
                       <option key={s.id} value={s.id}>
                         {s.name} — {statusLabel(statuses[s.id]?.status ?? "unknown")}
+                        {estimateOf(s.id) ? ` · ${estimateText(estimateOf(s.id))}` : ""}
                       </option>
                     ))}
                   </select>
@@ -266,6 +305,11 @@ export function GeneratePage() {
             <p id="target-hint" className="field-hint run-hint" data-testid="target-hint">
               {targetHint}
             </p>
+            {chosenEstimate && (
+              <p className="field-hint run-hint" data-testid="target-estimate">
+                {target ? "Estimate" : `Auto would use ${chosenEstimate.name}`}: {estimateText(chosenEstimate)}
+              </p>
+            )}
             {submitError && (
               <p className="notice notice-bad run-error" role="alert" data-testid="submit-error">
                 {submitError}
