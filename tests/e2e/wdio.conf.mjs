@@ -108,7 +108,8 @@ export const config = {
   // In this order: the Servers spec starts from an empty list; the Generate spec adds its own server after it;
   // the Downloads spec fetches a file from the testkit's file host; the Install spec installs from the testkit's
   // install host (a manifest, a ComfyUI-compatible server program, a package index, a model) and registers "Local".
-  // The RunPod spec adds a serverless endpoint and a pod on the testkit's fake RunPod.
+  // The RunPod spec adds a serverless endpoint and a pod on the testkit's fake RunPod; the Costs spec reads the ledger
+  // those jobs filled.
   specs: [
     [
       "./specs/servers.e2e.mjs",
@@ -116,6 +117,7 @@ export const config = {
       "./specs/downloads.e2e.mjs",
       "./specs/install.e2e.mjs",
       "./specs/runpod.e2e.mjs",
+      "./specs/costs.e2e.mjs",
     ],
   ],
   maxInstances: 1,
