@@ -179,13 +179,22 @@ fn learn(timings: &mut HashMap<(String, String), f64>, key: (String, String), se
 /// [`EXPECTED_CLOUD_SECS`]), a cold start ([`COLD_START_SECS`]) when no worker is up, and RunPod's idle timeout,
 /// at the class's rate (the highest known rate when the class is unknown, so caps err on the safe side). Pure.
 pub fn cloud_estimate_micros(gpu_class: &str, secs_per_job: Option<f64>, cold: bool) -> u64 {
+    let (rate, _) = crate::costs::prices::serverless_rate_or_highest(gpu_class);
+    cloud_estimate_at(rate, secs_per_job, cold)
+}
+
+/// [`cloud_estimate_micros`] at a given rate (micro-dollars per second), e.g. one refreshed from RunPod's
+/// catalogue. Pure.
+pub fn cloud_estimate_at(rate_per_sec: u64, secs_per_job: Option<f64>, cold: bool) -> u64 {
     let secs = secs_per_job.unwrap_or(EXPECTED_CLOUD_SECS);
     let cold_secs = if cold { COLD_START_SECS } else { 0.0 };
-    crate::costs::prices::estimate_serverless_micros(
-        gpu_class,
+    crate::costs::prices::serverless_charge(
+        rate_per_sec,
         (secs * 1000.0) as u64,
         (cold_secs * 1000.0) as u64,
+        crate::costs::prices::DEFAULT_IDLE_TIMEOUT_MS,
     )
+    .cost_micros
 }
 
 /// The "shape" of a workflow (its node classes), so timings of the same workflow with other prompts are shared.
@@ -407,6 +416,7 @@ impl Dispatcher {
             _ => None,
         };
         let prices = inner.costs.prices().await.unwrap_or_default();
+        let table = inner.costs.price_table().await.unwrap_or_default();
         let online: Vec<&Candidate> = cands.iter().filter(|c| c.online).collect();
         let fallback = {
             let known: Vec<f64> = online.iter().filter_map(|c| c.secs_per_job).collect();
@@ -420,14 +430,18 @@ impl Dispatcher {
                 let time_secs = secs.map(|per| crate::router::estimated_finish(c, per));
                 let run_ms = secs.map(|x| (x * 1000.0) as u64);
                 let cost_micros = match crate::costs::ledger::Backend::of_server(s) {
-                    crate::costs::ledger::Backend::Serverless => Some(cloud_estimate_micros(
-                        s.runpod
+                    crate::costs::ledger::Backend::Serverless => {
+                        let class = s
+                            .runpod
                             .as_ref()
                             .map(|r| r.gpu_class.as_str())
-                            .unwrap_or_default(),
-                        secs,
-                        c.warmup_secs > 0.0,
-                    )),
+                            .unwrap_or_default();
+                        Some(cloud_estimate_at(
+                            table.rate_or_highest(class).0,
+                            secs,
+                            c.warmup_secs > 0.0,
+                        ))
+                    }
                     crate::costs::ledger::Backend::Local => Some(0),
                     crate::costs::ledger::Backend::Lan => {
                         Some(prices.lan_job(&s.id, run_ms.unwrap_or(0)).cost_micros)
@@ -637,6 +651,8 @@ impl Inner {
         let servers = self.servers.list().await.unwrap_or_default();
         let cfg = *lock(&self.config);
         let backlog = ready.len() as u32;
+        // Jobs of this round that had to wait (local first counts them in the local queue).
+        let mut waiting_ahead = 0u32;
         for (i, job) in ready.into_iter().enumerate() {
             let workflow = self.jobs.workflow(&job.id).await?;
             let parsed = Workflow::from_value(workflow.clone());
@@ -650,6 +666,7 @@ impl Inner {
                 pinned: job.target.clone(),
                 avoid: job.failed_on.clone(),
                 backlog: backlog - i as u32,
+                waiting_ahead,
             };
             let cursor = lock(&self.state).rr_cursor;
             let (decision, next) = decide(&needs, &cands, &cfg, cursor);
@@ -704,6 +721,7 @@ impl Inner {
                     });
                 }
                 Decision::Wait { .. } => {
+                    waiting_ahead += 1;
                     // When no server has a free slot, no later job can go anywhere either.
                     let any_free = cands
                         .iter()
@@ -758,7 +776,7 @@ impl Inner {
             return (decision, None);
         };
         let key = format!("{}#{}", job.id, &prompt_id[..8]);
-        let estimate = self.estimate_micros(server, cands, shape);
+        let estimate = self.estimate_micros(server, cands, shape).await;
         match self
             .costs
             .reserve(&key, &server.id, estimate, crate::now_ms())
@@ -802,12 +820,7 @@ impl Inner {
         }
     }
 
-    fn estimate_micros(&self, server: &Server, cands: &[Candidate], shape: &str) -> u64 {
-        let class = server
-            .runpod
-            .as_ref()
-            .map(|r| r.gpu_class.as_str())
-            .unwrap_or_default();
+    async fn estimate_micros(&self, server: &Server, cands: &[Candidate], shape: &str) -> u64 {
         let secs = lock(&self.state)
             .timings
             .get(&(server.id.clone(), shape.to_string()))
@@ -816,7 +829,19 @@ impl Inner {
             .iter()
             .find(|c| c.id == server.id)
             .is_some_and(|c| c.warmup_secs > 0.0);
-        cloud_estimate_micros(class, secs, cold)
+        cloud_estimate_at(self.rate_of(server).await, secs, cold)
+    }
+
+    /// A RunPod endpoint's price per second: RunPod's catalogue when it was read, else the shipped price of its GPU
+    /// class, else the highest known (so caps err on the safe side).
+    async fn rate_of(&self, server: &Server) -> u64 {
+        let class = server
+            .runpod
+            .as_ref()
+            .map(|r| r.gpu_class.as_str())
+            .unwrap_or_default();
+        let table = self.costs.price_table().await.unwrap_or_default();
+        table.rate_or_highest(class).0
     }
 
     /// When an attempt on a paid backend ends: its billed cost goes to the ledger (RunPod's wait and run times), or
@@ -826,12 +851,7 @@ impl Inner {
         let billed = job.as_ref().and_then(|j| j.execution_ms);
         let result = match billed {
             Some(exec) => {
-                let class = server
-                    .runpod
-                    .as_ref()
-                    .map(|r| r.gpu_class.as_str())
-                    .unwrap_or_default();
-                let (rate, _) = crate::costs::prices::serverless_rate_or_highest(class);
+                let rate = self.rate_of(server).await;
                 let wait = job.as_ref().and_then(|j| j.delay_ms).unwrap_or(0).max(0) as u64;
                 // RunPod's delay includes a cold start when a worker had to wake (billed); a warm queue wait is not.
                 let cold = if job

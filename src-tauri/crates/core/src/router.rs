@@ -103,6 +103,10 @@ pub struct JobNeeds {
     /// Jobs waiting for a server, this one included (the fastest policy uses slower servers only
     /// while there is enough work behind this job to keep the faster ones busy).
     pub backlog: u32,
+    /// Our jobs ahead of this one that are still waiting (for a free slot). Local first counts them in the local
+    /// queue: the dispatcher keeps only a few jobs on a server at once, so without them the local queue would never
+    /// reach its threshold and nothing would overflow.
+    pub waiting_ahead: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -268,7 +272,11 @@ pub fn decide(
         Policy::LocalFirst => {
             let local_ok = online
                 .iter()
-                .filter(|c| c.local && c.queue_depth.max(c.in_flight) < cfg.local_queue_threshold)
+                .filter(|c| {
+                    c.local
+                        && c.queue_depth.max(c.in_flight) + needs.waiting_ahead
+                            < cfg.local_queue_threshold
+                })
                 .min_by(|a, b| {
                     estimated_finish(a, fallback).total_cmp(&estimated_finish(b, fallback))
                 })
@@ -591,6 +599,27 @@ mod tests {
             "strict turns: b is full, so the job waits for b"
         );
         assert_eq!(cursor, 1);
+    }
+
+    #[test]
+    fn router_local_first_counts_our_jobs_waiting_for_local_in_its_queue() {
+        let mut local = c("local");
+        local.local = true;
+        local.in_flight = 2; // the dispatcher's limit: its queue alone never reaches 5
+        local.queue_depth = 2;
+        let cloud = c("cloud");
+        let needs = |ahead| JobNeeds {
+            waiting_ahead: ahead,
+            ..Default::default()
+        };
+        let pair = [local, cloud];
+        let (d, _) = decide(&needs(2), &pair, &cfg(Policy::LocalFirst), 0);
+        assert!(
+            matches!(d, Decision::Wait { .. }),
+            "4 in line: it waits for local: {d:?}"
+        );
+        let (d, _) = decide(&needs(3), &pair, &cfg(Policy::LocalFirst), 0);
+        assert_eq!(dispatched(&d), "cloud", "5 in line for local: it overflows");
     }
 
     #[test]
