@@ -35,7 +35,9 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use comfyfleet_core::costs::caps::{cap_check, CapVerdict, Caps};
 use comfyfleet_core::costs::prices::{self, DEFAULT_IDLE_TIMEOUT_MS};
 use comfyfleet_core::dispatcher::cloud_estimate_micros;
-use comfyfleet_core::router::{decide, Candidate, Decision, JobNeeds, Policy, RouterConfig};
+use comfyfleet_core::router::{
+    decide, estimated_finish, Candidate, Decision, JobNeeds, Policy, RouterConfig,
+};
 
 const SEED: u64 = 0x00C0_FFEE_F1EE_7007;
 const JOBS: usize = 500;
@@ -224,6 +226,9 @@ struct Scenario {
     caps: Option<Caps>,
     /// What-if (not the app's router): the local candidate's queue also counts our jobs waiting ahead of this one.
     count_waiting_ahead: bool,
+    /// What-if (not the app's router): overflow to the endpoint only when it would finish the job sooner than the
+    /// local GPU (`estimated_finish`, the endpoint's with its warm-up when cold); otherwise wait for local.
+    overflow_only_if_sooner: bool,
 }
 
 #[derive(Debug, Default)]
@@ -443,15 +448,18 @@ impl<'a> Sim<'a> {
                 backlog: (self.waiting.len() - i) as u32,
                 ..Default::default()
             };
-            let (decision, _) = decide(&needs, &cands, &cfg, 0);
+            let (mut decision, _) = decide(&needs, &cands, &cfg, 0);
+            if self.sc.overflow_only_if_sooner {
+                decision = self.sooner_or_wait(decision, &cands);
+            }
             let decision = self.afford(j, decision, &needs, &cands);
             match decision {
                 Decision::Dispatch { server_id, .. } => {
                     self.waiting.remove(i);
                     if server_id == LOCAL {
-                        self.to_local(j);
+                        self.send_local(j);
                     } else {
-                        self.to_cloud(j);
+                        self.send_cloud(j);
                     }
                 }
                 Decision::Wait { .. } => {
@@ -465,6 +473,34 @@ impl<'a> Sim<'a> {
                 }
                 Decision::Refuse { reason } => panic!("job {j} refused: {reason}"),
             }
+        }
+    }
+
+    /// The what-if `overflow_only_if_sooner`: a job the router sends to the endpoint waits for the local GPU instead
+    /// when the local GPU (counting the jobs ahead) would finish it first.
+    fn sooner_or_wait(&self, decision: Decision, cands: &[Candidate]) -> Decision {
+        let (Decision::Dispatch { server_id, .. }, Some(local), Some(cloud)) = (
+            &decision,
+            cands.iter().find(|c| c.id == LOCAL),
+            cands.iter().find(|c| c.id == CLOUD),
+        ) else {
+            return decision;
+        };
+        // The same fallback the router uses when a server has no measurement yet.
+        let known: Vec<f64> = cands.iter().filter_map(|c| c.secs_per_job).collect();
+        let fallback = if known.is_empty() {
+            1.0
+        } else {
+            known.iter().sum::<f64>() / known.len() as f64
+        };
+        if server_id == CLOUD
+            && estimated_finish(local, fallback) <= estimated_finish(cloud, fallback)
+        {
+            Decision::Wait {
+                reason: "the local GPU finishes it first".into(),
+            }
+        } else {
+            decision
         }
     }
 
@@ -518,7 +554,7 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn to_local(&mut self, j: usize) {
+    fn send_local(&mut self, j: usize) {
         self.out.local_jobs += 1;
         self.local_queue.push_back(j);
         if self.local_queue.len() == 1 {
@@ -549,7 +585,7 @@ impl<'a> Sim<'a> {
 
     /// A job reaches the endpoint: an idle worker takes it now; otherwise it queues there and a worker wakes for
     /// it (RunPod scales by queued requests, up to the endpoint's max workers).
-    fn to_cloud(&mut self, j: usize) {
+    fn send_cloud(&mut self, j: usize) {
         self.out.cloud_jobs += 1;
         self.cloud_in_flight += 1;
         self.dispatched_at[j] = self.now;
@@ -705,7 +741,7 @@ fn usd(micros: u64) -> String {
 
 fn row(name: &str, o: &Outcome) {
     println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>8.1} {:>8.1} {:>6} {:>6} {:>6} {:>6}",
+        "{:<38} {:>9} {:>9} {:>9} {:>8.1} {:>8.1} {:>6} {:>6} {:>6} {:>6}",
         name,
         usd(o.total_micros()),
         usd(o.cloud_ledger_micros),
@@ -721,7 +757,7 @@ fn row(name: &str, o: &Outcome) {
 
 fn header() {
     println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6}",
+        "{:<38} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6}",
         "policy",
         "total",
         "cloud",
@@ -748,6 +784,7 @@ fn main() {
         router: defaults,
         caps: Some(Caps::default()),
         count_waiting_ahead: false,
+        overflow_only_if_sooner: false,
     };
 
     // The workload.
@@ -904,6 +941,25 @@ fn main() {
         &jobs,
     );
     row("policy fastest", &o);
+    for threshold in [2, 5] {
+        let o = run(
+            Scenario {
+                name: "what-if",
+                router: RouterConfig {
+                    local_queue_threshold: threshold,
+                    ..defaults
+                },
+                count_waiting_ahead: true,
+                overflow_only_if_sooner: true,
+                ..base
+            },
+            &jobs,
+        );
+        row(
+            &format!("+ ahead, thr {threshold}, cloud only if sooner"),
+            &o,
+        );
+    }
 
     let proposed = Scenario {
         name: "proposed",
