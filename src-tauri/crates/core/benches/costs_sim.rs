@@ -28,6 +28,12 @@
 //!   `cap_check` against today's settled spend and outstanding reservations (the default caps: $5/day, $50/month;
 //!   the month's spend is taken to be today's); at the cap the router decides again without the endpoint, as the
 //!   dispatcher's `afford` does. Cloud-only has no cap (it is the uncapped baseline).
+//!
+//! After the three policies and the target lines: what-ifs that are NOT the app's defaults (other thresholds, the
+//! fastest policy, and two router changes emulated here only: counting our jobs waiting ahead toward the local
+//! threshold, and overflowing to a cold endpoint only when it finishes sooner), the cap at work with a tight cap,
+//! and the same comparison over 20 other days (seeds 1–20), since one day's verdict can be luck. The exit code
+//! follows the two targets on the fixed day.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
