@@ -130,6 +130,8 @@ fn open_fleet(app: &mut tauri::App) -> Result<Fleet, String> {
     Fleet::open(home).map_err(|e| e.to_info().message)
 }
 
+/// RunPod's GPU prices are read again every this many pod passes (an hour).
+const PRICE_REFRESH_PASSES: u64 = 120;
 /// How often the app's pods are checked against RunPod and the idle rule.
 const POD_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -137,8 +139,23 @@ const POD_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3
 /// RunPod key or any pod of the app, nothing is asked of RunPod.
 async fn watch_pods(fleet: Fleet, handle: tauri::AppHandle) {
     use comfyfleet_core::runpod::fleet::PodFleet;
+    let mut pass: u64 = 0;
     loop {
         if let Ok(pods) = PodFleet::connect(&fleet, fleet.servers.runpod_urls()).await {
+            // RunPod's prices (GPU catalogue), for cost estimates and billing: at start, then hourly.
+            if pass % PRICE_REFRESH_PASSES == 0 {
+                match pods.gpu_types().await {
+                    Ok(gpus) => {
+                        let table = comfyfleet_core::costs::prices::PriceTable::from_catalog(&gpus);
+                        if let Err(e) = fleet.costs().set_price_table(table).await {
+                            tracing::warn!(error = %e, "could not keep RunPod's prices");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read RunPod's GPU prices; using the shipped ones")
+                    }
+                }
+            }
             let has_pods = pods.records(false).await.is_ok_and(|r| !r.is_empty());
             if has_pods {
                 match pods.reconcile().await {
@@ -154,6 +171,7 @@ async fn watch_pods(fleet: Fleet, handle: tauri::AppHandle) {
                 }
             }
         }
+        pass += 1;
         tokio::time::sleep(POD_WATCH_INTERVAL).await;
     }
 }
