@@ -2,6 +2,12 @@
 // and for anyone who wants the figures (a disclosure under the chart).
 import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from "recharts";
 import { formatMoney } from "../../lib/format";
+import { jobMoney } from "../generate/estimateFormat";
+
+/** Axis and tooltip amounts: cents, or hundredths of a cent for the small sums of a few cloud jobs. */
+function chartMoney(micros: number): string {
+  return micros > 0 && micros < 10_000 ? jobMoney(micros) : formatMoney(micros);
+}
 import { BACKEND_COLORS, BACKEND_LABELS, backendsWithSpend, monthLabel, type Backend, type DayRow } from "./costsModel";
 
 type Props = { month: string; rows: DayRow[] };
@@ -24,12 +30,12 @@ export function CostChart({ month, rows }: Props) {
           <BarChart responsive data={rows} style={{ width: "100%", height: 240 }} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
             <CartesianGrid strokeDasharray="3 3" stroke="#2c323e" vertical={false} />
             <XAxis dataKey="label" stroke="#a4abb9" tick={{ fontSize: 11 }} interval="preserveStartEnd" />
-            <YAxis stroke="#a4abb9" tick={{ fontSize: 11 }} width={64} tickFormatter={(v: number) => formatMoney(v)} />
+            <YAxis stroke="#a4abb9" tick={{ fontSize: 11 }} width={64} tickFormatter={(v: number) => chartMoney(v)} />
             <Tooltip
               cursor={{ fill: "rgba(122, 162, 255, 0.08)" }}
               contentStyle={{ background: "#1e222b", border: "1px solid #3b4352", borderRadius: 6 }}
               labelFormatter={(_label, payload) => (payload?.[0]?.payload as DayRow | undefined)?.day ?? ""}
-              formatter={(value, name) => [formatMoney(Number(value)), BACKEND_LABELS[name as Backend] ?? String(name)]}
+              formatter={(value, name) => [chartMoney(Number(value)), BACKEND_LABELS[name as Backend] ?? String(name)]}
             />
             <Legend formatter={(name) => BACKEND_LABELS[name as Backend] ?? String(name)} />
             {backends.map((b) => (
