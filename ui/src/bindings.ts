@@ -905,6 +905,8 @@ export type Totals = {
 	/**  Pod uptime with no job running ("wasted"), and what it cost. */
 	idle_ms: number,
 	idle_micros: number,
+	/**  Times jobs moved off a server that failed them. */
+	failovers: number,
 };
 
 /**  An error as the UI sees it: a stable code, a message that says what to do, optional details. */

@@ -13,6 +13,7 @@ export function totals(overrides: Partial<Totals> = {}): Totals {
     saved_micros: 0,
     idle_ms: 0,
     idle_micros: 0,
+    failovers: 0,
     ...overrides,
   };
 }
@@ -50,7 +51,7 @@ export function sampleReport(): Report {
       idle_micros: 115_000,
     }),
     by_backend: [
-      group("serverless", { jobs: 10, succeeded: 9, success_percent: 90, mean_ms: 30_000, spent_micros: 4_500_000, cloud_spent_micros: 4_500_000 }),
+      group("serverless", { jobs: 10, succeeded: 9, success_percent: 90, mean_ms: 30_000, spent_micros: 4_500_000, cloud_spent_micros: 4_500_000, failovers: 3 }),
       group("local", { jobs: 30, succeeded: 30, success_percent: 100, mean_ms: 8_000, spent_micros: 345_678, saved_micros: 3_456_789 }),
       group("pod", { jobs: 2, succeeded: 1, success_percent: 50, mean_ms: 20_000, spent_micros: 7_500_000, cloud_spent_micros: 7_500_000, idle_ms: 600_000, idle_micros: 115_000 }),
     ],

@@ -877,6 +877,7 @@ impl Inner {
                 );
                 entry.ok = succeeded;
                 entry.duration_ms = (wait + exec.max(0) as u64).max(entry.duration_ms);
+                entry.failovers = job.as_ref().map_or(0, |j| j.failed_on.len() as u32);
                 self.costs.settle(entry).await.map(|_| ())
             }
             None => self.costs.release(key).await.map(|_| ()),
@@ -929,6 +930,7 @@ impl Inner {
         entry.saved_micros = saved;
         entry.ok = ok;
         entry.duration_ms = ms;
+        entry.failovers = job.failed_on.len() as u32;
         if let Err(e) = self.costs.settle(entry).await {
             tracing::warn!(job = %job_id, error = %e, "could not record the job in the cost ledger");
         }

@@ -155,6 +155,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pod_usage_by_time ON pod_usage (start_ms);
     "#,
+    // 8: how many times each ledger job moved off a server that failed it (failovers), for the cost reports.
+    r#"
+    ALTER TABLE ledger ADD COLUMN failovers INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,9 @@ function Rows({ rows, prefix }: { rows: BreakdownRow[]; prefix: string }) {
           <td className="num">{r.totals.jobs}</td>
           <td className="num">{r.totals.jobs > 0 ? `${r.totals.success_percent} %` : "—"}</td>
           <td className="num">{r.totals.jobs > 0 ? formatDuration(r.totals.mean_ms) : "—"}</td>
+          <td className="num" data-testid={`${prefix}-${r.key}-failovers`}>
+            {r.totals.failovers}
+          </td>
           <td className="num" data-testid={`${prefix}-${r.key}-spent`}>
             {formatMoney(r.totals.spent_micros)}
           </td>
@@ -43,6 +46,9 @@ function Table({ caption, first, rows, prefix, testId }: { caption: string; firs
           </th>
           <th scope="col" className="num">
             Mean time
+          </th>
+          <th scope="col" className="num" title="Times a job moved on from a server that failed it">
+            Failovers
           </th>
           <th scope="col" className="num">
             Spent

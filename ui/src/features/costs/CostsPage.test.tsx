@@ -67,6 +67,7 @@ describe("the Cost Monitor page", () => {
     expect(within(local).getByTestId("breakdown-backend-local-spent")).toHaveTextContent("$0.35");
     expect(within(local).getByTestId("breakdown-backend-local-saved")).toHaveTextContent("$3.46");
     expect(within(breakdown).getByTestId("breakdown-backend-pod-idle")).toHaveTextContent("$0.12 (10 min)");
+    expect(within(breakdown).getByTestId("breakdown-backend-serverless-failovers")).toHaveTextContent("3");
     const backends = within(screen.getByTestId("costs-breakdown-backends")).getAllByRole("rowheader").map((h) => h.textContent);
     expect(backends).toEqual(["Local GPU", "RunPod serverless", "RunPod pods"]);
 

@@ -95,6 +95,8 @@ pub struct LedgerEntry {
     pub ok: bool,
     /// How long the job took, start to finish (ms).
     pub duration_ms: u64,
+    /// Servers it failed on before (it moved on from them).
+    pub failovers: u32,
 }
 
 impl LedgerEntry {
@@ -120,6 +122,7 @@ impl LedgerEntry {
             saved_micros: 0,
             ok: true,
             duration_ms: charge.billed_ms,
+            failovers: 0,
         }
     }
 
@@ -184,7 +187,7 @@ fn from_db(v: i64) -> u64 {
 
 const ENTRY_COLUMNS: &str =
     "job_id, server_id, backend, at_ms, billed_ms, rate_micros, rate_per, cost_micros, \
-     exact, how, saved_micros, ok, duration_ms";
+     exact, how, saved_micros, ok, duration_ms, failovers";
 
 fn entry_from_row(r: &Row) -> rusqlite::Result<LedgerEntry> {
     let backend: String = r.get(2)?;
@@ -203,6 +206,7 @@ fn entry_from_row(r: &Row) -> rusqlite::Result<LedgerEntry> {
         saved_micros: from_db(r.get(10)?),
         ok: r.get(11)?,
         duration_ms: from_db(r.get(12)?),
+        failovers: r.get::<_, i64>(13)?.clamp(0, u32::MAX as i64) as u32,
     })
 }
 
@@ -211,7 +215,7 @@ fn entry_from_row(r: &Row) -> rusqlite::Result<LedgerEntry> {
 pub(crate) fn insert_entry(c: &Connection, e: &LedgerEntry) -> rusqlite::Result<bool> {
     let n = c.execute(
         &format!(
-            "INSERT INTO ledger ({ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            "INSERT INTO ledger ({ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT(job_id) DO NOTHING"
         ),
         params![
@@ -228,6 +232,7 @@ pub(crate) fn insert_entry(c: &Connection, e: &LedgerEntry) -> rusqlite::Result<
             db_int(e.saved_micros),
             e.ok,
             db_int(e.duration_ms),
+            e.failovers,
         ],
     )?;
     c.execute("DELETE FROM reservations WHERE job_id = ?1", [&e.job_id])?;

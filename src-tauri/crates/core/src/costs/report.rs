@@ -27,6 +27,8 @@ pub struct Totals {
     /// Pod uptime with no job running ("wasted"), and what it cost.
     pub idle_ms: u64,
     pub idle_micros: u64,
+    /// Times jobs moved off a server that failed them.
+    pub failovers: u32,
     #[serde(skip)]
     total_ms: u64,
 }
@@ -37,6 +39,7 @@ impl Totals {
         self.succeeded = self.succeeded.saturating_add(e.ok as u32);
         self.total_ms = self.total_ms.saturating_add(e.duration_ms);
         self.saved_micros = self.saved_micros.saturating_add(e.saved_micros);
+        self.failovers = self.failovers.saturating_add(e.failovers);
         // A pod job's cost is its share of the pod's uptime, which the usage rows already count.
         if e.backend != Backend::Pod {
             self.spent_micros = self.spent_micros.saturating_add(e.cost_micros);
@@ -252,6 +255,7 @@ mod tests {
             saved_micros: if backend == Backend::Local { 1_900 } else { 0 },
             ok: true,
             duration_ms: 10_000,
+            failovers: 0,
         }
     }
 
@@ -288,6 +292,7 @@ mod tests {
         let d = |n: i64| span.from_ms + n * DAY + 3_600_000;
         let mut failed = entry("f", "ep", Backend::Serverless, d(1), 500);
         failed.ok = false;
+        failed.failovers = 2;
         failed.duration_ms = 30_000;
         let entries = vec![
             entry("a", "ep", Backend::Serverless, d(0), 1_900),
@@ -320,6 +325,14 @@ mod tests {
         assert_eq!(r.by_day[1].totals.spent_micros, 6_500);
         let backend = |k: &str| r.by_backend.iter().find(|g| g.key == k).unwrap();
         assert_eq!(backend("serverless").totals.jobs, 2);
+        assert_eq!(
+            (
+                r.totals.failovers,
+                backend("serverless").totals.failovers,
+                backend("local").totals.failovers
+            ),
+            (2, 2, 0)
+        );
         assert_eq!(backend("pod").totals.spent_micros, 6_000);
         assert!(r.by_server.iter().any(|g| g.key == "pod:pod1"));
         let day_backend = |k: &str| {

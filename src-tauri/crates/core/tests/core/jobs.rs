@@ -291,6 +291,20 @@ async fn jobs_move_to_another_server_when_theirs_is_killed() {
         "{:?}",
         done.notes
     );
+    // The cost ledger counts the failover.
+    d.shutdown().await;
+    let entries = t
+        .fleet
+        .costs()
+        .ledger()
+        .entries_between(0, i64::MAX)
+        .await
+        .unwrap();
+    let e = entries
+        .iter()
+        .find(|e| e.job_id.starts_with(&job.id))
+        .unwrap();
+    assert_eq!((e.server_id.as_str(), e.failovers), (b_id.as_str(), 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
