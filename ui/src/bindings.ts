@@ -485,7 +485,9 @@ export type JobState = "queued" | "dispatched" | "running" | "succeeded" | "fail
 /**  A change to a job, for the UI and the CLI. */
 export type JobUpdate = 
 /**  State, server, error or outputs changed. */
-{ kind: "changed"; job: Job } | { kind: "progress"; job_id: string; progress: number | null } | { kind: "preview"; job_id: string; mime: string; data_base64: string };
+{ kind: "changed"; job: Job } | { kind: "progress"; job_id: string; progress: number | null } | { kind: "preview"; job_id: string; mime: string; data_base64: string } | 
+/**  Something the user should see now, e.g. 80 % of a cloud spending cap used. */
+{ kind: "notice"; job_id: string; title: string; message: string };
 
 /**  What the UI and the CLI see of the key. */
 export type KeyStatus = {

@@ -61,6 +61,12 @@ pub enum JobUpdate {
         mime: String,
         data_base64: String,
     },
+    /// Something the user should see now, e.g. 80 % of a cloud spending cap used.
+    Notice {
+        job_id: String,
+        title: String,
+        message: String,
+    },
 }
 
 /// What one server would take and cost for a workflow, for the Generate page's chooser.
@@ -173,6 +179,13 @@ fn smooth(previous: Option<f64>, secs: f64) -> f64 {
 fn learn(timings: &mut HashMap<(String, String), f64>, key: (String, String), secs: f64) {
     let next = smooth(timings.get(&key).copied(), secs);
     timings.insert(key, next);
+}
+
+fn capitalize_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// What a job is expected to cost on a RunPod endpoint of `gpu_class`: its measured run time (or
@@ -788,11 +801,16 @@ impl Inner {
                         crate::costs::caps::CapWhich::Daily => "today's",
                         crate::costs::caps::CapWhich::Monthly => "this month's",
                     };
-                    self.note(
-                        &job.id,
-                        &format!("{}% of {which} cloud spending limit is used", w.percent),
-                    )
-                    .await;
+                    let message = format!("{}% of {which} cloud spending limit is used", w.percent);
+                    self.note(&job.id, &message).await;
+                    let _ = self.updates.send(JobUpdate::Notice {
+                        job_id: job.id.clone(),
+                        title: "Cloud spending".into(),
+                        message: format!(
+                            "{}. At the limit, jobs run on your local GPU or wait.",
+                            capitalize_first(&message)
+                        ),
+                    });
                 }
                 (decision, Some(key))
             }

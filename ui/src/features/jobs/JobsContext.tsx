@@ -4,6 +4,7 @@
 import { Channel } from "@tauri-apps/api/core";
 import { createContext, useCallback, useContext, useEffect, useMemo, useReducer, useRef, useState, type ReactNode } from "react";
 import { commands, type Job, type JobUpdate } from "../../bindings";
+import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { initialJobsState, jobsReducer, sortedJobs } from "./jobsReducer";
 
@@ -42,6 +43,9 @@ export function JobsProvider({ children }: { children: ReactNode }) {
   const [liveError, setLiveError] = useState<string | null>(null);
   // The one subscription. Kept across StrictMode's effect re-run so the app subscribes once.
   const channel = useRef<Channel<JobUpdate> | null>(null);
+  const toast = useToast();
+  const toastRef = useRef(toast);
+  toastRef.current = toast;
   const mounted = useRef(true);
 
   const refresh = useCallback(async () => {
@@ -59,7 +63,10 @@ export function JobsProvider({ children }: { children: ReactNode }) {
   const subscribe = useCallback(async () => {
     let ch: Channel<JobUpdate>;
     try {
-      ch = new Channel<JobUpdate>((update) => dispatch({ type: "update", update }));
+      ch = new Channel<JobUpdate>((update) => {
+        if (update.kind === "notice") toastRef.current.show(update.message, { title: update.title });
+        dispatch({ type: "update", update });
+      });
     } catch (e) {
       // Outside the desktop app there is no IPC to open a channel on.
       setLiveError(errorMessage(e));

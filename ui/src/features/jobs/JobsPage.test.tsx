@@ -185,3 +185,21 @@ describe("Jobs page", () => {
     expect(fake.callsTo("jobs_subscribe")).toHaveLength(2);
   });
 });
+
+describe("Jobs: notices", () => {
+  it("shows a notice from the dispatcher (80 % of a cloud spending cap) at once, on any page", async () => {
+    const fake = installFakeBackend({ servers: [gpu] });
+    renderApp("servers");
+    await waitFor(() => expect(fake.subscribers()).toBe(1));
+    await act(async () =>
+      fake.pushJobUpdate({
+        kind: "notice",
+        job_id: "j1",
+        title: "Cloud spending",
+        message: "80% of today's cloud spending limit is used. At the limit, jobs run on your local GPU or wait.",
+      }),
+    );
+    expect(await screen.findByText(/80% of today's cloud spending limit is used/)).toBeInTheDocument();
+    expect(screen.getByText("Cloud spending")).toBeInTheDocument();
+  });
+});

@@ -80,6 +80,8 @@ export function jobsReducer(state: JobsState, action: JobsAction): JobsState {
     case "update": {
       const u = action.update;
       if (u.kind === "changed") return putJob(state, u.job);
+      // Notices are shown, not kept (see JobsContext).
+      if (u.kind === "notice") return state;
       const job = state.jobs[u.job_id];
       if (u.kind === "progress") {
         // Unknown jobs get their progress with the next "changed"; finished ones keep their final value.

@@ -656,6 +656,23 @@ async fn runpod_spending_cap_lets_at_most_its_budget_of_100_jobs_reach_the_cloud
             ..Default::default()
         },
     );
+    // What the user is told at once (the app shows these as notifications).
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let mut rx = d.subscribe();
+        let notices = notices.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(comfyfleet_core::dispatcher::JobUpdate::Notice { message, .. }) => {
+                        notices.lock().unwrap().push(message)
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+    }
     let (mut on_cloud, mut warned) = (0, false);
     for id in &ids {
         let done = finish(&d, id).await;
@@ -685,6 +702,12 @@ async fn runpod_spending_cap_lets_at_most_its_budget_of_100_jobs_reach_the_cloud
     // Reservations are atomic: the budget held exactly ten, so exactly ten went; the other 90 ran locally.
     assert_eq!(on_cloud, 10, "{on_cloud} jobs went to the cloud");
     assert!(warned, "the job that took today's spend past 80% says so");
+    let told = notices.lock().unwrap().clone();
+    assert!(
+        told.iter()
+            .any(|m| m.contains("of today's cloud spending limit is used")),
+        "the user is told at 80%: {told:?}"
+    );
     // What was spent (RunPod's billed seconds) is within the cap, and every reservation was settled.
     let status = costs.cap_status(comfyfleet_core::now_ms()).await.unwrap();
     assert!(status.spent_today_micros > 0, "{status:?}");
