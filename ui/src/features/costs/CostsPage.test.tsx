@@ -253,4 +253,23 @@ describe("prices", () => {
     expect(await screen.findByTestId("prices-saved")).toBeInTheDocument();
     expect(screen.getByTestId("price-electricity-hint")).not.toHaveTextContent("free");
   });
+
+  it("sets a LAN server's hourly rate exactly, and leaves this computer and cloud servers out", async () => {
+    const costs = fakeCosts({ reports: { "2026-12": sampleReport() } });
+    const studio = server({ name: "Studio", id: "id-studio", url: "http://192.168.1.20:8188" });
+    const fake = installFakeBackend(
+      { servers: [server({ name: "Local", id: "id-local" }), studio, server({ name: "Flux endpoint", id: "id-endpoint", kind: "runpod_serverless" })] },
+      costs.handlers,
+    );
+    const { user } = renderWithProviders(<CostsPage />);
+    const rates = await screen.findByTestId("lan-rates");
+    expect(within(rates).getByText("Studio")).toBeInTheDocument();
+    expect(within(rates).queryByText("Local")).not.toBeInTheDocument();
+    expect(within(rates).queryByText("Flux endpoint")).not.toBeInTheDocument();
+    await user.type(screen.getByTestId("lan-rate-id-studio"), "1.20");
+    await user.click(screen.getByTestId("prices-save"));
+    await waitFor(() => expect(fake.callsTo("costs_set_prices")).toHaveLength(1));
+    const sent = fake.callsTo("costs_set_prices")[0].args.prices as { lan_per_hr_micros: Record<string, number> };
+    expect(sent.lan_per_hr_micros).toEqual({ "id-studio": 1_200_000 });
+  });
 });

@@ -1,23 +1,43 @@
-// What the app cannot know about prices: the electricity price for local jobs, and the cloud GPU local jobs are
-// compared with for "saved". LAN servers' hourly rates are kept as they are.
+// What the app cannot know about prices: the electricity price for local jobs, the cloud GPU local jobs are
+// compared with for "saved", and an hourly rate for each LAN server (a studio's internal cost).
 import { useEffect, useState, type FormEvent } from "react";
-import { commands, type PriceSettings } from "../../bindings";
+import { commands, type PriceSettings, type Server } from "../../bindings";
 import { Button } from "../../components/Button";
 import { call, errorMessage } from "../../lib/errors";
 import { dollarsExact, formatPricePerHour, parseDollars } from "../../lib/format";
+import { useServers } from "../servers/ServersContext";
 import { perHourMicros, REFERENCE_CLASSES } from "./costsModel";
 
-type Fields = { electricity: string; referenceClass: string; speed: string };
+type Fields = { electricity: string; referenceClass: string; speed: string; lan: Record<string, string> };
 
 function fieldsOf(p: PriceSettings): Fields {
+  const lan: Record<string, string> = {};
+  for (const [id, micros] of Object.entries(p.lan_per_hr_micros ?? {})) lan[id] = dollarsExact(micros ?? 0);
   return {
     electricity: dollarsExact(p.electricity_micros_per_kwh ?? 0),
     referenceClass: p.reference_class ?? "ADA_24",
     speed: String(p.reference_speed_percent ?? 100),
+    lan,
   };
 }
 
+/** A server the ledger counts as a LAN machine (as the core does): tagged lan, or not this computer, not cloud. */
+export function isLanServer(s: Server): boolean {
+  const tag = (t: string) => s.tags.some((x) => x.toLowerCase() === t);
+  if (s.kind === "runpod_serverless" || tag("cloud") || tag("runpod")) return false;
+  if (tag("lan")) return true;
+  if (tag("local")) return false;
+  try {
+    const host = new URL(s.url).hostname.replace(/^\[|\]$/g, "");
+    return !(host === "localhost" || host === "::1" || /^127\./.test(host));
+  } catch {
+    return false;
+  }
+}
+
 export function PriceSettingsForm({ prices, onSaved }: { prices: PriceSettings; onSaved: (p: PriceSettings) => void }) {
+  const { servers } = useServers();
+  const lanServers = (servers ?? []).filter(isLanServer);
   const [fields, setFields] = useState<Fields>(() => fieldsOf(prices));
   const [saving, setSaving] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -37,11 +57,24 @@ export function PriceSettingsForm({ prices, onSaved }: { prices: PriceSettings; 
     const speed = /^\d+$/.test(fields.speed.trim()) ? Number(fields.speed.trim()) : NaN;
     if (electricity == null) return setError("Type the electricity price in dollars per kWh, e.g. 0.15 (0 if you do not pay for it).");
     if (!(speed >= 1 && speed <= 1000)) return setError("Type the reference GPU's time as a whole percent of yours, 1–1000 (100 = as fast).");
+    const lan: Record<string, number> = {};
+    for (const [id, text] of Object.entries(fields.lan)) {
+      if (text.trim() === "") continue;
+      const micros = parseDollars(text);
+      if (micros == null) return setError(`Type each LAN server's rate in dollars per hour, e.g. 1.20 ("${text}" is not).`);
+      if (micros > 0) lan[id] = micros;
+    }
     setSaving(true);
     setError(null);
     try {
       const stored = await call(
-        commands.costsSetPrices({ ...prices, electricity_micros_per_kwh: electricity, reference_class: fields.referenceClass, reference_speed_percent: speed }),
+        commands.costsSetPrices({
+          ...prices,
+          electricity_micros_per_kwh: electricity,
+          reference_class: fields.referenceClass,
+          reference_speed_percent: speed,
+          lan_per_hr_micros: lan,
+        }),
       );
       setSaved(true);
       onSaved(stored);
@@ -101,6 +134,25 @@ export function PriceSettingsForm({ prices, onSaved }: { prices: PriceSettings; 
           onChange={(e) => set("speed", e.target.value)}
         />
         <p className="field-hint">100 = as fast as your GPU; 50 = twice as fast. A local job saves what it would have cost there.</p>
+        {lanServers.length > 0 && (
+          <fieldset className="lan-rates" data-testid="lan-rates">
+            <legend className="field-label">LAN servers' hourly rate ($/h, empty = free)</legend>
+            {lanServers.map((s) => (
+              <label key={s.id} className="lan-rate">
+                <span>{s.name}</span>
+                <input
+                  type="text"
+                  inputMode="decimal"
+                  className="cap-input"
+                  data-testid={`lan-rate-${s.id}`}
+                  value={fields.lan[s.id] ?? ""}
+                  onChange={(e) => set("lan", { ...fields.lan, [s.id]: e.target.value })}
+                />
+              </label>
+            ))}
+            <p className="field-hint">A studio machine's internal cost: each job there is charged its run time at this rate.</p>
+          </fieldset>
+        )}
       </div>
       <Button type="submit" size="sm" busy={saving} data-testid="prices-save">
         Save
