@@ -3,6 +3,7 @@
 
 use comfyfleet_core::costs::caps::{CapStatus, Caps};
 use comfyfleet_core::costs::report::Report;
+use comfyfleet_core::costs::JobCost;
 use comfyfleet_core::costs::PriceSettings;
 use serde::Serialize;
 use tauri::State;
@@ -83,4 +84,12 @@ pub async fn costs_export_csv(
         details: None,
     })?;
     Ok(path)
+}
+
+/// What each of these jobs cost and saved (jobs not in the ledger are left out).
+#[tauri::command]
+#[specta::specta]
+pub async fn costs_of_jobs(state: State<'_, AppState>, job_ids: Vec<String>) -> Res<Vec<JobCost>> {
+    let ids: Vec<String> = job_ids.into_iter().take(1_000).collect();
+    Ok(state.fleet.costs().ledger().job_costs(ids).await?)
 }

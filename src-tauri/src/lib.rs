@@ -83,6 +83,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             costs::costs_prices,
             costs::costs_set_prices,
             costs::costs_export_csv,
+            costs::costs_of_jobs,
             install::install_check,
             install::install_start,
             install::install_pause,

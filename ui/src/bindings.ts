@@ -80,6 +80,8 @@ export const commands = {
 	costsSetPrices: (prices: PriceSettings) => typedError<PriceSettings, UiError>(__TAURI_INVOKE("costs_set_prices", { prices })),
 	/**  Write `month`'s ledger as CSV to `path` (chosen in a save dialog); answers the path. */
 	costsExportCsv: (month: string | null, path: string) => typedError<string, UiError>(__TAURI_INVOKE("costs_export_csv", { month, path })),
+	/**  What each of these jobs cost and saved (jobs not in the ledger are left out). */
+	costsOfJobs: (jobIds: string[]) => typedError<JobCost[], UiError>(__TAURI_INVOKE("costs_of_jobs", { jobIds })),
 	/**  The system check, the packs on offer and the plan for these choices (or why there is none). */
 	installCheck: (request: InstallRequest) => typedError<InstallCheck, UiError>(__TAURI_INVOKE("install_check", { request })),
 	/**  Starts installing in the background; follow it with `install_subscribe`. */
@@ -155,6 +157,17 @@ export type AuthView = {
 	user: string | null,
 	header: string | null,
 };
+
+/**  Where a job ran, as the ledger counts it. */
+export type Backend = 
+/**  This computer's GPU (cost: electricity, if the user set a price per kWh). */
+"local" | 
+/**  A ComfyUI server on the LAN (cost: its optional internal hourly rate). */
+"lan" | 
+/**  A RunPod serverless endpoint (billed per second). */
+"serverless" | 
+/**  A RunPod pod (billed per second of uptime; see [`PodUsage`]). */
+"pod";
 
 /**  Spend and reservations against each cap now, for progress bars. */
 export type CapStatus = {
@@ -467,6 +480,17 @@ export type Job = {
 	/**  On a RunPod endpoint: how long it waited for a worker, and executed (ms), as RunPod bills them. */
 	delay_ms: number | null,
 	execution_ms: number | null,
+};
+
+/**  What one job cost and saved, its attempts summed, for the job lists. */
+export type JobCost = {
+	job_id: string,
+	backend: Backend,
+	cost_micros: number,
+	saved_micros: number,
+	/**  Every figure exact (RunPod's execution time); else an estimate, and `how` says how it was made. */
+	exact: boolean,
+	how: string,
 };
 
 /**  One output file of a job, saved in the gallery. */

@@ -6,6 +6,7 @@ import type {
   DownloadInput,
   DownloadItem,
   Estimate,
+  JobCost,
   DownloadUpdate,
   ImportReport,
   InstallCheck,
@@ -54,6 +55,8 @@ type Init = {
   runpodKey?: { set: boolean; accepts?: string };
   /** What jobs_estimate answers (none by default). */
   estimates?: Estimate[];
+  /** The cost ledger's per-job figures costs_of_jobs answers from. */
+  jobCosts?: JobCost[];
 };
 
 /** The built-in templates as the core lists them. */
@@ -385,6 +388,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     dialogSavePath: "/home/artist/comfyfleet-servers.json" as string | null,
     importReport: { added: [], skipped: [], needs_credentials: [], activated: null } as ImportReport,
     estimates: init.estimates ?? ([] as Estimate[]),
+    jobCosts: init.jobCosts ?? ([] as JobCost[]),
     templates: init.templates ?? TEMPLATES,
     jobs: [...(init.jobs ?? [])],
     router: init.router ?? ({ policy: "manual", auto_switch: false, local_queue_threshold: 5, max_in_flight: 2 } as RouterConfig),
@@ -531,6 +535,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     templates_list: () => state.templates,
     workflow_inspect: (a) => inspectWorkflow(a.workflowJson as string),
     jobs_estimate: () => state.estimates,
+    costs_of_jobs: (a) => state.jobCosts.filter((c) => (a.jobIds as string[]).includes(c.job_id)),
     jobs_submit: (a) => {
       const request = a.request as SubmitRequest;
       const created = job({ id: `job-${nextId++}`, name: request.name, priority: request.priority, target: request.target, queued_ms: state.now++ });

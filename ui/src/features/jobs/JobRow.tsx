@@ -1,9 +1,9 @@
-import type { Job, JobOutput, Server } from "../../bindings";
+import type { Job, JobCost, JobOutput, Server } from "../../bindings";
 import { Button } from "../../components/Button";
 import { ProgressBar } from "../../components/ProgressBar";
 import { formatDuration, timeAgo } from "../../lib/format";
 import { OutputThumb } from "../gallery/OutputThumb";
-import { cloudTimingsText, jobDurationMs, jobStatusLine, PRIORITIES, priorityLabel, serverName, targetText } from "./jobFormat";
+import { cloudTimingsText, jobCostText, jobDurationMs, jobStatusLine, PRIORITIES, priorityLabel, serverName, targetText } from "./jobFormat";
 import { JobStateBadge } from "./JobStateBadge";
 import { progressOf } from "./jobsReducer";
 
@@ -103,10 +103,10 @@ export function QueueRow({ job, position, servers, cancelling, changingPriority,
   );
 }
 
-type HistoryRowProps = { job: Job; servers: Server[] | null; onOpen: (output: JobOutput) => void };
+type HistoryRowProps = { job: Job; servers: Server[] | null; cost?: JobCost; onOpen: (output: JobOutput) => void };
 
 /** A finished job: how it ended, where, how long it took, what it made or why it failed. */
-export function HistoryRow({ job, servers, onOpen }: HistoryRowProps) {
+export function HistoryRow({ job, servers, cost, onOpen }: HistoryRowProps) {
   const duration = jobDurationMs(job);
   const ranOn = serverName(servers, job.server_id ?? job.failed_on[job.failed_on.length - 1] ?? null);
   const outputs = job.outputs.filter((o) => o.path !== "");
@@ -126,6 +126,11 @@ export function HistoryRow({ job, servers, onOpen }: HistoryRowProps) {
           {cloudTimingsText(job) && (
             <span data-testid="job-cloud-timings" title="What RunPod bills: time waiting for a worker and time executing">
               {cloudTimingsText(job)}
+            </span>
+          )}
+          {cost && (
+            <span data-testid="job-cost" title={cost.how}>
+              {jobCostText(cost)}
             </span>
           )}
           {job.finished_ms != null && <span className="muted">finished {timeAgo(job.finished_ms)}</span>}

@@ -203,3 +203,16 @@ describe("Jobs: notices", () => {
     expect(screen.getByText("Cloud spending")).toBeInTheDocument();
   });
 });
+
+describe("Jobs: costs", () => {
+  it("shows what each finished job cost and saved, from the cost ledger", async () => {
+    installFakeBackend({
+      servers: [gpu],
+      jobs: [succeededJob("done", ["a.png"], { name: "Foxes", server_id: gpu.id, started_ms: T0, finished_ms: T0 + 5_000 })],
+      jobCosts: [{ job_id: "done", backend: "local", cost_micros: 0, saved_micros: 3_100, exact: false, how: "5000 ms locally" }],
+    });
+    renderApp("jobs");
+    const cost = await screen.findByTestId("job-cost");
+    expect(cost).toHaveTextContent("free · saved $0.0031");
+  });
+});

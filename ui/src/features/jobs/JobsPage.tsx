@@ -1,5 +1,5 @@
-import { useMemo, useState } from "react";
-import { commands, type Job, type JobState } from "../../bindings";
+import { useEffect, useMemo, useState } from "react";
+import { commands, type Job, type JobCost, type JobState } from "../../bindings";
 import { Button } from "../../components/Button";
 import { EmptyState } from "../../components/EmptyState";
 import { Spinner } from "../../components/Spinner";
@@ -60,6 +60,22 @@ export function JobsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
 
   const queue = useMemo(() => (jobs ? queueOrder(jobs) : []), [jobs]);
   const history = useMemo(() => (jobs ? historyOrder(jobs, filter) : []), [jobs, filter]);
+  // What each finished job cost and saved (from the cost ledger).
+  const [costs, setCosts] = useState<Record<string, JobCost>>({});
+  const historyKey = history.map((j) => j.id).join(",");
+  useEffect(() => {
+    if (!historyKey) return;
+    let live = true;
+    commands
+      .costsOfJobs(historyKey.split(","))
+      .then((r) => {
+        if (live && r.status === "ok") setCosts(Object.fromEntries(r.data.map((c) => [c.job_id, c])));
+      })
+      .catch(() => {});
+    return () => {
+      live = false;
+    };
+  }, [historyKey]);
   const finishedCount = useMemo(() => (jobs ? jobs.filter((j) => HISTORY_STATES.includes(j.state)).length : 0), [jobs]);
 
   async function cancel(job: Job) {
@@ -199,7 +215,7 @@ export function JobsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
             ) : (
               <ul className="job-list" aria-label="History">
                 {history.map((job) => (
-                  <HistoryRow key={job.id} job={job} servers={servers} onOpen={(o) => void open(o)} />
+                  <HistoryRow key={job.id} job={job} servers={servers} cost={costs[job.id]} onOpen={(o) => void open(o)} />
                 ))}
               </ul>
             )}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { job, server } from "../../test/fakeBackend";
-import { cloudTimingsText, isWaking, jobStatusLine } from "./jobFormat";
+import { cloudTimingsText, isWaking, jobCostText, jobStatusLine } from "./jobFormat";
 
 describe("cloud jobs", () => {
   const cloud = server({ name: "Cloud", kind: "runpod_serverless" });
@@ -23,5 +23,14 @@ describe("cloud jobs", () => {
     expect(cloudTimingsText(job({ id: "a", delay_ms: 2100, execution_ms: 3400 }))).toBe("waited 2.1 s for a worker · executed 3.4 s");
     expect(cloudTimingsText(job({ id: "b", execution_ms: 800 }))).toBe("executed 800 ms");
     expect(cloudTimingsText(job({ id: "c" }))).toBeNull();
+  });
+});
+
+describe("job costs", () => {
+  const c = { job_id: "a", backend: "serverless" as const, cost_micros: 4_030, saved_micros: 0, exact: false, how: "" };
+  it("say what a job cost, whether it is an estimate, and what a local job saved", () => {
+    expect(jobCostText(c)).toBe("cost $0.0041 (estimate)");
+    expect(jobCostText({ ...c, exact: true })).toBe("cost $0.0041");
+    expect(jobCostText({ ...c, backend: "local", cost_micros: 0, saved_micros: 3_100 })).toBe("free · saved $0.0031");
   });
 });

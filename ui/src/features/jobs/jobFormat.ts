@@ -1,7 +1,8 @@
 // How a job reads to a person: state labels and tones, which server, how long, what is happening now.
-import type { Job, JobState, Server } from "../../bindings";
+import type { Job, JobCost, JobState, Server } from "../../bindings";
 import type { BadgeTone } from "../../components/Badge";
 import { formatDuration, percent } from "../../lib/format";
+import { jobMoney } from "../generate/estimateFormat";
 
 export const QUEUE_STATES: JobState[] = ["queued", "dispatched", "running"];
 export const HISTORY_STATES: JobState[] = ["succeeded", "failed", "cancelled"];
@@ -103,3 +104,9 @@ export function priorityLabel(p: number): string {
 
 /** Highest first, as the select lists them. */
 export const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
+
+/** What a finished job cost (and saved against the cloud), e.g. "cost $0.0041 (estimate)", "free · saved $0.0031". */
+export function jobCostText(c: JobCost): string {
+  const cost = c.cost_micros === 0 ? "free" : `cost ${jobMoney(c.cost_micros)}${c.exact ? "" : " (estimate)"}`;
+  return c.saved_micros > 0 ? `${cost} · saved ${jobMoney(c.saved_micros)}` : cost;
+}

@@ -133,6 +133,19 @@ impl LedgerEntry {
     }
 }
 
+/// What one job cost and saved, its attempts summed, for the job lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct JobCost {
+    pub job_id: String,
+    pub backend: Backend,
+    pub cost_micros: u64,
+    pub saved_micros: u64,
+    /// Every figure exact (RunPod's execution time); else an estimate, and `how` says how it was made.
+    pub exact: bool,
+    pub how: String,
+}
+
 /// A pod's uptime over one interval (e.g. a minute), split into busy (a job ran) and idle ("wasted") time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -312,6 +325,40 @@ impl Ledger {
                     .optional()
                     .map_err(StoreError::from)?,
                 )
+            })
+            .await
+    }
+
+    /// What each of `job_ids` cost and saved, every attempt summed (attempts are recorded as `{job}#{attempt}`).
+    /// Jobs not in the ledger are left out.
+    pub async fn job_costs(&self, job_ids: Vec<String>) -> Result<Vec<JobCost>, CostsError> {
+        self.store
+            .call(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {ENTRY_COLUMNS} FROM ledger WHERE job_id = ?1 OR job_id LIKE ?1 || '#%'"
+                    ))
+                    .map_err(StoreError::from)?;
+                let mut out = Vec::new();
+                for id in job_ids {
+                    let rows = stmt
+                        .query_map([&id], entry_from_row)
+                        .map_err(StoreError::from)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(StoreError::from)?;
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    out.push(JobCost {
+                        job_id: id,
+                        cost_micros: rows.iter().map(|e| e.cost_micros).fold(0, u64::saturating_add),
+                        saved_micros: rows.iter().map(|e| e.saved_micros).fold(0, u64::saturating_add),
+                        exact: rows.iter().all(|e| e.exact),
+                        how: rows.iter().map(|e| e.how.as_str()).collect::<Vec<_>>().join("; "),
+                        backend: rows.last().map(|e| e.backend).unwrap_or(Backend::Local),
+                    });
+                }
+                Ok::<_, CostsError>(out)
             })
             .await
     }

@@ -14,7 +14,7 @@ pub mod report;
 use serde::{Deserialize, Serialize};
 
 pub use caps::{cap_check, CapStatus, CapVerdict, CapWarning, CapWhich, Caps, Reservation};
-pub use ledger::{Backend, Ledger, LedgerEntry, PodUsage};
+pub use ledger::{Backend, JobCost, Ledger, LedgerEntry, PodUsage};
 pub use prices::{Charge, RatePer};
 
 use crate::settings::SettingsStore;

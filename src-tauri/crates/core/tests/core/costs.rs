@@ -343,6 +343,24 @@ async fn costs_local_and_lan_jobs_are_in_the_ledger_with_what_local_saved() {
         "about 1.2 s at $0.001/s: {lan_e:?}"
     );
     assert_eq!(lan_e.saved_micros, 0);
+    // Per job, as the job lists show it.
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|e| e.job_id.split('#').next().unwrap().to_string())
+        .collect();
+    let per_job = costs.ledger().job_costs(ids.clone()).await.unwrap();
+    assert_eq!(per_job.len(), 2);
+    assert_eq!(
+        (per_job[0].job_id.as_str(), per_job[0].saved_micros),
+        (ids[0].as_str(), local_e.saved_micros)
+    );
+    assert_eq!(per_job[1].cost_micros, lan_e.cost_micros);
+    assert!(costs
+        .ledger()
+        .job_costs(vec!["no-such-job".into()])
+        .await
+        .unwrap()
+        .is_empty());
     // Neither counts toward the cloud caps.
     let status = costs.cap_status(comfyfleet_core::now_ms()).await.unwrap();
     assert_eq!(status.spent_today_micros, 0, "{status:?}");
