@@ -323,6 +323,46 @@ fn endpoint_input(name: &str, id: &str, flavour: Flavour) -> ServerInput {
     }
 }
 
+/// A fake RunPod with this one endpoint, a fleet with the RunPod key set, and the endpoint in its server list
+/// (named after its id).
+async fn with_endpoint(
+    ep: EndpointConfig,
+    flavour: Flavour,
+) -> (FakeRunpod, TestFleet, comfyfleet_core::servers::Server) {
+    let id = ep.id.clone();
+    let fake = FakeRunpod::start(FakeRunpodConfig {
+        endpoints: vec![ep],
+        ..FakeRunpodConfig::default()
+    })
+    .await;
+    let t = cloud_fleet(&fake);
+    t.fleet
+        .runpod_account()
+        .set(&Secret::new(DEFAULT_API_KEY))
+        .await
+        .unwrap();
+    let server = t
+        .fleet
+        .servers
+        .add(endpoint_input(&id, &id, flavour))
+        .await
+        .unwrap();
+    (fake, t, server)
+}
+
+/// A fake ComfyUI in the list as "Local", tagged local; answers it and its server id.
+async fn local_server(t: &TestFleet, cfg: FakeComfyConfig) -> (FakeComfy, String) {
+    let local = FakeComfy::start(cfg).await;
+    let mut input = ServerInput {
+        name: "Local".into(),
+        url: local.url(),
+        ..Default::default()
+    };
+    input.tags = vec!["local".into()];
+    let id = t.fleet.servers.add(input).await.unwrap().id;
+    (local, id)
+}
+
 fn start(t: &TestFleet, policy: Policy) -> Dispatcher {
     Dispatcher::start(
         t.fleet.store.clone(),
@@ -469,40 +509,24 @@ async fn runpod_endpoints_in_the_server_list_run_jobs_with_outputs_billed_timing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_local_first_overflows_to_the_endpoint_only_past_the_local_queue_threshold_or_when_local_is_down(
 ) {
-    let fake = FakeRunpod::start(FakeRunpodConfig {
-        endpoints: vec![EndpointConfig {
+    let (_fake, t, cloud) = with_endpoint(
+        EndpointConfig {
             cold_start: Duration::from_millis(200),
             exec_time: Duration::from_millis(100),
             ..EndpointConfig::new("ep-over")
-        }],
-        ..FakeRunpodConfig::default()
-    })
+        },
+        Flavour::Base,
+    )
     .await;
-    let t = cloud_fleet(&fake);
-    t.fleet
-        .runpod_account()
-        .set(&Secret::new(DEFAULT_API_KEY))
-        .await
-        .unwrap();
-    let local = FakeComfy::start(FakeComfyConfig {
-        exec_time: Duration::from_millis(50),
-        ..Default::default()
-    })
+    let cloud_id = cloud.id;
+    let (local, local_id) = local_server(
+        &t,
+        FakeComfyConfig {
+            exec_time: Duration::from_millis(50),
+            ..Default::default()
+        },
+    )
     .await;
-    let mut li = ServerInput {
-        name: "Local".into(),
-        url: local.url(),
-        ..Default::default()
-    };
-    li.tags = vec!["local".into()];
-    let local_id = t.fleet.servers.add(li).await.unwrap().id;
-    let cloud_id = t
-        .fleet
-        .servers
-        .add(endpoint_input("Overflow", "ep-over", Flavour::Base))
-        .await
-        .unwrap()
-        .id;
     let d = start(&t, Policy::LocalFirst);
     let run = async |name: &str| {
         t.fleet.health.test_all(true).await.unwrap();
@@ -529,27 +553,15 @@ async fn runpod_local_first_overflows_to_the_endpoint_only_past_the_local_queue_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_endpoint_jobs_cancelled_in_the_app_are_cancelled_on_runpod_and_stop_costing() {
-    let fake = FakeRunpod::start(FakeRunpodConfig {
-        endpoints: vec![EndpointConfig {
+    let (fake, t, server) = with_endpoint(
+        EndpointConfig {
             cold_start: Duration::from_millis(100),
             exec_time: Duration::from_secs(60),
             ..EndpointConfig::new("ep-long")
-        }],
-        ..FakeRunpodConfig::default()
-    })
+        },
+        Flavour::Base,
+    )
     .await;
-    let t = cloud_fleet(&fake);
-    t.fleet
-        .runpod_account()
-        .set(&Secret::new(DEFAULT_API_KEY))
-        .await
-        .unwrap();
-    let server = t
-        .fleet
-        .servers
-        .add(endpoint_input("Long", "ep-long", Flavour::Base))
-        .await
-        .unwrap();
     t.fleet.servers.activate(Some(&server.id)).await.unwrap();
     let d = start(&t, Policy::Manual);
     let job = d.submit(NewJob::new("long", workflow())).await.unwrap();
@@ -582,43 +594,27 @@ async fn runpod_endpoint_jobs_cancelled_in_the_app_are_cancelled_on_runpod_and_s
 async fn runpod_spending_cap_lets_at_most_its_budget_of_100_jobs_reach_the_cloud_and_sends_the_rest_local(
 ) {
     use comfyfleet_core::costs::{Caps, Costs};
-    let fake = FakeRunpod::start(FakeRunpodConfig {
-        endpoints: vec![EndpointConfig {
+    let (_fake, t, cloud) = with_endpoint(
+        EndpointConfig {
             workers: 100,
             cold_start: Duration::ZERO,
             exec_time: Duration::from_secs(1),
             ..EndpointConfig::new("ep-capped")
-        }],
-        ..FakeRunpodConfig::default()
-    })
+        },
+        Flavour::Base,
+    )
     .await;
-    let t = cloud_fleet(&fake);
-    t.fleet
-        .runpod_account()
-        .set(&Secret::new(DEFAULT_API_KEY))
-        .await
-        .unwrap();
+    let cloud_id = cloud.id;
     // The local GPU is busy with others' work (queue at the threshold): local first overflows to the cloud.
-    let local = FakeComfy::start(FakeComfyConfig {
-        exec_time: Duration::from_millis(5),
-        queue_pending: 5,
-        ..Default::default()
-    })
+    let (_local, local_id) = local_server(
+        &t,
+        FakeComfyConfig {
+            exec_time: Duration::from_millis(5),
+            queue_pending: 5,
+            ..Default::default()
+        },
+    )
     .await;
-    let mut li = ServerInput {
-        name: "Local".into(),
-        url: local.url(),
-        ..Default::default()
-    };
-    li.tags = vec!["local".into()];
-    let local_id = t.fleet.servers.add(li).await.unwrap().id;
-    let cloud_id = t
-        .fleet
-        .servers
-        .add(endpoint_input("Capped", "ep-capped", Flavour::Base))
-        .await
-        .unwrap()
-        .id;
     // Today's budget: exactly ten estimates of a job on this endpoint, cold and not measured yet.
     let estimate = comfyfleet_core::dispatcher::cloud_estimate_micros("ADA_24", None, true);
     let costs = Costs::new(t.fleet.store.clone());
@@ -720,27 +716,15 @@ async fn runpod_spending_cap_lets_at_most_its_budget_of_100_jobs_reach_the_cloud
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_reserved_spend_survives_a_crash_and_is_settled_once_by_the_next_dispatcher() {
     use comfyfleet_core::costs::Costs;
-    let fake = FakeRunpod::start(FakeRunpodConfig {
-        endpoints: vec![EndpointConfig {
+    let (_fake, t, server) = with_endpoint(
+        EndpointConfig {
             cold_start: Duration::from_millis(100),
             exec_time: Duration::from_secs(4),
             ..EndpointConfig::new("ep-crash")
-        }],
-        ..FakeRunpodConfig::default()
-    })
+        },
+        Flavour::Base,
+    )
     .await;
-    let t = cloud_fleet(&fake);
-    t.fleet
-        .runpod_account()
-        .set(&Secret::new(DEFAULT_API_KEY))
-        .await
-        .unwrap();
-    let server = t
-        .fleet
-        .servers
-        .add(endpoint_input("Crashy", "ep-crash", Flavour::Base))
-        .await
-        .unwrap();
     t.fleet.servers.activate(Some(&server.id)).await.unwrap();
     let costs = Costs::new(t.fleet.store.clone());
     // A reservation left by a job that no longer runs (the app died before sending it).
@@ -786,37 +770,18 @@ async fn runpod_reserved_spend_survives_a_crash_and_is_settled_once_by_the_next_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runpod_estimates_before_run_give_each_servers_time_and_cost_and_where_auto_goes() {
-    let fake = FakeRunpod::start(FakeRunpodConfig {
-        endpoints: vec![EndpointConfig {
+    let (_fake, t, cloud) = with_endpoint(
+        EndpointConfig {
             cold_start: Duration::from_millis(200),
             exec_time: Duration::from_millis(600),
             ..EndpointConfig::new("ep-est")
-        }],
-        ..FakeRunpodConfig::default()
-    })
+        },
+        Flavour::Base,
+    )
     .await;
-    let t = cloud_fleet(&fake);
-    t.fleet
-        .runpod_account()
-        .set(&Secret::new(DEFAULT_API_KEY))
-        .await
-        .unwrap();
-    let local = FakeComfy::start(FakeComfyConfig::default()).await;
-    let mut li = ServerInput {
-        name: "Local".into(),
-        url: local.url(),
-        ..Default::default()
-    };
-    li.tags = vec!["local".into()];
-    let local_id = t.fleet.servers.add(li).await.unwrap().id;
+    let cloud_id = cloud.id;
+    let (_local, local_id) = local_server(&t, FakeComfyConfig::default()).await;
     t.fleet.servers.activate(Some(&local_id)).await.unwrap();
-    let cloud_id = t
-        .fleet
-        .servers
-        .add(endpoint_input("Cloud", "ep-est", Flavour::Base))
-        .await
-        .unwrap()
-        .id;
     t.fleet.health.test_all(true).await.unwrap();
     let d = start(&t, Policy::Manual);
     let est = d.estimates(&workflow()).await;
