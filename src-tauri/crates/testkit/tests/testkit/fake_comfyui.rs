@@ -240,12 +240,18 @@ async fn fake_comfyui_runs_emptyimage_saveimage_as_the_client_follows_it() {
         }
     }
     assert_eq!(executed, "check_00002_.png");
-    let (_, _, body) = get(&format!("{url}/history?max_items=1")).await;
-    let last: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        last.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["p-2"]
-    );
+    // The history entry is written as the prompt finishes, a moment after its last node's output is sent.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let newest = loop {
+        let (_, _, body) = get(&format!("{url}/history?max_items=1")).await;
+        let last: Value = serde_json::from_str(&body).unwrap();
+        let keys: Vec<String> = last.as_object().unwrap().keys().cloned().collect();
+        if keys == ["p-2"] || std::time::Instant::now() > deadline {
+            break keys;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(newest, ["p-2"]);
 
     socket.close(None).await.unwrap();
     child.kill().await.unwrap();
