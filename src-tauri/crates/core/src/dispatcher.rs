@@ -181,6 +181,24 @@ fn learn(timings: &mut HashMap<(String, String), f64>, key: (String, String), se
     timings.insert(key, next);
 }
 
+/// How a job's note starts while a RunPod worker is being woken for it (the UI and the bill read it).
+const WAKING_NOTE: &str = "waking a worker";
+
+/// The cost ledger's key of one attempt of a job: `{job id}#{attempt}` (the attempt from its dispatch id), so a job
+/// billed again on a retry is a second row; a restart finds the job by the part before `#`.
+fn bill_key(job_id: &str, prompt_id: &str) -> String {
+    format!("{job_id}#{}", &prompt_id[..prompt_id.len().min(8)])
+}
+
+/// A RunPod endpoint's GPU class (empty for other servers: priced at the highest known rate).
+fn gpu_class(server: &Server) -> &str {
+    server
+        .runpod
+        .as_ref()
+        .map(|r| r.gpu_class.as_str())
+        .unwrap_or_default()
+}
+
 fn capitalize_first(s: &str) -> String {
     let mut c = s.chars();
     c.next()
@@ -443,18 +461,11 @@ impl Dispatcher {
                 let time_secs = secs.map(|per| crate::router::estimated_finish(c, per));
                 let run_ms = secs.map(|x| (x * 1000.0) as u64);
                 let cost_micros = match crate::costs::ledger::Backend::of_server(s) {
-                    crate::costs::ledger::Backend::Serverless => {
-                        let class = s
-                            .runpod
-                            .as_ref()
-                            .map(|r| r.gpu_class.as_str())
-                            .unwrap_or_default();
-                        Some(cloud_estimate_at(
-                            table.rate_or_highest(class).0,
-                            secs,
-                            c.warmup_secs > 0.0,
-                        ))
-                    }
+                    crate::costs::ledger::Backend::Serverless => Some(cloud_estimate_at(
+                        table.rate_or_highest(gpu_class(s)).0,
+                        secs,
+                        c.warmup_secs > 0.0,
+                    )),
                     crate::costs::ledger::Backend::Local => Some(0),
                     crate::costs::ledger::Backend::Lan => {
                         Some(prices.lan_job(&s.id, run_ms.unwrap_or(0)).cost_micros)
@@ -788,7 +799,7 @@ impl Inner {
         else {
             return (decision, None);
         };
-        let key = format!("{}#{}", job.id, &prompt_id[..8]);
+        let key = bill_key(&job.id, prompt_id);
         let estimate = self.estimate_micros(server, cands, shape).await;
         match self
             .costs
@@ -853,13 +864,8 @@ impl Inner {
     /// A RunPod endpoint's price per second: RunPod's catalogue when it was read, else the shipped price of its GPU
     /// class, else the highest known (so caps err on the safe side).
     async fn rate_of(&self, server: &Server) -> u64 {
-        let class = server
-            .runpod
-            .as_ref()
-            .map(|r| r.gpu_class.as_str())
-            .unwrap_or_default();
         let table = self.costs.price_table().await.unwrap_or_default();
-        table.rate_or_highest(class).0
+        table.rate_or_highest(gpu_class(server)).0
     }
 
     /// When an attempt on a paid backend ends: its billed cost goes to the ledger (RunPod's wait and run times), or
@@ -874,7 +880,7 @@ impl Inner {
                 // RunPod's delay includes a cold start when a worker had to wake (billed); a warm queue wait is not.
                 let cold = if job
                     .as_ref()
-                    .is_some_and(|j| j.notes.iter().any(|n| n.starts_with("waking a worker")))
+                    .is_some_and(|j| j.notes.iter().any(|n| n.starts_with(WAKING_NOTE)))
                 {
                     wait
                 } else {
@@ -942,7 +948,7 @@ impl Inner {
                 charge.how
             );
         }
-        let key = format!("{job_id}#{}", &prompt_id[..prompt_id.len().min(8)]);
+        let key = bill_key(job_id, prompt_id);
         let mut entry =
             LedgerEntry::from_charge(key, server.id.clone(), kind, crate::now_ms(), charge);
         entry.saved_micros = saved;
@@ -999,7 +1005,7 @@ impl Inner {
             let me = self.clone();
             let job_id = job_id.clone();
             let waking_note = format!(
-                "waking a worker on '{}' (a cold start; the job starts when it is up)",
+                "{WAKING_NOTE} on '{}' (a cold start; the job starts when it is up)",
                 server.name
             );
             tokio::spawn(async move {
