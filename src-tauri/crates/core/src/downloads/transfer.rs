@@ -17,7 +17,7 @@ use reqwest::header::{
 };
 use tokio::sync::{mpsc, watch};
 
-use super::disk::{free_space, is_disk_full, try_lock};
+use super::disk::{free_space, is_disk_full, reserve, start_writeback, try_lock};
 use super::hash::{Midstate, Sha256Stream};
 use super::plan::{
     self, backoff, classify_status, contiguous_end, done_bytes, judge_range_answer, redact_text,
@@ -591,7 +591,10 @@ async fn attempt(
                     }
                 }
             }
-            File::create(&part).map_err(|e| io_error("create", &part, &e))?;
+            let created = File::create(&part).map_err(|e| io_error("create", &part, &e))?;
+            if let Some(total) = total {
+                reserve(&created, total);
+            }
             state::save(&state_path(dest), &st).map_err(|e| disk_error(&part, &e))?;
             (st, Some((0, response)))
         }
@@ -695,22 +698,53 @@ struct Chunk {
     data: Bytes,
 }
 
-/// Writes chunks at their offsets and hands them to the hasher; stops at the first write error.
+/// Writes chunks at their offsets and offers them to the hasher (a busy hasher reads them back from the file later:
+/// the transfer never waits for it); stops at the first write error. Writeback of what is written starts at once,
+/// in the background, so the checkpoints' fsyncs and the final one have little left to wait for.
 fn disk_loop(
     file: &File,
     shared: &Shared,
     mut rx: mpsc::Receiver<Chunk>,
     hash_tx: std_mpsc::SyncSender<(u64, Bytes)>,
 ) -> std::io::Result<()> {
+    let mut write_behind = vec![WriteBehind::default(); shared.done.len()];
     while let Some(c) = rx.blocking_recv() {
         file.write_all_at(&c.data, c.offset)?;
         let n = c.data.len() as u64;
         shared.done[c.segment].fetch_add(n, Ordering::Release);
         shared.unsaved.fetch_add(n, Ordering::Relaxed);
+        if let Some((from, len)) = write_behind[c.segment].wrote(c.offset, n) {
+            start_writeback(file, from, len);
+        }
         // A full channel only means the hasher reads these bytes back from the file later.
         let _ = hash_tx.try_send((c.offset, c.data));
     }
     Ok(())
+}
+
+/// Where writeback was last started, per segment: every few MiB of bytes written one after another, the range
+/// behind is handed to the kernel to write out.
+#[derive(Default, Clone, Copy)]
+struct WriteBehind {
+    from: u64,
+    to: u64,
+}
+
+impl WriteBehind {
+    const EVERY: u64 = 32 << 20;
+
+    /// Records `n` bytes written at `offset`; returns the range (offset, length) to start writing out, if any.
+    fn wrote(&mut self, offset: u64, n: u64) -> Option<(u64, u64)> {
+        if offset != self.to {
+            self.from = offset;
+        }
+        self.to = offset + n;
+        (self.to - self.from >= Self::EVERY).then(|| {
+            let range = (self.from, self.to - self.from);
+            self.from = self.to;
+            range
+        })
+    }
 }
 
 /// Hashes the part's leading written bytes as they grow, from memory when a chunk arrives right at its position,
@@ -1071,4 +1105,23 @@ async fn transfer(
         fetched: fetched.load(Ordering::Relaxed),
         resumed_from: resumed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteBehind;
+
+    #[test]
+    fn write_behind_starts_writeback_every_32_mib_of_consecutive_writes() {
+        let mib = 1u64 << 20;
+        let mut w = WriteBehind::default();
+        let mut started = vec![];
+        for i in 0..80 {
+            started.extend(w.wrote(i * mib, mib));
+        }
+        assert_eq!(started, vec![(0, 32 * mib), (32 * mib, 32 * mib)]);
+        // A jump (a resumed segment) starts counting again from there.
+        assert_eq!(w.wrote(500 * mib, 31 * mib), None);
+        assert_eq!(w.wrote(531 * mib, mib), Some((500 * mib, 32 * mib)));
+    }
 }
