@@ -283,6 +283,18 @@ fn main() {
             std::fs::remove_file(path("verified.bin")).unwrap();
         }
     }
+    let secs = |t: &[Duration]| {
+        t.iter()
+            .map(|d| format!("{:.2}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "rounds (s): curl {} · not verifying {} · verified {}",
+        secs(&t_curl),
+        secs(&t_plain),
+        secs(&t_verified)
+    );
     let (c, p, v) = (best(&t_curl), best(&t_plain), best(&t_verified));
     println!(
         "1 connection: curl {:.0} MB/s · ComfyFleet {:.0} MB/s (ratio {:.2}, target ≥ 0.95)",

@@ -62,6 +62,18 @@ pub fn plan_segments(
         .collect()
 }
 
+/// How many new bytes may go unsaved before a checkpoint: the configured amount, but at most a quarter of the
+/// smallest segment, so a killed download fetches again only a fraction of one segment's worth (at least 1 MiB, so
+/// tiny segments do not fsync at every chunk).
+pub fn checkpoint_bytes(segments: &[Segment], configured: u64) -> u64 {
+    segments
+        .iter()
+        .filter_map(|s| s.end.map(|e| e - s.start))
+        .min()
+        .map_or(configured, |smallest| configured.min(smallest / 4))
+        .max(1 << 20)
+}
+
 /// The end of the part's leading run of written bytes: everything before it is on disk.
 pub fn contiguous_end(segments: &[Segment]) -> u64 {
     let mut sorted: Vec<&Segment> = segments.iter().collect();
@@ -459,6 +471,31 @@ mod tests {
             }]
         );
         assert_eq!(plan_segments(Some(0), true, 8, 100)[0].end, Some(0));
+    }
+
+    #[test]
+    fn plan_checkpoints_come_at_least_every_quarter_of_the_smallest_segment() {
+        let mib = 1u64 << 20;
+        // 1 GiB over 8 connections: 128 MiB segments, so every 32 MiB rather than the configured 64.
+        let eight = plan_segments(Some(1024 * mib), true, 8, 16 * mib);
+        assert_eq!(checkpoint_bytes(&eight, 64 * mib), 32 * mib);
+        // One large segment, or a size not known: as configured.
+        assert_eq!(
+            checkpoint_bytes(
+                &plan_segments(Some(2048 * mib), true, 1, 16 * mib),
+                64 * mib
+            ),
+            64 * mib
+        );
+        assert_eq!(
+            checkpoint_bytes(&plan_segments(None, false, 8, 16 * mib), 64 * mib),
+            64 * mib
+        );
+        // Never below 1 MiB.
+        assert_eq!(
+            checkpoint_bytes(&plan_segments(Some(100), true, 8, 1), 64 * mib),
+            mib
+        );
     }
 
     #[test]

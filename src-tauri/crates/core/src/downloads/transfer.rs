@@ -981,6 +981,7 @@ async fn transfer(
             ctx.opts.clone(),
         );
         let (state_file, dest) = (state_file.clone(), dest.to_path_buf());
+        let checkpoint_bytes = plan::checkpoint_bytes(&st.segments, opts.checkpoint_bytes);
         tokio::spawn(async move {
             let origin = Instant::now();
             let mut meter = Meter::new(opts.progress_every);
@@ -1002,7 +1003,7 @@ async fn transfer(
                     });
                 }
                 let unsaved = shared.unsaved.load(Ordering::Relaxed);
-                if unsaved >= opts.checkpoint_bytes
+                if unsaved >= checkpoint_bytes
                     || (unsaved > 0 && last_checkpoint.elapsed() >= opts.checkpoint_every)
                 {
                     last_checkpoint = Instant::now();
