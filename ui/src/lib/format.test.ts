@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dollarsExact, formatDollars, formatDuration, formatMoney, parseDollars, percent, timeAgo } from "./format";
+import { dollarsExact, formatDollars, formatDuration, formatMoney, formatMoneyFine, parseDollars, percent, timeAgo } from "./format";
 
 describe("formatDuration", () => {
   it("reads at the scale of the duration", () => {
@@ -39,6 +39,16 @@ describe("money", () => {
     expect(formatMoney(1_234_567_890_000)).toBe("$1,234,567.89");
     expect(formatMoney(-2_500_000)).toBe("-$2.50");
     expect(formatMoney(-1_000)).toBe("$0.00");
+  });
+
+  it("shows totals under a cent to the hundredth of a cent, never less than spent", () => {
+    expect(formatMoneyFine(4_100)).toBe("$0.0041");
+    expect(formatMoneyFine(4_101)).toBe("$0.0042");
+    expect(formatMoneyFine(1)).toBe("$0.0001");
+    expect(formatMoneyFine(9_999)).toBe("$0.0100");
+    expect(formatMoneyFine(0)).toBe("$0.00");
+    expect(formatMoneyFine(10_000)).toBe("$0.01");
+    expect(formatMoneyFine(12_345_678)).toBe("$12.35");
   });
 
   it("sums many small amounts exactly (integers, no float drift)", () => {

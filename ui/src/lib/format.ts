@@ -113,6 +113,16 @@ export function formatMoney(micros: number): string {
 }
 
 /**
+ * A total that may be under a cent: cents from a cent up, else to the hundredth of a cent, rounded up so it never
+ * reads less than was spent: 4_100 -> "$0.0041", 0 -> "$0.00", 12_345_678 -> "$12.35".
+ */
+export function formatMoneyFine(micros: number): string {
+  const m = Math.round(micros);
+  if (m <= 0 || m >= 10_000) return formatMoney(m);
+  return `$0.${String(Math.ceil(m / 100)).padStart(4, "0")}`;
+}
+
+/**
  * Micro-dollars for an input field, exact to the micro-dollar so saving an unchanged field never changes the amount:
  * 5_000_000 -> "5.00", 150_000 -> "0.15", 5_123_456 -> "5.123456", 1_500 -> "0.0015".
  */

@@ -37,6 +37,18 @@ describe("the Cost Monitor page", () => {
     expect(fake.callsTo("costs_report")[0].args).toEqual({ month: null });
   });
 
+  it("shows a month of a few sub-cent cloud jobs to the hundredth of a cent, not as $0.00", async () => {
+    const small = sampleReport();
+    small.totals = { ...small.totals, spent_micros: 4_100, cloud_spent_micros: 4_100, saved_micros: 0, idle_micros: 0, idle_ms: 0 };
+    small.projection_micros = 9_150;
+    withCosts({ reports: { "2026-12": small } });
+    renderWithProviders(<CostsPage />);
+    expect(await screen.findByTestId("costs-spent")).toHaveTextContent("$0.0041");
+    expect(screen.getByText("$0.0041 in the cloud")).toBeInTheDocument();
+    expect(screen.getByTestId("costs-saved")).toHaveTextContent("$0.00");
+    expect(screen.getByTestId("costs-projection")).toHaveTextContent("$0.0092");
+  });
+
   it("has the chart's figures per day and backend in its table", async () => {
     withCosts();
     renderWithProviders(<CostsPage />);

@@ -8,7 +8,7 @@ import { EmptyState } from "../../components/EmptyState";
 import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
-import { formatMoney } from "../../lib/format";
+import { formatMoneyFine } from "../../lib/format";
 import { HISTORY_STATES } from "../jobs/jobFormat";
 import { useJobs } from "../jobs/JobsContext";
 import { useServers } from "../servers/ServersContext";
@@ -182,18 +182,18 @@ export function CostsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
         <>
           <div className="stat-cards" aria-label={`Totals for ${monthLabel(month)}`} role="group">
             <Card label="Jobs" value={String(t.jobs)} hint={`${t.succeeded} succeeded · ${t.success_percent} %`} testId="costs-jobs" />
-            <Card label="Spent" value={formatMoney(t.spent_micros)} hint={`${formatMoney(t.cloud_spent_micros)} in the cloud`} testId="costs-spent" />
-            <Card label="Saved thanks to your local GPU" value={formatMoney(t.saved_micros)} hint="against the reference cloud GPU" testId="costs-saved" />
+            <Card label="Spent" value={formatMoneyFine(t.spent_micros)} hint={`${formatMoneyFine(t.cloud_spent_micros)} in the cloud`} testId="costs-spent" />
+            <Card label="Saved thanks to your local GPU" value={formatMoneyFine(t.saved_micros)} hint="against the reference cloud GPU" testId="costs-saved" />
             <Card
               label={isCurrent ? "Month-end projection" : "Month total"}
-              value={formatMoney(report.projection_micros)}
+              value={formatMoneyFine(report.projection_micros)}
               hint={isCurrent ? "if spending goes on at this rate" : "the month is over"}
               testId="costs-projection"
             />
           </div>
           {t.idle_micros > 0 && (
             <p className="notice notice-warn costs-idle-note" data-testid="costs-idle">
-              Idle pods cost {formatMoney(t.idle_micros)} this month with no job running. Idle auto-stop (Servers › Pods) keeps this down.
+              Idle pods cost {formatMoneyFine(t.idle_micros)} this month with no job running. Idle auto-stop (Servers › Pods) keeps this down.
             </p>
           )}
           <CostChart month={month} rows={rows} />

@@ -1,12 +1,10 @@
 // What running a job on each server would take and cost, as the Generate page's chooser shows it before Run.
 import type { Estimate } from "../../bindings";
-import { formatMoney } from "../../lib/format";
+import { formatMoneyFine } from "../../lib/format";
 
 /** Money for one job: cents from a cent up, else to the hundredth of a cent (rounded up), e.g. "$0.0041". */
 export function jobMoney(micros: number): string {
-  if (micros >= 10_000) return formatMoney(micros);
-  if (micros <= 0) return "free";
-  return `$0.${String(Math.ceil(micros / 100)).padStart(4, "0")}`;
+  return micros <= 0 ? "free" : formatMoneyFine(micros);
 }
 
 /** "~12 s · $0.0041", "~4 s · free", "time not measured yet · ~$0.02 · wakes a worker", "billed by the pod's uptime". */
