@@ -336,7 +336,9 @@ impl Ledger {
             .call(move |c| {
                 let mut stmt = c
                     .prepare_cached(&format!(
-                        "SELECT {ENTRY_COLUMNS} FROM ledger WHERE job_id = ?1 OR job_id LIKE ?1 || '#%'"
+                        // `{job}#…` keys sort between `{job}#` and `{job}$` ('$' follows '#'): a range on the key's
+                        // index, where LIKE would scan and read `_` and `%` in ids as wildcards.
+                        "SELECT {ENTRY_COLUMNS} FROM ledger WHERE job_id = ?1 OR (job_id >= ?1 || '#' AND job_id < ?1 || '$')"
                     ))
                     .map_err(StoreError::from)?;
                 let mut out = Vec::new();
@@ -546,6 +548,34 @@ mod tests {
             of(ServerKind::Comfyui, "http://192.168.1.20:8188", &[]),
             Backend::Lan
         );
+    }
+
+    #[tokio::test]
+    async fn ledger_job_costs_sum_a_jobs_attempts_and_no_other_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(Store::open(&dir.path().join("a.db")).unwrap());
+        for (key, cost) in [
+            ("job_1#0", 100),
+            ("job_1#1", 20),
+            // Would match `job_1#%` as a LIKE pattern (`_` is a wildcard there), and `job_10` starts with `job_1`.
+            ("jobX1#0", 5_000),
+            ("job_10#0", 7_000),
+            ("job_2", 3),
+        ] {
+            ledger
+                .record_job(entry(key, Backend::Serverless, 10, cost))
+                .await
+                .unwrap();
+        }
+        let costs = ledger
+            .job_costs(vec!["job_1".into(), "job_2".into(), "job_3".into()])
+            .await
+            .unwrap();
+        let got: Vec<(&str, u64)> = costs
+            .iter()
+            .map(|c| (c.job_id.as_str(), c.cost_micros))
+            .collect();
+        assert_eq!(got, vec![("job_1", 120), ("job_2", 3)]);
     }
 
     #[tokio::test]
