@@ -2,6 +2,7 @@
 //! the spending caps with how much of each is used, the prices the user sets, and CSV export.
 
 use comfyfleet_core::costs::caps::{CapStatus, Caps};
+use comfyfleet_core::costs::prices::ServerlessClass;
 use comfyfleet_core::costs::report::Report;
 use comfyfleet_core::costs::JobCost;
 use comfyfleet_core::costs::PriceSettings;
@@ -64,6 +65,14 @@ pub async fn costs_set_prices(
     prices: PriceSettings,
 ) -> Res<PriceSettings> {
     Ok(state.fleet.costs().set_prices(prices).await?)
+}
+
+/// RunPod's serverless GPU classes at today's prices (refreshed from its catalogue, else shipped): the choices for
+/// the reference GPU local jobs are compared with.
+#[tauri::command]
+#[specta::specta]
+pub async fn costs_gpu_classes(state: State<'_, AppState>) -> Res<Vec<ServerlessClass>> {
+    Ok(state.fleet.costs().gpu_classes().await?)
 }
 
 /// Write `month`'s ledger as CSV to `path` (chosen in a save dialog); answers the path.

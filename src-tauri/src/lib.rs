@@ -82,6 +82,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             costs::costs_set_caps,
             costs::costs_prices,
             costs::costs_set_prices,
+            costs::costs_gpu_classes,
             costs::costs_export_csv,
             costs::costs_of_jobs,
             install::install_check,

@@ -78,6 +78,11 @@ export const commands = {
 	costsSetCaps: (caps: Caps) => typedError<CapStatus, UiError>(__TAURI_INVOKE("costs_set_caps", { caps })),
 	costsPrices: () => typedError<PriceSettings, UiError>(__TAURI_INVOKE("costs_prices")),
 	costsSetPrices: (prices: PriceSettings) => typedError<PriceSettings, UiError>(__TAURI_INVOKE("costs_set_prices", { prices })),
+	/**
+	 *  RunPod's serverless GPU classes at today's prices (refreshed from its catalogue, else shipped): the choices for
+	 *  the reference GPU local jobs are compared with.
+	 */
+	costsGpuClasses: () => typedError<ServerlessClass[], UiError>(__TAURI_INVOKE("costs_gpu_classes")),
 	/**  Write `month`'s ledger as CSV to `path` (chosen in a save dialog); answers the path. */
 	costsExportCsv: (month: string | null, path: string) => typedError<string, UiError>(__TAURI_INVOKE("costs_export_csv", { month, path })),
 	/**  What each of these jobs cost and saved (jobs not in the ledger are left out). */
@@ -801,6 +806,16 @@ export type ServerStatusChanged = {
 	previous: Status,
 	current: ServerStatus,
 	availability_changed: boolean,
+};
+
+/**  A RunPod serverless GPU class with its flex (scale-to-zero) price. */
+export type ServerlessClass = {
+	/**  RunPod's GPU pool id, as an endpoint's `gpu_class` names it (`AMPERE_24`). */
+	id: string,
+	/**  The GPUs RunPod puts in that price tier, as the price list names them. */
+	gpus: string,
+	/**  Micro-dollars per billed second ($0.00019/s = 190). */
+	per_sec_micros: number,
 };
 
 /**  The server list changed outside the window (tray, CLI import). */

@@ -1,6 +1,6 @@
 // The cost monitor commands of the fake backend: pass `costs.handlers` to `installFakeBackend`. Reports are given per
 // month; a month without one answers an empty report. Caps answer their use the way the core computes it.
-import type { CapStatus, Caps, Group, PriceSettings, Report, Totals } from "../bindings";
+import type { CapStatus, Caps, Group, PriceSettings, Report, ServerlessClass, Totals } from "../bindings";
 
 export function totals(overrides: Partial<Totals> = {}): Totals {
   return {
@@ -72,6 +72,14 @@ export function sampleReport(): Report {
   });
 }
 
+/** What `costs_gpu_classes` answers: a few classes, ADA_24 at a refreshed price ($0.00033/s, not the shipped $0.00031). */
+export const GPU_CLASSES: ServerlessClass[] = [
+  { id: "AMPERE_16", gpus: "A4000, A4500, RTX 4000 (16 GB)", per_sec_micros: 160 },
+  { id: "AMPERE_24", gpus: "L4, A5000, 3090 (24 GB)", per_sec_micros: 190 },
+  { id: "ADA_24", gpus: "4090 (24 GB PRO)", per_sec_micros: 330 },
+  { id: "AMPERE_80", gpus: "A100 (80 GB)", per_sec_micros: 760 },
+];
+
 export const DEFAULT_PRICES: PriceSettings = {
   electricity_micros_per_kwh: 0,
   reference_class: "ADA_24",
@@ -99,7 +107,14 @@ export function capStatus(caps: Required<Caps>, use: Use): CapStatus {
 }
 
 export function fakeCosts(
-  init: { current?: string; reports?: Record<string, Report>; caps?: Required<Caps>; use?: Partial<Use>; prices?: PriceSettings } = {},
+  init: {
+    current?: string;
+    reports?: Record<string, Report>;
+    caps?: Required<Caps>;
+    use?: Partial<Use>;
+    prices?: PriceSettings;
+    classes?: ServerlessClass[];
+  } = {},
 ) {
   const state = {
     current: init.current ?? "2026-12",
@@ -107,6 +122,7 @@ export function fakeCosts(
     caps: init.caps ?? { daily_micros: 5_000_000, monthly_micros: 50_000_000 },
     use: { spentToday: 0, reservedToday: 0, spentMonth: 0, reservedMonth: 0, ...init.use },
     prices: init.prices ?? DEFAULT_PRICES,
+    classes: init.classes ?? GPU_CLASSES,
   };
 
   const handlers: Record<string, (args: Record<string, unknown>) => unknown> = {
@@ -125,6 +141,7 @@ export function fakeCosts(
       state.prices = a.prices as PriceSettings;
       return state.prices;
     },
+    costs_gpu_classes: () => state.classes,
     costs_export_csv: (a) => a.path,
   };
 

@@ -266,6 +266,20 @@ describe("prices", () => {
     expect(screen.getByTestId("price-electricity-hint")).not.toHaveTextContent("free");
   });
 
+  it("offers the core's cloud GPU classes at today's prices as the reference, keeping an unknown current choice", async () => {
+    withCosts({ prices: { electricity_micros_per_kwh: 0, reference_class: "ADA_32_PRO", reference_speed_percent: 100, lan_per_hr_micros: {} } });
+    renderWithProviders(<CostsPage />);
+    const select = await screen.findByTestId("price-reference");
+    await waitFor(() => expect(within(select).getAllByRole("option")).toHaveLength(5));
+    const options = within(select).getAllByRole("option").map((o) => o.textContent);
+    // The current choice, not among the classes priced, stays selected and listed first.
+    expect(select).toHaveValue("ADA_32_PRO");
+    expect(options[0]).toBe("ADA_32_PRO");
+    // The refreshed per-second price ($0.00033/s), as dollars per hour.
+    expect(options).toContain("4090 (24 GB PRO) · RunPod serverless $1.188/h");
+    expect(options).toContain("A100 (80 GB) · RunPod serverless $2.736/h");
+  });
+
   it("sets a LAN server's hourly rate exactly, and leaves this computer and cloud servers out", async () => {
     const costs = fakeCosts({ reports: { "2026-12": sampleReport() } });
     const studio = server({ name: "Studio", id: "id-studio", url: "http://192.168.1.20:8188" });

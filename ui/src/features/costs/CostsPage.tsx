@@ -2,7 +2,7 @@
 // backend; where it went by backend and server; the cloud spending caps; prices; CSV export.
 import { save } from "@tauri-apps/plugin-dialog";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { commands, type CapStatus, type MonthReport, type PriceSettings } from "../../bindings";
+import { commands, type CapStatus, type MonthReport, type PriceSettings, type ServerlessClass } from "../../bindings";
 import { Button } from "../../components/Button";
 import { EmptyState } from "../../components/EmptyState";
 import { Spinner } from "../../components/Spinner";
@@ -44,6 +44,7 @@ export function CostsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
   const [loading, setLoading] = useState(true);
   const [caps, setCaps] = useState<CapStatus | null>(null);
   const [prices, setPrices] = useState<PriceSettings | null>(null);
+  const [classes, setClasses] = useState<ServerlessClass[] | null>(null);
   const [exporting, setExporting] = useState(false);
 
   /** Only the latest request's answer is shown (months clicked through quickly can answer out of order). */
@@ -82,6 +83,7 @@ export function CostsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
 
   useEffect(() => {
     call(commands.costsPrices()).then(setPrices, (e) => toast.show(errorMessage(e), { kind: "error", title: "The prices could not be loaded" }));
+    call(commands.costsGpuClasses()).then(setClasses, (e) => toast.show(errorMessage(e), { kind: "error", title: "The cloud GPU prices could not be loaded" }));
   }, [toast]);
 
   const month = data?.month ?? wanted ?? current;
@@ -203,7 +205,7 @@ export function CostsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
 
       <div className="costs-settings">
         {caps && <CapSettings status={caps} onSaved={setCaps} />}
-        {prices && <PriceSettingsForm prices={prices} onSaved={setPrices} />}
+        {prices && <PriceSettingsForm prices={prices} classes={classes} onSaved={setPrices} />}
       </div>
     </div>
   );

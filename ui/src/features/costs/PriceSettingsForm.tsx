@@ -1,12 +1,12 @@
 // What the app cannot know about prices: the electricity price for local jobs, the cloud GPU local jobs are
 // compared with for "saved", and an hourly rate for each LAN server (a studio's internal cost).
 import { useEffect, useState, type FormEvent } from "react";
-import { commands, type PriceSettings, type Server } from "../../bindings";
+import { commands, type PriceSettings, type Server, type ServerlessClass } from "../../bindings";
 import { Button } from "../../components/Button";
 import { call, errorMessage } from "../../lib/errors";
 import { dollarsExact, formatPricePerHour, parseDollars } from "../../lib/format";
 import { useServers } from "../servers/ServersContext";
-import { perHourMicros, REFERENCE_CLASSES } from "./costsModel";
+import { perHourMicros } from "./costsModel";
 
 type Fields = { electricity: string; referenceClass: string; speed: string; lan: Record<string, string> };
 
@@ -35,7 +35,19 @@ export function isLanServer(s: Server): boolean {
   }
 }
 
-export function PriceSettingsForm({ prices, onSaved }: { prices: PriceSettings; onSaved: (p: PriceSettings) => void }) {
+/**
+ * `classes`: RunPod's serverless GPU classes at today's prices, from the core (null until they load: the reference
+ * GPU then offers only the current choice).
+ */
+export function PriceSettingsForm({
+  prices,
+  classes,
+  onSaved,
+}: {
+  prices: PriceSettings;
+  classes: ServerlessClass[] | null;
+  onSaved: (p: PriceSettings) => void;
+}) {
   const { servers } = useServers();
   const lanServers = (servers ?? []).filter(isLanServer);
   const [fields, setFields] = useState<Fields>(() => fieldsOf(prices));
@@ -85,7 +97,7 @@ export function PriceSettingsForm({ prices, onSaved }: { prices: PriceSettings; 
     }
   }
 
-  const known = REFERENCE_CLASSES.some((c) => c.id === fields.referenceClass);
+  const known = (classes ?? []).some((c) => c.id === fields.referenceClass);
   const free = parseDollars(fields.electricity) === 0;
   return (
     <form className="card price-settings" aria-labelledby="price-settings-title" data-testid="price-settings" onSubmit={save} noValidate>
@@ -115,9 +127,9 @@ export function PriceSettingsForm({ prices, onSaved }: { prices: PriceSettings; 
         </label>
         <select id="price-reference" data-testid="price-reference" value={fields.referenceClass} onChange={(e) => set("referenceClass", e.target.value)}>
           {!known && <option value={fields.referenceClass}>{fields.referenceClass}</option>}
-          {REFERENCE_CLASSES.map((c) => (
+          {(classes ?? []).map((c) => (
             <option key={c.id} value={c.id}>
-              {c.gpus} · RunPod serverless {formatPricePerHour(perHourMicros(c.perSecMicros))}
+              {c.gpus} · RunPod serverless {formatPricePerHour(perHourMicros(c.per_sec_micros))}
             </option>
           ))}
         </select>

@@ -149,22 +149,6 @@ export const CAP_REACHED: Record<"daily" | "monthly", string> = {
 /** The core's defaults: $5 a day, $50 a month. */
 export const DEFAULT_CAPS = { daily_micros: 5_000_000, monthly_micros: 50_000_000 };
 
-/**
- * RunPod's serverless GPU classes local jobs can be compared with (the core's shipped price table, per second).
- * The core accepts any class id; these are the ones it ships prices for.
- */
-export const REFERENCE_CLASSES: { id: string; gpus: string; perSecMicros: number }[] = [
-  { id: "AMPERE_16", gpus: "A4000, A4500, RTX 4000 (16 GB)", perSecMicros: 160 },
-  { id: "AMPERE_24", gpus: "L4, A5000, 3090 (24 GB)", perSecMicros: 190 },
-  { id: "ADA_24", gpus: "RTX 4090 (24 GB PRO)", perSecMicros: 310 },
-  { id: "AMPERE_48", gpus: "A6000, A40 (48 GB)", perSecMicros: 340 },
-  { id: "ADA_48_PRO", gpus: "L40, L40S, 6000 Ada (48 GB PRO)", perSecMicros: 530 },
-  { id: "AMPERE_80", gpus: "A100 (80 GB)", perSecMicros: 760 },
-  { id: "ADA_80_PRO", gpus: "H100 (80 GB PRO)", perSecMicros: 1_160 },
-  { id: "HOPPER_141", gpus: "H200 (141 GB PRO)", perSecMicros: 1_550 },
-  { id: "BLACKWELL_180", gpus: "B200 (180 GB)", perSecMicros: 2_400 },
-];
-
 /** A per-second price as dollars per hour, exactly: 310 µ$/s -> 1_116_000 µ$/h. */
 export function perHourMicros(perSecMicros: number): number {
   return perSecMicros * 3600;

@@ -167,6 +167,11 @@ impl Costs {
             .unwrap_or_default())
     }
 
+    /// The serverless GPU classes at today's prices (refreshed or shipped), for choosing the reference GPU.
+    pub async fn gpu_classes(&self) -> Result<Vec<prices::ServerlessClass>, CostsError> {
+        Ok(self.price_table().await?.classes())
+    }
+
     /// Keep prices refreshed from RunPod's catalogue (e.g. `PriceTable::from_catalog(&pods.gpu_types().await?)`).
     pub async fn set_price_table(
         &self,

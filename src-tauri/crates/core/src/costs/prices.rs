@@ -173,6 +173,18 @@ impl PriceTable {
         )
     }
 
+    /// The serverless classes at today's prices: the catalogue's where it had them, else the shipped ones, in the
+    /// shipped (tier) order. What the Cost Monitor offers as the reference GPU for savings. Pure.
+    pub fn classes(&self) -> Vec<ServerlessClass> {
+        SERVERLESS_CLASSES
+            .iter()
+            .map(|c| ServerlessClass {
+                per_sec_micros: self.by_class.get(c.id).copied().unwrap_or(c.per_sec_micros),
+                ..*c
+            })
+            .collect()
+    }
+
     /// Like [`PriceTable::rate`], or the highest known rate when unknown, and whether it was known. Pure.
     pub fn rate_or_highest(&self, gpu_class: &str) -> (u64, bool) {
         match self.rate(gpu_class) {
@@ -550,6 +562,14 @@ mod tests {
         assert_eq!(t.rate("ADA_32_PRO"), None);
         assert_eq!(t.rate_or_highest("ADA_32_PRO"), (2_400, false));
         assert_eq!(PriceTable::default().rate("AMPERE_16"), Some(160));
+        // The class list the Cost Monitor offers carries the refreshed prices, the shipped ones elsewhere.
+        let classes = t.classes();
+        let price = |id: &str| classes.iter().find(|c| c.id == id).unwrap().per_sec_micros;
+        assert_eq!(
+            (price("ADA_24"), price("AMPERE_24"), price("AMPERE_48")),
+            (330, 200, 340)
+        );
+        assert_eq!(PriceTable::default().classes(), SERVERLESS_CLASSES.to_vec());
     }
 
     #[test]

@@ -212,6 +212,10 @@ async fn costs_price_settings_and_refreshed_prices_are_kept() {
     assert_eq!(p.electricity_micros_per_kwh, 300_000);
     assert_eq!(p.lan_per_hr_micros["studio-box"], 900_000);
     assert_eq!(c.price_table().await.unwrap().rate("ADA_24"), Some(330));
+    // The reference GPUs offered for savings carry the refreshed price.
+    let classes = c.gpu_classes().await.unwrap();
+    let ada = classes.iter().find(|k| k.id == "ADA_24").unwrap();
+    assert_eq!(ada.per_sec_micros, 330);
 }
 
 /// Set in the child process of [`costs_reservations_and_spend_survive_a_sigkill`]: the database to use.
