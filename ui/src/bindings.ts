@@ -485,6 +485,8 @@ export type Job = {
 	/**  On a RunPod endpoint: how long it waited for a worker, and executed (ms), as RunPod bills them. */
 	delay_ms: number | null,
 	execution_ms: number | null,
+	/**  A cloud worker is being woken for it (a cold start): dispatched, with the waking note last. */
+	waking: boolean,
 };
 
 /**  What one job cost and saved, its attempts summed, for the job lists. */

@@ -111,6 +111,7 @@ export function job(overrides: Partial<Job> & { id: string }): Job {
     notes: [],
     delay_ms: null,
     execution_ms: null,
+    waking: false,
     ...overrides,
   };
 }

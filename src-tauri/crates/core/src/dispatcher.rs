@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use crate::comfyui::follow::{RunEvent, RunOutcome};
 use crate::comfyui::{ComfyClient, SubmitError};
 use crate::health::{Health, Status};
-use crate::jobs::{Job, JobEvent, JobState, Jobs, JobsError, NewJob};
+use crate::jobs::{Job, JobEvent, JobState, Jobs, JobsError, NewJob, WAKING_NOTE};
 use crate::router::{decide, Candidate, Decision, JobNeeds, RouterConfig};
 use crate::runpod::client::ServerlessClient;
 use crate::servers::{Server, ServerKind, ServerList};
@@ -180,9 +180,6 @@ fn learn(timings: &mut HashMap<(String, String), f64>, key: (String, String), se
     let next = smooth(timings.get(&key).copied(), secs);
     timings.insert(key, next);
 }
-
-/// How a job's note starts while a RunPod worker is being woken for it (the UI and the bill read it).
-const WAKING_NOTE: &str = "waking a worker";
 
 /// The cost ledger's key of one attempt of a job: `{job id}#{attempt}` (the attempt from its dispatch id), so a job
 /// billed again on a retry is a second row; a restart finds the job by the part before `#`.

@@ -180,6 +180,16 @@ pub struct Job {
     /// On a RunPod endpoint: how long it waited for a worker, and executed (ms), as RunPod bills them.
     pub delay_ms: Option<i64>,
     pub execution_ms: Option<i64>,
+    /// A cloud worker is being woken for it (a cold start): dispatched, with the waking note last.
+    pub waking: bool,
+}
+
+/// How a job's note starts while a RunPod worker is being woken for it (the bill reads it too).
+pub const WAKING_NOTE: &str = "waking a worker";
+
+/// Whether a worker is being woken for a job: it is dispatched and its latest note is the waking note. Pure.
+pub fn is_waking(state: JobState, notes: &[String]) -> bool {
+    state == JobState::Dispatched && notes.last().is_some_and(|n| n.starts_with(WAKING_NOTE))
 }
 
 /// A new job.
@@ -243,10 +253,12 @@ const COLUMN_COUNT: usize = 21;
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let state = JobState::parse(&r.get::<_, String>(2)?).unwrap_or(JobState::Failed);
+    let notes: Vec<String> = serde_json::from_str(&json(18)?).unwrap_or_default();
     Ok(Job {
         id: r.get(0)?,
         name: r.get(1)?,
-        state: JobState::parse(&r.get::<_, String>(2)?).unwrap_or(JobState::Failed),
+        state,
         priority: r.get(3)?,
         target: r.get(4)?,
         server_id: r.get(5)?,
@@ -262,7 +274,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         outputs: serde_json::from_str(&json(15)?).unwrap_or_default(),
         error: r.get(16)?,
         failed_on: serde_json::from_str(&json(17)?).unwrap_or_default(),
-        notes: serde_json::from_str(&json(18)?).unwrap_or_default(),
+        waking: is_waking(state, &notes),
+        notes,
         delay_ms: r.get(19)?,
         execution_ms: r.get(20)?,
     })
@@ -555,6 +568,18 @@ mod tests {
     #[test]
     fn jobs_column_count_matches_the_column_list() {
         assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
+    }
+
+    #[test]
+    fn jobs_are_waking_only_while_dispatched_with_the_waking_note_last() {
+        let notes = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let woken = notes(&["sent to 'Flux'", "waking a worker on 'Flux' (a cold start)"]);
+        assert!(is_waking(JobState::Dispatched, &woken));
+        // Once it runs, or a later note says something else, it is no longer waking.
+        assert!(!is_waking(JobState::Running, &woken));
+        let later = notes(&["waking a worker on 'Flux'", "moved to 'Local'"]);
+        assert!(!is_waking(JobState::Dispatched, &later));
+        assert!(!is_waking(JobState::Dispatched, &[]));
     }
     use JobState::*;
 

@@ -11,12 +11,15 @@ describe("cloud jobs", () => {
       state: "dispatched",
       server_id: cloud.id,
       notes: ["waking a worker on 'Cloud' (a cold start; the job starts when it is up)"],
+      waking: true,
     });
     expect(isWaking(waking)).toBe(true);
     expect(jobStatusLine(waking, [cloud])).toBe("Waking a worker on Cloud — a cold start takes a little while");
     // Once running (or on a ComfyUI server), it is an ordinary job.
     expect(isWaking({ ...waking, state: "running" })).toBe(false);
     expect(isWaking(job({ id: "b", state: "dispatched" }))).toBe(false);
+    // The core decides; the note's wording is not read here.
+    expect(isWaking(job({ id: "c", state: "dispatched", notes: ["waking a worker"], waking: false }))).toBe(false);
   });
 
   it("show what RunPod billed: the wait for a worker and the execution", () => {

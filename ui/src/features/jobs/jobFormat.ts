@@ -41,10 +41,9 @@ export function jobDurationMs(job: Job): number | null {
   return Math.max(0, job.finished_ms - job.started_ms);
 }
 
-/** Whether the job's latest note says a cloud worker is being woken for it (a cold start). */
+/** Whether a cloud worker is being woken for the job (a cold start), as the core says. */
 export function isWaking(job: Job): boolean {
-  const last = job.notes[job.notes.length - 1] ?? "";
-  return job.state === "dispatched" && last.startsWith("waking a worker");
+  return job.state === "dispatched" && job.waking;
 }
 
 /** What the cloud billed, e.g. "waited 2.1 s for a worker · executed 3.4 s"; null off the cloud. */

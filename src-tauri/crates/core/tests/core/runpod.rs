@@ -430,8 +430,23 @@ async fn runpod_endpoints_in_the_server_list_run_jobs_with_outputs_billed_timing
 
     let d = start(&t, Policy::Manual);
     let job = d.submit(NewJob::new("cloud", workflow())).await.unwrap();
+    // During the 1.5 s cold start the job says a worker is waking (what the UI shows instead of a still 0 %).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let j = t.fleet.jobs.get(&job.id).await.unwrap();
+        if j.waking {
+            assert_eq!(j.state, JobState::Dispatched);
+            break;
+        }
+        assert!(
+            j.state != JobState::Succeeded && std::time::Instant::now() < deadline,
+            "never seen waking: {j:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let done = finish(&d, &job.id).await;
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert!(!done.waking);
     assert_eq!(done.server_id.as_deref(), Some(server.id.as_str()));
     // The job is known on RunPod under the id RunPod gave it.
     let remote = done.remote_id.clone().unwrap();
