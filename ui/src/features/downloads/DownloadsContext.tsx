@@ -1,10 +1,10 @@
 // Every download the UI knows about: the list loaded on start (this session's downloads and the verified files
 // the database remembers), kept live by ONE app-wide Channel the Rust side streams download changes through
 // (states at once, progress throttled). Used by the Downloads page and the nav count; later by the installer.
-import { Channel } from "@tauri-apps/api/core";
-import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from "react";
 import { commands, type DownloadItem, type DownloadUpdate } from "../../bindings";
 import { call, errorMessage } from "../../lib/errors";
+import { useLiveFeed, useMounted } from "../../lib/liveFeed";
 
 type DownloadsApi = {
   /** This session's downloads newest first, then remembered ones; null until the first load. */
@@ -57,9 +57,7 @@ export function DownloadsProvider({ children }: { children: ReactNode }) {
   const [items, setItems] = useState<Items>({});
   const [loaded, setLoaded] = useState(false);
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [liveError, setLiveError] = useState<string | null>(null);
-  const channel = useRef<Channel<DownloadUpdate> | null>(null);
-  const mounted = useRef(true);
+  const mounted = useMounted();
 
   const upsert = useCallback((item: DownloadItem) => setItems((all) => merge(all, item)), []);
 
@@ -73,42 +71,16 @@ export function DownloadsProvider({ children }: { children: ReactNode }) {
     } catch (e) {
       if (mounted.current) setLoadError(errorMessage(e));
     }
-  }, []);
+  }, [mounted]);
 
-  const subscribe = useCallback(async () => {
-    let ch: Channel<DownloadUpdate>;
-    try {
-      ch = new Channel<DownloadUpdate>((update) => {
-        if (update.kind === "changed") upsert(update.item);
-      });
-    } catch (e) {
-      setLiveError(errorMessage(e));
-      return;
-    }
-    channel.current = ch;
-    try {
-      await call(commands.downloadsSubscribe(ch));
-      if (mounted.current) setLiveError(null);
-    } catch (e) {
-      if (channel.current === ch) channel.current = null;
-      if (mounted.current) setLiveError(errorMessage(e));
-    }
-  }, [upsert]);
-
-  const reconnect = useCallback(async () => {
-    await subscribe();
-    await refresh();
-  }, [subscribe, refresh]);
-
-  useEffect(() => {
-    mounted.current = true;
-    // Subscribe first, then load: nothing that happens in between is missed.
-    const subscribed = channel.current ? Promise.resolve() : subscribe();
-    void subscribed.then(refresh);
-    return () => {
-      mounted.current = false;
-    };
-  }, [subscribe, refresh]);
+  const { liveError, reconnect } = useLiveFeed<DownloadUpdate>(
+    commands.downloadsSubscribe,
+    (update) => {
+      if (update.kind === "changed") upsert(update.item);
+    },
+    refresh,
+    mounted,
+  );
 
   const downloads = useMemo(() => (loaded ? downloadOrder(Object.values(items)) : null), [loaded, items]);
 

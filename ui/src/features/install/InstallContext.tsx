@@ -1,9 +1,9 @@
 // The local install as the UI knows it: its status (asked once on start, then kept live by ONE app-wide Channel the
 // Rust side streams the whole status through on every change) and the wizard's form, kept while you visit other pages.
-import { Channel } from "@tauri-apps/api/core";
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import { commands, type InstallStatus, type UiError } from "../../bindings";
 import { call, errorMessage, type Result } from "../../lib/errors";
+import { useLiveFeed, useMounted } from "../../lib/liveFeed";
 import { useServers } from "../servers/ServersContext";
 import type { InstallForm } from "./installModel";
 
@@ -32,12 +32,10 @@ export function useInstall(): InstallApi {
 export function InstallProvider({ children }: { children: ReactNode }) {
   const [status, setStatus] = useState<InstallStatus | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [liveError, setLiveError] = useState<string | null>(null);
   const [form, setFormState] = useState<InstallForm | null>(null);
-  const channel = useRef<Channel<InstallStatus> | null>(null);
   /** Counts channel messages: a command's answer older than the last message is not shown. */
   const received = useRef(0);
-  const mounted = useRef(true);
+  const mounted = useMounted();
   const { refresh: refreshServers } = useServers();
   const lastState = useRef<InstallStatus["state"] | null>(null);
 
@@ -59,51 +57,24 @@ export function InstallProvider({ children }: { children: ReactNode }) {
     } catch (e) {
       if (mounted.current) setLoadError(errorMessage(e));
     }
-  }, []);
+  }, [mounted]);
 
-  const subscribe = useCallback(async () => {
-    let ch: Channel<InstallStatus>;
-    try {
-      ch = new Channel<InstallStatus>((s) => {
-        if (channel.current !== ch || !mounted.current) return;
-        received.current += 1;
-        setStatus(s);
-      });
-    } catch (e) {
-      setLiveError(errorMessage(e));
-      return;
-    }
-    channel.current = ch;
-    try {
-      await call(commands.installSubscribe(ch));
-      if (mounted.current) setLiveError(null);
-    } catch (e) {
-      if (channel.current === ch) channel.current = null;
-      if (mounted.current) setLiveError(errorMessage(e));
-    }
-  }, []);
-
-  const reconnect = useCallback(async () => {
-    await subscribe();
-    await refresh();
-  }, [subscribe, refresh]);
-
-  useEffect(() => {
-    mounted.current = true;
-    // Subscribe once per app (StrictMode runs effects twice), then load the status.
-    const subscribed = channel.current ? Promise.resolve() : subscribe();
-    void subscribed.then(refresh);
-    return () => {
-      mounted.current = false;
-    };
-  }, [subscribe, refresh]);
+  const { liveError, reconnect } = useLiveFeed<InstallStatus>(
+    commands.installSubscribe,
+    (s) => {
+      received.current += 1;
+      setStatus(s);
+    },
+    refresh,
+    mounted,
+  );
 
   const run = useCallback(async (command: () => Promise<Result<InstallStatus, UiError>>) => {
     const before = received.current;
     const s = await call(command());
     if (mounted.current && received.current === before) setStatus(s);
     return s;
-  }, []);
+  }, [mounted]);
 
   const setForm = useCallback((update: (form: InstallForm | null) => InstallForm | null) => setFormState(update), []);
 

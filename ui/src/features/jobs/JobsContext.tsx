@@ -1,11 +1,11 @@
 // Every job the UI knows about: the stored list loaded on start (so the queue and history survive a
 // restart), then kept live by ONE app-wide subscription — a Tauri Channel the Rust dispatcher streams every
 // job update through (state changes, throttled progress, live previews). Shared by Generate, Jobs, Gallery.
-import { Channel } from "@tauri-apps/api/core";
-import { createContext, useCallback, useContext, useEffect, useMemo, useReducer, useRef, useState, type ReactNode } from "react";
+import { createContext, useCallback, useContext, useMemo, useReducer, useState, type ReactNode } from "react";
 import { commands, type Job, type JobUpdate } from "../../bindings";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
+import { useLiveFeed, useMounted } from "../../lib/liveFeed";
 import { initialJobsState, jobsReducer, sortedJobs } from "./jobsReducer";
 
 /** How many stored jobs are loaded on start (newest first). */
@@ -40,13 +40,8 @@ export function JobsProvider({ children }: { children: ReactNode }) {
   const [state, dispatch] = useReducer(jobsReducer, initialJobsState);
   const [loaded, setLoaded] = useState(false);
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [liveError, setLiveError] = useState<string | null>(null);
-  // The one subscription. Kept across StrictMode's effect re-run so the app subscribes once.
-  const channel = useRef<Channel<JobUpdate> | null>(null);
   const toast = useToast();
-  const toastRef = useRef(toast);
-  toastRef.current = toast;
-  const mounted = useRef(true);
+  const mounted = useMounted();
 
   const refresh = useCallback(async () => {
     try {
@@ -58,45 +53,18 @@ export function JobsProvider({ children }: { children: ReactNode }) {
     } catch (e) {
       if (mounted.current) setLoadError(errorMessage(e));
     }
-  }, []);
+  }, [mounted]);
 
-  const subscribe = useCallback(async () => {
-    let ch: Channel<JobUpdate>;
-    try {
-      ch = new Channel<JobUpdate>((update) => {
-        if (update.kind === "notice") toastRef.current.show(update.message, { title: update.title });
-        dispatch({ type: "update", update });
-      });
-    } catch (e) {
-      // Outside the desktop app there is no IPC to open a channel on.
-      setLiveError(errorMessage(e));
-      return;
-    }
-    channel.current = ch;
-    try {
-      await call(commands.jobsSubscribe(ch));
-      if (mounted.current) setLiveError(null);
-    } catch (e) {
-      if (channel.current === ch) channel.current = null;
-      if (mounted.current) setLiveError(errorMessage(e));
-    }
-  }, []);
-
-  const reconnect = useCallback(async () => {
-    await subscribe();
-    await refresh();
-  }, [subscribe, refresh]);
-
-  useEffect(() => {
-    mounted.current = true;
-    // Subscribe first, then load: an update that happens in between is then never missed, and the
-    // reducer keeps the fresher copy when the snapshot arrives after it.
-    const subscribed = channel.current ? Promise.resolve() : subscribe();
-    void subscribed.then(refresh);
-    return () => {
-      mounted.current = false;
-    };
-  }, [subscribe, refresh]);
+  // The reducer keeps the fresher copy when the snapshot arrives after a live update.
+  const { liveError, reconnect } = useLiveFeed<JobUpdate>(
+    commands.jobsSubscribe,
+    (update) => {
+      if (update.kind === "notice") toast.show(update.message, { title: update.title });
+      dispatch({ type: "update", update });
+    },
+    refresh,
+    mounted,
+  );
 
   const upsert = useCallback((job: Job) => dispatch({ type: "upsert", job }), []);
 
