@@ -4,7 +4,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 /// Priorities run from 1 (lowest) to 10 (highest); new jobs default to 5.
 pub const DEFAULT_PRIORITY: u8 = 5;
@@ -355,9 +355,8 @@ impl Jobs {
         };
         self.store
             .call(move |c| {
-                let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM jobs {filter} ORDER BY queued_ms DESC, rowid DESC LIMIT ?1"))?;
-                let rows = stmt.query_map([limit], from_row)?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let sql = format!("SELECT {COLUMNS} FROM jobs {filter} ORDER BY queued_ms DESC, rowid DESC LIMIT ?1");
+                Ok(store::rows(c, &sql, [limit], from_row)?)
             })
             .await
     }
@@ -369,15 +368,14 @@ impl Jobs {
     ) -> Result<Vec<(Job, serde_json::Value)>, JobsError> {
         self.store
             .call(move |c| {
-                let mut stmt = c.prepare(&format!("SELECT {COLUMNS}, workflow FROM jobs WHERE state = 'succeeded' ORDER BY finished_ms DESC LIMIT ?1"))?;
-                let rows = stmt.query_map([limit], |r| {
+                let sql = format!("SELECT {COLUMNS}, workflow FROM jobs WHERE state = 'succeeded' ORDER BY finished_ms DESC LIMIT ?1");
+                Ok(store::rows(c, &sql, [limit], |r| {
                     let workflow: String = r.get(COLUMN_COUNT)?;
                     Ok((
                         from_row(r)?,
                         serde_json::from_str(&workflow).unwrap_or(serde_json::Value::Null),
                     ))
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })?)
             })
             .await
     }
@@ -386,9 +384,8 @@ impl Jobs {
     pub async fn ready(&self, now_ms: i64, limit: u32) -> Result<Vec<Job>, JobsError> {
         self.store
             .call(move |c| {
-                let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND not_before_ms <= ?1 ORDER BY priority DESC, queued_ms, rowid LIMIT ?2"))?;
-                let rows = stmt.query_map(rusqlite::params![now_ms, limit], from_row)?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let sql = format!("SELECT {COLUMNS} FROM jobs WHERE state = 'queued' AND not_before_ms <= ?1 ORDER BY priority DESC, queued_ms, rowid LIMIT ?2");
+                Ok(store::rows(c, &sql, rusqlite::params![now_ms, limit], from_row)?)
             })
             .await
     }

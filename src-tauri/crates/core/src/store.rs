@@ -205,6 +205,16 @@ impl crate::HasErrorInfo for StoreError {
     }
 }
 
+/// Every row `sql` selects with `params`, each read by `read` (the statement is prepared once and cached).
+pub fn rows<T, P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    c.prepare_cached(sql)?.query_map(params, read)?.collect()
+}
+
 /// A handle to the database. Cheap to clone; calls run on the blocking pool.
 #[derive(Clone)]
 pub struct Store {

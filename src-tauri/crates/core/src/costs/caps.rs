@@ -326,11 +326,12 @@ impl Costs {
         self.store
             .call(|c| {
                 let q = || -> rusqlite::Result<Vec<Reservation>> {
-                    let mut stmt =
-                        c.prepare("SELECT job_id FROM reservations ORDER BY created_ms, job_id")?;
-                    let ids = stmt
-                        .query_map([], |r| r.get::<_, String>(0))?
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let ids = crate::store::rows(
+                        c,
+                        "SELECT job_id FROM reservations ORDER BY created_ms, job_id",
+                        [],
+                        |r| r.get::<_, String>(0),
+                    )?;
                     let mut out = Vec::with_capacity(ids.len());
                     for id in ids {
                         out.extend(reservation_of(c, &id)?);

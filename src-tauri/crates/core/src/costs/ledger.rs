@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::prices::{Charge, RatePer};
 use super::CostsError;
-use crate::store::{Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 /// Where a job ran, as the ledger counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -334,20 +334,14 @@ impl Ledger {
     pub async fn job_costs(&self, job_ids: Vec<String>) -> Result<Vec<JobCost>, CostsError> {
         self.store
             .call(move |c| {
-                let mut stmt = c
-                    .prepare_cached(&format!(
-                        // `{job}#…` keys sort between `{job}#` and `{job}$` ('$' follows '#'): a range on the key's
-                        // index, where LIKE would scan and read `_` and `%` in ids as wildcards.
-                        "SELECT {ENTRY_COLUMNS} FROM ledger WHERE job_id = ?1 OR (job_id >= ?1 || '#' AND job_id < ?1 || '$')"
-                    ))
-                    .map_err(StoreError::from)?;
+                // `{job}#…` keys sort between `{job}#` and `{job}$` ('$' follows '#'): a range on the key's index,
+                // where LIKE would scan and read `_` and `%` in ids as wildcards.
+                let sql = format!(
+                    "SELECT {ENTRY_COLUMNS} FROM ledger WHERE job_id = ?1 OR (job_id >= ?1 || '#' AND job_id < ?1 || '$')"
+                );
                 let mut out = Vec::new();
                 for id in job_ids {
-                    let rows = stmt
-                        .query_map([&id], entry_from_row)
-                        .map_err(StoreError::from)?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(StoreError::from)?;
+                    let rows = store::rows(c, &sql, [&id], entry_from_row).map_err(StoreError::from)?;
                     if rows.is_empty() {
                         continue;
                     }
@@ -382,17 +376,12 @@ impl Ledger {
     ) -> Result<Vec<LedgerEntry>, CostsError> {
         self.store
             .call(move |c| {
-                let mut stmt = c
-                    .prepare(&format!(
-                        "SELECT {ENTRY_COLUMNS} FROM ledger WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY at_ms, job_id"
-                    ))
-                    .map_err(StoreError::from)?;
-                let rows = stmt
-                    .query_map([from_ms, to_ms], entry_from_row)
-                    .map_err(StoreError::from)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(StoreError::from)?;
-                Ok::<_, CostsError>(rows)
+                let sql = format!(
+                    "SELECT {ENTRY_COLUMNS} FROM ledger WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY at_ms, job_id"
+                );
+                Ok::<_, CostsError>(
+                    store::rows(c, &sql, [from_ms, to_ms], entry_from_row).map_err(StoreError::from)?,
+                )
             })
             .await
     }
@@ -444,14 +433,12 @@ impl Ledger {
     ) -> Result<Vec<PodUsage>, CostsError> {
         self.store
             .call(move |c| {
-                let mut stmt = c
-                    .prepare(
-                        "SELECT pod_id, start_ms, busy_ms, idle_ms, cost_micros FROM pod_usage
-                         WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY start_ms, pod_id",
-                    )
-                    .map_err(StoreError::from)?;
-                let rows = stmt
-                    .query_map([from_ms, to_ms], |r| {
+                let rows = store::rows(
+                    c,
+                    "SELECT pod_id, start_ms, busy_ms, idle_ms, cost_micros FROM pod_usage
+                     WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY start_ms, pod_id",
+                    [from_ms, to_ms],
+                    |r| {
                         Ok(PodUsage {
                             pod_id: r.get(0)?,
                             start_ms: r.get(1)?,
@@ -459,10 +446,9 @@ impl Ledger {
                             idle_ms: from_db(r.get(3)?),
                             cost_micros: from_db(r.get(4)?),
                         })
-                    })
-                    .map_err(StoreError::from)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(StoreError::from)?;
+                    },
+                )
+                .map_err(StoreError::from)?;
                 Ok::<_, CostsError>(rows)
             })
             .await

@@ -203,14 +203,13 @@ impl Downloads {
         self.inner
             .store
             .call(|c| {
-                let mut stmt = c.prepare(
+                let rows = crate::store::rows(
+                    c,
                     "SELECT dest, url, state, total, downloaded, sha256, error, updated_ms FROM downloads ORDER BY updated_ms DESC",
-                ).map_err(StoreError::from)?;
-                let rows = stmt
-                    .query_map([], row_record)
-                    .map_err(StoreError::from)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(StoreError::from)?;
+                    [],
+                    row_record,
+                )
+                .map_err(StoreError::from)?;
                 Ok::<_, DownloadError>(rows)
             })
             .await

@@ -449,11 +449,8 @@ impl PodFleet {
                 } else {
                     "WHERE state != 'terminated'"
                 };
-                let mut stmt = c.prepare(&format!(
-                    "SELECT {COLUMNS} FROM pods {filter} ORDER BY created_ms, rowid"
-                ))?;
-                let rows = stmt.query_map([], from_row)?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let sql = format!("SELECT {COLUMNS} FROM pods {filter} ORDER BY created_ms, rowid");
+                Ok(crate::store::rows(c, &sql, [], from_row)?)
             })
             .await
     }
