@@ -685,28 +685,46 @@ impl PodFleet {
             ),
             elapsed_ms: elapsed(),
         });
-        let url = self.wait(&pod.id, started, &mut progress).await?;
-        progress(PodProgress {
-            pod_id: Some(pod.id.clone()),
-            stage: PodStage::Registering,
-            message: "ComfyUI answers; adding the pod to the server list".into(),
-            elapsed_ms: elapsed(),
-        });
-        let server_id = self.register(&record, &url).await?;
+        self.bring_up(record, started, &mut progress).await
+    }
+
+    /// Waits until a starting pod's ComfyUI answers, adds it to the server list when it is not there yet, records
+    /// it running (which counts as activity) and says it is ready.
+    async fn bring_up(
+        &self,
+        record: PodRecord,
+        started: Instant,
+        progress: &mut (impl FnMut(PodProgress) + Send),
+    ) -> Result<FleetPod, PodFleetError> {
+        let elapsed = || started.elapsed().as_millis() as u64;
+        let pod_id = record.pod_id.clone();
+        let url = self.wait(&pod_id, started, progress).await?;
+        let server_id = match &record.server_id {
+            Some(id) => id.clone(),
+            None => {
+                progress(PodProgress {
+                    pod_id: Some(pod_id.clone()),
+                    stage: PodStage::Registering,
+                    message: "ComfyUI answers; adding the pod to the server list".into(),
+                    elapsed_ms: elapsed(),
+                });
+                self.register(&record, &url).await?
+            }
+        };
         let record = self
-            .update(&pod.id, move |r| {
+            .update(&pod_id, move |r| {
                 r.server_id = Some(server_id);
                 r.state = PodState::Running;
                 r.last_job_ms = Some(crate::now_ms());
             })
             .await?;
         progress(PodProgress {
-            pod_id: Some(pod.id.clone()),
+            pod_id: Some(pod_id.clone()),
             stage: PodStage::Ready,
             message: format!("Pod '{}' is ready at {url}", record.name),
             elapsed_ms: elapsed(),
         });
-        let live = self.live(&pod.id).await.ok().flatten();
+        let live = self.live(&pod_id).await.ok().flatten();
         Ok(self.view(record, live.as_ref()))
     }
 
@@ -810,26 +828,7 @@ impl PodFleet {
             r.last_job_ms = Some(crate::now_ms());
         })
         .await?;
-        let url = self.wait(&record.pod_id, started, &mut progress).await?;
-        if record.server_id.is_none() {
-            let server_id = self.register(&record, &url).await?;
-            self.update(&record.pod_id, move |r| r.server_id = Some(server_id))
-                .await?;
-        }
-        let record = self
-            .update(&record.pod_id, |r| {
-                r.state = PodState::Running;
-                r.last_job_ms = Some(crate::now_ms());
-            })
-            .await?;
-        progress(PodProgress {
-            pod_id: Some(record.pod_id.clone()),
-            stage: PodStage::Ready,
-            message: format!("Pod '{}' is ready at {url}", record.name),
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        });
-        let live = self.live(&record.pod_id).await.ok().flatten();
-        Ok(self.view(record, live.as_ref()))
+        self.bring_up(record, started, &mut progress).await
     }
 
     /// Stop a pod of the app (billing for the GPU stops; its disk is kept). Its server entry stays, offline.
