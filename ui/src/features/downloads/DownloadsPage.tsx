@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from "react";
 import { commands, type DownloadItem } from "../../bindings";
-import { Button } from "../../components/Button";
+import { LiveOffNotice, LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
 import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
@@ -87,25 +87,11 @@ export function DownloadsPage() {
       <AddDownloadForm defaultFolder={defaultFolder} onAdded={upsert} />
 
       {liveError && (
-        <div className="notice notice-warn list-error" role="status" data-testid="downloads-live-error">
-          <p>
-            <strong>Live progress is off.</strong> {liveError}
-          </p>
-          <Button size="sm" onClick={() => void reconnect()}>
-            Reconnect
-          </Button>
-        </div>
+        <LiveOffNotice title="Live progress is off." error={liveError} onReconnect={() => void reconnect()} testId="downloads-live-error" />
       )}
 
       {loadError ? (
-        <div className="notice notice-bad list-error" role="alert" data-testid="downloads-load-error">
-          <p>
-            <strong>The downloads could not be loaded.</strong> {loadError}
-          </p>
-          <Button size="sm" onClick={() => void refresh()}>
-            Try again
-          </Button>
-        </div>
+        <LoadFailedNotice title="The downloads could not be loaded." error={loadError} onRetry={() => void refresh()} testId="downloads-load-error" />
       ) : downloads === null ? (
         <div className="loading" role="status">
           <Spinner /> Loading downloads…

@@ -1,6 +1,7 @@
 import { useMemo } from "react";
 import type { Job, JobOutput } from "../../bindings";
 import { Button } from "../../components/Button";
+import { LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
 import { Spinner } from "../../components/Spinner";
 import { plural, timeAgo } from "../../lib/format";
@@ -35,14 +36,7 @@ export function GalleryPage({ onGoToGenerate }: { onGoToGenerate?: () => void })
       </header>
 
       {loadError ? (
-        <div className="notice notice-bad list-error" role="alert">
-          <p>
-            <strong>The jobs could not be loaded.</strong> {loadError}
-          </p>
-          <Button size="sm" onClick={() => void refresh()}>
-            Try again
-          </Button>
-        </div>
+        <LoadFailedNotice title="The jobs could not be loaded." error={loadError} onRetry={() => void refresh()} />
       ) : jobs === null ? (
         <div className="loading" role="status">
           <Spinner /> Loading images…

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { commands, type Job, type JobCost, type JobState } from "../../bindings";
 import { Button } from "../../components/Button";
+import { LiveOffNotice, LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
 import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
@@ -117,26 +118,10 @@ export function JobsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
         </div>
       </header>
 
-      {liveError && (
-        <div className="notice notice-warn list-error" role="status" data-testid="live-error">
-          <p>
-            <strong>Live updates are off.</strong> {liveError}
-          </p>
-          <Button size="sm" onClick={() => void reconnect()}>
-            Reconnect
-          </Button>
-        </div>
-      )}
+      {liveError && <LiveOffNotice title="Live updates are off." error={liveError} onReconnect={() => void reconnect()} testId="live-error" />}
 
       {loadError ? (
-        <div className="notice notice-bad list-error" role="alert" data-testid="jobs-load-error">
-          <p>
-            <strong>The jobs could not be loaded.</strong> {loadError}
-          </p>
-          <Button size="sm" onClick={() => void refresh()}>
-            Try again
-          </Button>
-        </div>
+        <LoadFailedNotice title="The jobs could not be loaded." error={loadError} onRetry={() => void refresh()} testId="jobs-load-error" />
       ) : jobs === null ? (
         <div className="loading" role="status">
           <Spinner /> Loading jobs…
