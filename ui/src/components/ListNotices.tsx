@@ -2,30 +2,27 @@
 // stopped arriving (with Reconnect). One look and wording for Jobs, Downloads and the Gallery.
 import { Button } from "./Button";
 
-/** The list could not be loaded: `title` says what ("The jobs could not be loaded."), `error` why. */
-export function LoadFailedNotice({ title, error, onRetry, testId }: { title: string; error: string; onRetry: () => void; testId?: string }) {
+type NoticeProps = { title: string; error: string; testId?: string };
+
+function ListNotice({ bad, title, error, action, onAction, testId }: NoticeProps & { bad: boolean; action: string; onAction: () => void }) {
   return (
-    <div className="notice notice-bad list-error" role="alert" data-testid={testId}>
+    <div className={`notice ${bad ? "notice-bad" : "notice-warn"} list-error`} role={bad ? "alert" : "status"} data-testid={testId}>
       <p>
         <strong>{title}</strong> {error}
       </p>
-      <Button size="sm" onClick={onRetry}>
-        Try again
+      <Button size="sm" onClick={onAction}>
+        {action}
       </Button>
     </div>
   );
 }
 
+/** The list could not be loaded: `title` says what ("The jobs could not be loaded."), `error` why. */
+export function LoadFailedNotice({ onRetry, ...props }: NoticeProps & { onRetry: () => void }) {
+  return <ListNotice bad action="Try again" onAction={onRetry} {...props} />;
+}
+
 /** Live changes stopped: `title` says which ("Live updates are off."), `error` why. */
-export function LiveOffNotice({ title, error, onReconnect, testId }: { title: string; error: string; onReconnect: () => void; testId: string }) {
-  return (
-    <div className="notice notice-warn list-error" role="status" data-testid={testId}>
-      <p>
-        <strong>{title}</strong> {error}
-      </p>
-      <Button size="sm" onClick={onReconnect}>
-        Reconnect
-      </Button>
-    </div>
-  );
+export function LiveOffNotice({ onReconnect, ...props }: NoticeProps & { onReconnect: () => void }) {
+  return <ListNotice bad={false} action="Reconnect" onAction={onReconnect} {...props} />;
 }
