@@ -22,18 +22,32 @@ pub fn free_space(_dir: &Path) -> std::io::Result<u64> {
     Ok(u64::MAX)
 }
 
-/// Reserves `len` bytes of disk for a file about to be written (Linux `fallocate`, keeping its size), so a long
-/// download is not cut short by other programs filling the disk, and its blocks are allocated once, in few
-/// extents. Best effort: a file system without it, or too little room, only means the writes find out later.
+/// Reserves room for a file of `len` bytes being written (Linux `fallocate`, keeping its size), so a long download
+/// is not cut short by other programs filling the disk, and its blocks are allocated once, in few extents. Only
+/// when the disk has that room and 64 MiB to spare: a reservation that cannot be whole would just take the last
+/// free space from everything else. Best effort: without it, the writes find out about a full disk themselves.
 #[cfg(target_os = "linux")]
 pub fn reserve(file: &File, len: u64) {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let have = file
+        .metadata()
+        .map_or(0, |m| m.blocks().saturating_mul(512));
+    let needed = len.saturating_sub(have);
+    // SAFETY: fstatvfs only writes the struct it is given, for an open descriptor.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if needed == 0 || unsafe { libc::fstatvfs(file.as_raw_fd(), &mut stat) } != 0 {
+        return;
+    }
+    let free = (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64);
     let Ok(len) = libc::off64_t::try_from(len) else {
         return;
     };
-    // SAFETY: a plain syscall on an open descriptor; it reads no memory of ours.
-    unsafe {
-        libc::fallocate64(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len);
+    if free > needed.saturating_add(64 << 20) {
+        // SAFETY: a plain syscall on an open descriptor; it reads no memory of ours.
+        unsafe {
+            libc::fallocate64(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len);
+        }
     }
 }
 
@@ -168,7 +182,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn disk_reserve_allocates_the_space_without_growing_the_file() {
+    fn disk_reserve_allocates_the_space_without_growing_the_file_only_when_there_is_room() {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.part");
@@ -177,6 +191,10 @@ mod tests {
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len(), 0, "the size still says what is written");
         assert!(meta.blocks() * 512 >= 8 << 20, "{} blocks", meta.blocks());
+        // More than the disk has: nothing is reserved (the last free space stays for everything else).
+        let huge = File::create(dir.path().join("huge.part")).unwrap();
+        reserve(&huge, free_space(dir.path()).unwrap() + (1 << 30));
+        assert_eq!(huge.metadata().unwrap().blocks(), 0);
         // Writing it out in the background changes nothing visible.
         std::os::unix::fs::FileExt::write_all_at(&file, b"abc", 0).unwrap();
         start_writeback(&file, 0, 3);

@@ -591,10 +591,7 @@ async fn attempt(
                     }
                 }
             }
-            let created = File::create(&part).map_err(|e| io_error("create", &part, &e))?;
-            if let Some(total) = total {
-                reserve(&created, total);
-            }
+            File::create(&part).map_err(|e| io_error("create", &part, &e))?;
             state::save(&state_path(dest), &st).map_err(|e| disk_error(&part, &e))?;
             (st, Some((0, response)))
         }
@@ -954,6 +951,10 @@ async fn transfer(
             .map_err(|e| io_error("open", &part, &e))?,
     );
     let total = st.total;
+    // New or resumed (say after a full disk was cleared), the rest of the file gets its room now.
+    if let Some(total) = total {
+        reserve(&file, total);
+    }
     let shared = Arc::new(Shared {
         done: st.segments.iter().map(|s| AtomicU64::new(s.done)).collect(),
         segments: Mutex::new(st.segments.clone()),
