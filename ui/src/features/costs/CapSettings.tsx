@@ -1,10 +1,11 @@
 // The daily and monthly cloud spending caps: what is used of each (spent + reserved by jobs in flight) as a bar that
 // warns at 80 % and says so at 100 %, and the caps as dollar fields saved exactly to the micro-dollar.
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, type FormEvent } from "react";
 import { commands, type CapStatus } from "../../bindings";
 import { Button } from "../../components/Button";
 import { ProgressBar } from "../../components/ProgressBar";
-import { call, errorMessage } from "../../lib/errors";
+import { call } from "../../lib/errors";
+import { useSettingsForm } from "../../lib/settingsForm";
 import { dollarsExact, formatMoney, parseDollars } from "../../lib/format";
 import { CAP_REACHED, capLevel, DEFAULT_CAPS } from "./costsModel";
 
@@ -53,37 +54,22 @@ function CapMeter({ which, status }: { which: Which; status: CapStatus }) {
 export function CapSettings({ status, onSaved }: { status: CapStatus; onSaved: (status: CapStatus) => void }) {
   const daily = status.caps.daily_micros ?? DEFAULT_CAPS.daily_micros;
   const monthly = status.caps.monthly_micros ?? DEFAULT_CAPS.monthly_micros;
-  const [fields, setFields] = useState({ daily: dollarsExact(daily), monthly: dollarsExact(monthly) });
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [saved, setSaved] = useState(false);
+  const { fields, setFields, set, saving, saved, error, invalid, save: store } = useSettingsForm(() => ({
+    daily: dollarsExact(daily),
+    monthly: dollarsExact(monthly),
+  }));
 
   // New caps from the core (e.g. set from the CLI and reloaded) replace the fields.
-  useEffect(() => setFields({ daily: dollarsExact(daily), monthly: dollarsExact(monthly) }), [daily, monthly]);
-
-  function set(key: "daily" | "monthly", value: string) {
-    setFields((f) => ({ ...f, [key]: value }));
-    setSaved(false);
-    setError(null);
-  }
+  useEffect(() => setFields({ daily: dollarsExact(daily), monthly: dollarsExact(monthly) }), [daily, monthly, setFields]);
 
   async function save(e: FormEvent) {
     e.preventDefault();
     const d = parseDollars(fields.daily);
     const m = parseDollars(fields.monthly);
-    if (d == null) return setError("Type the daily cap in dollars, e.g. 5.00 (0 keeps every job local).");
-    if (m == null) return setError("Type the monthly cap in dollars, e.g. 50.00 (0 keeps every job local).");
-    setSaving(true);
-    setError(null);
-    try {
-      const next = await call(commands.costsSetCaps({ daily_micros: d, monthly_micros: m }));
-      setSaved(true);
-      onSaved(next);
-    } catch (err) {
-      setError(`The caps were not saved. ${errorMessage(err)}`);
-    } finally {
-      setSaving(false);
-    }
+    if (d == null) return invalid("Type the daily cap in dollars, e.g. 5.00 (0 keeps every job local).");
+    if (m == null) return invalid("Type the monthly cap in dollars, e.g. 50.00 (0 keeps every job local).");
+    const next = await store(() => call(commands.costsSetCaps({ daily_micros: d, monthly_micros: m })), "The caps were not saved.");
+    if (next) onSaved(next);
   }
 
   return (

@@ -1,9 +1,10 @@
 // What the app cannot know about prices: the electricity price for local jobs, the cloud GPU local jobs are
 // compared with for "saved", and an hourly rate for each LAN server (a studio's internal cost).
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, type FormEvent } from "react";
 import { commands, type PriceSettings, type Server, type ServerlessClass } from "../../bindings";
 import { Button } from "../../components/Button";
-import { call, errorMessage } from "../../lib/errors";
+import { call } from "../../lib/errors";
+import { useSettingsForm } from "../../lib/settingsForm";
 import { dollarsExact, formatPricePerHour, parseDollars } from "../../lib/format";
 import { useServers } from "../servers/ServersContext";
 import { perHourMicros } from "./costsModel";
@@ -50,51 +51,37 @@ export function PriceSettingsForm({
 }) {
   const { servers } = useServers();
   const lanServers = (servers ?? []).filter(isLanServer);
-  const [fields, setFields] = useState<Fields>(() => fieldsOf(prices));
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [saved, setSaved] = useState(false);
+  const { fields, setFields, set, saving, saved, error, invalid, save: store } = useSettingsForm<Fields>(() => fieldsOf(prices));
 
-  useEffect(() => setFields(fieldsOf(prices)), [prices]);
-
-  function set<K extends keyof Fields>(key: K, value: Fields[K]) {
-    setFields((f) => ({ ...f, [key]: value }));
-    setSaved(false);
-    setError(null);
-  }
+  useEffect(() => setFields(fieldsOf(prices)), [prices, setFields]);
 
   async function save(e: FormEvent) {
     e.preventDefault();
     const electricity = parseDollars(fields.electricity);
     const speed = /^\d+$/.test(fields.speed.trim()) ? Number(fields.speed.trim()) : NaN;
-    if (electricity == null) return setError("Type the electricity price in dollars per kWh, e.g. 0.15 (0 if you do not pay for it).");
-    if (!(speed >= 1 && speed <= 1000)) return setError("Type the reference GPU's time as a whole percent of yours, 1–1000 (100 = as fast).");
+    if (electricity == null) return invalid("Type the electricity price in dollars per kWh, e.g. 0.15 (0 if you do not pay for it).");
+    if (!(speed >= 1 && speed <= 1000)) return invalid("Type the reference GPU's time as a whole percent of yours, 1–1000 (100 = as fast).");
     const lan: Record<string, number> = {};
     for (const [id, text] of Object.entries(fields.lan)) {
       if (text.trim() === "") continue;
       const micros = parseDollars(text);
-      if (micros == null) return setError(`Type each LAN server's rate in dollars per hour, e.g. 1.20 ("${text}" is not).`);
+      if (micros == null) return invalid(`Type each LAN server's rate in dollars per hour, e.g. 1.20 ("${text}" is not).`);
       if (micros > 0) lan[id] = micros;
     }
-    setSaving(true);
-    setError(null);
-    try {
-      const stored = await call(
-        commands.costsSetPrices({
-          ...prices,
-          electricity_micros_per_kwh: electricity,
-          reference_class: fields.referenceClass,
-          reference_speed_percent: speed,
-          lan_per_hr_micros: lan,
-        }),
-      );
-      setSaved(true);
-      onSaved(stored);
-    } catch (err) {
-      setError(`The prices were not saved. ${errorMessage(err)}`);
-    } finally {
-      setSaving(false);
-    }
+    const stored = await store(
+      () =>
+        call(
+          commands.costsSetPrices({
+            ...prices,
+            electricity_micros_per_kwh: electricity,
+            reference_class: fields.referenceClass,
+            reference_speed_percent: speed,
+            lan_per_hr_micros: lan,
+          }),
+        ),
+      "The prices were not saved.",
+    );
+    if (stored) onSaved(stored);
   }
 
   const known = (classes ?? []).some((c) => c.id === fields.referenceClass);

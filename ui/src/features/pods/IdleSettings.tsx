@@ -1,9 +1,10 @@
 // The idle auto-stop rule for pods, as one sentence a person edits: "Stop idle pods after 5 min; pods costing
 // ≥ $1.00/h after 2 min". Minutes and dollars are converted to the core's milliseconds and micro-dollars exactly.
-import { useState, type FormEvent } from "react";
+import type { FormEvent } from "react";
 import { commands, type IdleConfig } from "../../bindings";
 import { Button } from "../../components/Button";
-import { call, errorMessage } from "../../lib/errors";
+import { call } from "../../lib/errors";
+import { useSettingsForm } from "../../lib/settingsForm";
 import { dollarsText, fullIdleConfig, minutesText, parseDollars, parseMinutes } from "./podFormat";
 
 type Fields = { enabled: boolean; idleMin: string; thresholdDollars: string; expensiveMin: string };
@@ -30,35 +31,16 @@ export function idleConfigOf(f: Fields): { config: Required<IdleConfig> } | { er
 }
 
 export function IdleSettings({ config, onSaved }: { config: IdleConfig; onSaved: (config: IdleConfig) => void }) {
-  const [fields, setFields] = useState<Fields>(() => fieldsOf(config));
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [saved, setSaved] = useState(false);
-
-  function set<K extends keyof Fields>(key: K, value: Fields[K]) {
-    setFields((f) => ({ ...f, [key]: value }));
-    setSaved(false);
-    setError(null);
-  }
+  const { fields, setFields, set, saving, saved, error, invalid, save: store } = useSettingsForm<Fields>(() => fieldsOf(config));
 
   async function save(e: FormEvent) {
     e.preventDefault();
     const parsed = idleConfigOf(fields);
-    if ("error" in parsed) {
-      setError(parsed.error);
-      return;
-    }
-    setSaving(true);
-    setError(null);
-    try {
-      const stored = await call(commands.podsIdleSet(parsed.config));
+    if ("error" in parsed) return invalid(parsed.error);
+    const stored = await store(() => call(commands.podsIdleSet(parsed.config)), "The idle settings were not saved.");
+    if (stored) {
       setFields(fieldsOf(stored));
-      setSaved(true);
       onSaved(stored);
-    } catch (err) {
-      setError(`The idle settings were not saved. ${errorMessage(err)}`);
-    } finally {
-      setSaving(false);
     }
   }
 
