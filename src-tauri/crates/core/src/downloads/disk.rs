@@ -14,7 +14,14 @@ pub fn free_space(dir: &Path) -> std::io::Result<u64> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    Ok(available(&stat))
+}
+
+/// Bytes available to this user, from a file system's statistics.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // u64 on Linux, narrower on macOS
+fn available(stat: &libc::statvfs) -> u64 {
+    (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64)
 }
 
 #[cfg(not(unix))]
@@ -39,7 +46,7 @@ pub fn reserve(file: &File, len: u64) {
     if needed == 0 || unsafe { libc::fstatvfs(file.as_raw_fd(), &mut stat) } != 0 {
         return;
     }
-    let free = (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64);
+    let free = available(&stat);
     let Ok(len) = libc::off64_t::try_from(len) else {
         return;
     };
