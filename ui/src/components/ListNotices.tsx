@@ -1,5 +1,5 @@
 // What a list page says when its data is not there: it could not be loaded (with Try again), or its live changes
-// stopped arriving (with Reconnect). One look and wording for Jobs, Downloads and the Gallery.
+// stopped arriving (with Reconnect). One look and wording for every page and list.
 import { Button } from "./Button";
 
 type NoticeProps = { title: string; error: string; testId?: string };

@@ -5,6 +5,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { commands, type CapStatus, type MonthReport, type PriceSettings, type ServerlessClass } from "../../bindings";
 import { Button } from "../../components/Button";
 import { EmptyState } from "../../components/EmptyState";
+import { LoadFailedNotice } from "../../components/ListNotices";
 import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
@@ -150,14 +151,7 @@ export function CostsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
       </header>
 
       {loadError ? (
-        <div className="notice notice-bad list-error" role="alert" data-testid="costs-load-error">
-          <p>
-            <strong>The costs could not be loaded.</strong> {loadError}
-          </p>
-          <Button size="sm" onClick={() => void load(wanted)}>
-            Try again
-          </Button>
-        </div>
+        <LoadFailedNotice title="The costs could not be loaded." error={loadError} onRetry={() => void load(wanted)} testId="costs-load-error" />
       ) : report == null || t == null || month == null ? (
         <div className="loading">
           <Spinner /> Loading the costs…

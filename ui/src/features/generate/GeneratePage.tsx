@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState, type FormEvent, type KeyboardEvent } from "react";
 import { commands, type Estimate, type Job, type SubmitRequest, type Template } from "../../bindings";
 import { Button } from "../../components/Button";
+import { LoadFailedNotice } from "../../components/ListNotices";
 import { Field } from "../../components/Field";
 import { Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
@@ -244,14 +245,7 @@ export function GeneratePage() {
 
           {draft.mode === "template" ? (
             templatesError && !draft.template ? (
-              <div className="notice notice-bad list-error" role="alert" data-testid="templates-error">
-                <p>
-                  <strong>The templates could not be loaded.</strong> {templatesError}
-                </p>
-                <Button size="sm" onClick={() => void loadTemplates()}>
-                  Try again
-                </Button>
-              </div>
+              <LoadFailedNotice title="The templates could not be loaded." error={templatesError} onRetry={() => void loadTemplates()} testId="templates-error" />
             ) : !templates || !draft.template ? (
               <p className="loading" role="status">
                 <Spinner /> Loading templates…

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { commands } from "../../bindings";
 import { Button } from "../../components/Button";
+import { LoadFailedNotice } from "../../components/ListNotices";
 import { Spinner } from "../../components/Spinner";
 import { CheckScreen } from "./CheckScreen";
 import { DoneScreen } from "./DoneScreen";
@@ -69,14 +70,7 @@ export function InstallPage({ onGoToGenerate, onGoToServers }: Props) {
       )}
 
       {loadError && !status ? (
-        <div className="notice notice-bad list-error" role="alert" data-testid="install-load-error">
-          <p>
-            <strong>The install status could not be loaded.</strong> {loadError}
-          </p>
-          <Button size="sm" onClick={() => void refresh()}>
-            Try again
-          </Button>
-        </div>
+        <LoadFailedNotice title="The install status could not be loaded." error={loadError} onRetry={() => void refresh()} testId="install-load-error" />
       ) : !status || !screen ? (
         <div className="loading" role="status">
           <Spinner /> Loading…

@@ -2,6 +2,7 @@ import { useState } from "react";
 import { open, save } from "@tauri-apps/plugin-dialog";
 import { commands, type ImportReport, type Server } from "../../bindings";
 import { Button } from "../../components/Button";
+import { LoadFailedNotice } from "../../components/ListNotices";
 import { ConfirmDialog } from "../../components/ConfirmDialog";
 import { EmptyState } from "../../components/EmptyState";
 import { Spinner } from "../../components/Spinner";
@@ -165,14 +166,7 @@ export function ServersPage({ onGoToInstall, onGoToSettings }: { onGoToInstall: 
       <LocalServerCard onGoToInstall={onGoToInstall} />
 
       {loadError ? (
-        <div className="notice notice-bad list-error" data-testid="list-error" role="alert">
-          <p>
-            <strong>The server list could not be loaded.</strong> {loadError}
-          </p>
-          <Button size="sm" onClick={() => void refresh()}>
-            Try again
-          </Button>
-        </div>
+        <LoadFailedNotice title="The server list could not be loaded." error={loadError} onRetry={() => void refresh()} testId="list-error" />
       ) : servers === null ? (
         <div className="loading" role="status">
           <Spinner /> Loading servers…
