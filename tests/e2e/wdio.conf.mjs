@@ -241,6 +241,28 @@ export const config = {
     await waitForPort(DRIVER_PORT, 20_000);
   },
 
+  // A failed step says what the app showed and what it logged, so a failure in CI can be understood from its output.
+  afterTest: async (test, _context, { passed }) => {
+    if (passed) return;
+    try {
+      const seen = await globalThis.browser.execute(() => {
+        const texts = (sel) => [...document.querySelectorAll(sel)].map((e) => e.textContent.trim()).filter(Boolean);
+        return { alerts: texts('[role="alert"], .notice'), page: (document.querySelector("main") || document.body).innerText };
+      });
+      console.log(`[e2e] "${test.title}" failed; the app showed:`);
+      for (const a of seen.alerts) console.log(`[e2e]   alert: ${a}`);
+      console.log(`[e2e]   page: ${seen.page.replace(/\s+/g, " ").slice(0, 1500)}`);
+    } catch (e) {
+      console.log(`[e2e] could not read the page after the failure: ${e.message}`);
+    }
+    try {
+      const log = fs.readFileSync(path.join(LOG_DIR, "tauri-driver.log"), "utf8").trimEnd().split("\n");
+      console.log(`[e2e] the app's last log lines:\n${log.slice(-40).join("\n")}`);
+    } catch {
+      // no log yet
+    }
+  },
+
   onComplete: (exitCode) => {
     exiting = true;
     killTree(tauriDriver);
