@@ -1,4 +1,5 @@
 import { lazy, Suspense, useState } from "react";
+import { Loading } from "./components/Spinner";
 import { ToastProvider } from "./components/Toast";
 import { DownloadsPage } from "./features/downloads/DownloadsPage";
 import { DownloadsProvider, useDownloads } from "./features/downloads/DownloadsContext";
@@ -115,7 +116,7 @@ function Shell({ initialPage }: { initialPage: Page }) {
         ) : page === "servers" ? (
           <ServersPage onGoToInstall={() => setPage("install")} onGoToSettings={() => setPage("settings")} />
         ) : page === "costs" ? (
-          <Suspense fallback={<div className="loading">Loading the costs…</div>}>
+          <Suspense fallback={<Loading>Loading the costs…</Loading>}>
             <CostsPage onGoToGenerate={() => setPage("generate")} />
           </Suspense>
         ) : page === "install" ? (

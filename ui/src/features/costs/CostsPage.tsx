@@ -6,7 +6,7 @@ import { commands, type CapStatus, type MonthReport, type PriceSettings, type Se
 import { Button } from "../../components/Button";
 import { EmptyState } from "../../components/EmptyState";
 import { LoadFailedNotice } from "../../components/ListNotices";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { formatMoneyFine } from "../../lib/format";
@@ -153,9 +153,7 @@ export function CostsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
       {loadError ? (
         <LoadFailedNotice title="The costs could not be loaded." error={loadError} onRetry={() => void load(wanted)} testId="costs-load-error" />
       ) : report == null || t == null || month == null ? (
-        <div className="loading">
-          <Spinner /> Loading the costs…
-        </div>
+        <Loading>Loading the costs…</Loading>
       ) : empty ? (
         <EmptyState
           title={`No jobs in ${monthLabel(month)}`}

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { commands, type DownloadItem } from "../../bindings";
 import { LiveOffNotice, LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { AddDownloadForm } from "./AddDownloadForm";
@@ -93,9 +93,7 @@ export function DownloadsPage() {
       {loadError ? (
         <LoadFailedNotice title="The downloads could not be loaded." error={loadError} onRetry={() => void refresh()} testId="downloads-load-error" />
       ) : downloads === null ? (
-        <div className="loading" role="status">
-          <Spinner /> Loading downloads…
-        </div>
+        <Loading>Loading downloads…</Loading>
       ) : downloads.length === 0 ? (
         <EmptyState testId="downloads-empty" title="No downloads yet">
           <p>

@@ -3,7 +3,7 @@ import type { Job, JobOutput } from "../../bindings";
 import { Button } from "../../components/Button";
 import { LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { plural, timeAgo } from "../../lib/format";
 import { useJobs } from "../jobs/JobsContext";
 import { OutputThumb } from "./OutputThumb";
@@ -38,9 +38,7 @@ export function GalleryPage({ onGoToGenerate }: { onGoToGenerate?: () => void })
       {loadError ? (
         <LoadFailedNotice title="The jobs could not be loaded." error={loadError} onRetry={() => void refresh()} />
       ) : jobs === null ? (
-        <div className="loading" role="status">
-          <Spinner /> Loading images…
-        </div>
+        <Loading>Loading images…</Loading>
       ) : entries.length === 0 ? (
         <EmptyState
           testId="gallery-empty"

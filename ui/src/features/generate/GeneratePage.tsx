@@ -3,7 +3,7 @@ import { commands, type Estimate, type Job, type SubmitRequest, type Template } 
 import { Button } from "../../components/Button";
 import { LoadFailedNotice } from "../../components/ListNotices";
 import { Field } from "../../components/Field";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { useOpenOutput } from "../gallery/useOpenOutput";
@@ -247,9 +247,7 @@ export function GeneratePage() {
             templatesError && !draft.template ? (
               <LoadFailedNotice title="The templates could not be loaded." error={templatesError} onRetry={() => void loadTemplates()} testId="templates-error" />
             ) : !templates || !draft.template ? (
-              <p className="loading" role="status">
-                <Spinner /> Loading templates…
-              </p>
+              <Loading>Loading templates…</Loading>
             ) : (
               <TemplateForm templates={templates} draft={draft.template} errors={errors} onChange={changeTemplateDraft} onTemplate={chooseTemplate} />
             )

@@ -4,7 +4,7 @@ import { commands, type Check, type InstallCheck, type PackInfo, type Plan } fro
 import { Badge } from "../../components/Badge";
 import { Button } from "../../components/Button";
 import { Field } from "../../components/Field";
-import { Spinner } from "../../components/Spinner";
+import { Loading, Spinner } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { errorMessage } from "../../lib/errors";
 import { formatGB, plural } from "../../lib/format";
@@ -91,9 +91,7 @@ export function CheckScreen({ form, note }: Props) {
           {check ? (
             <SystemPanel check={check} />
           ) : error ? null : (
-            <p className="loading" role="status">
-              <Spinner /> Checking this computer…
-            </p>
+            <Loading>Checking this computer…</Loading>
           )}
           {error && (
             <div className="notice notice-bad list-error" role="alert" data-testid="install-check-error">

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { commands } from "../../bindings";
 import { Button } from "../../components/Button";
 import { LoadFailedNotice } from "../../components/ListNotices";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { CheckScreen } from "./CheckScreen";
 import { DoneScreen } from "./DoneScreen";
 import { useInstall } from "./InstallContext";
@@ -72,17 +72,13 @@ export function InstallPage({ onGoToGenerate, onGoToServers }: Props) {
       {loadError && !status ? (
         <LoadFailedNotice title="The install status could not be loaded." error={loadError} onRetry={() => void refresh()} testId="install-load-error" />
       ) : !status || !screen ? (
-        <div className="loading" role="status">
-          <Spinner /> Loading…
-        </div>
+        <Loading>Loading…</Loading>
       ) : screen === "progress" ? (
         <ProgressScreen status={status} onChangeChoices={() => setEditing(true)} />
       ) : screen === "done" ? (
         <DoneScreen status={status} onGoToGenerate={onGoToGenerate} onGoToServers={onGoToServers} onInstallMore={() => setEditing(true)} />
       ) : !form ? (
-        <div className="loading" role="status">
-          <Spinner /> Loading…
-        </div>
+        <Loading>Loading…</Loading>
       ) : (
         <>
         {editing && natural !== "check" && (

@@ -4,7 +4,7 @@ import { Badge } from "../../components/Badge";
 import { Button } from "../../components/Button";
 import { ConfirmDialog } from "../../components/ConfirmDialog";
 import { Modal } from "../../components/Modal";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { call, errorMessage, type Result } from "../../lib/errors";
 import { plural } from "../../lib/format";
 import { LOCAL_STATE_LABELS, localActions, localStateTone } from "./installModel";
@@ -324,9 +324,7 @@ export function LogViewer({ onClose }: { onClose: () => void }) {
           </pre>
         ) : (
           !error && (
-            <p className="loading" role="status">
-              <Spinner /> Loading the log…
-            </p>
+            <Loading>Loading the log…</Loading>
           )
         )}
       </div>

@@ -3,7 +3,7 @@ import { commands, type Job, type JobCost, type JobState } from "../../bindings"
 import { Button } from "../../components/Button";
 import { LiveOffNotice, LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { useOpenOutput } from "../gallery/useOpenOutput";
@@ -123,9 +123,7 @@ export function JobsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
       {loadError ? (
         <LoadFailedNotice title="The jobs could not be loaded." error={loadError} onRetry={() => void refresh()} testId="jobs-load-error" />
       ) : jobs === null ? (
-        <div className="loading" role="status">
-          <Spinner /> Loading jobs…
-        </div>
+        <Loading>Loading jobs…</Loading>
       ) : (
         <>
           <section className="section" aria-labelledby="jobs-queue">

@@ -5,7 +5,7 @@ import { commands, type GpuType, type PodPreset } from "../../bindings";
 import { Button } from "../../components/Button";
 import { Field } from "../../components/Field";
 import { Modal } from "../../components/Modal";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { call, errorMessage } from "../../lib/errors";
 import { OperationProgress, type CreateOperation } from "./OperationProgress";
 import { DISK_MAX_GB, DISK_MIN_GB, gpuPriceLines, parseGpuTypes, presetErrors, type PresetErrors, type PresetFields } from "./podFormat";
@@ -91,9 +91,7 @@ export function CreatePodDialog({ creating, now, onCreate, onClose }: Props) {
         </div>
       ) : !fields ? (
         <div className="modal-body">
-          <p className="loading" role="status">
-            <Spinner /> Loading…
-          </p>
+          <Loading>Loading…</Loading>
         </div>
       ) : (
         <form className="modal-form" onSubmit={submit} noValidate aria-label="Create a RunPod pod">

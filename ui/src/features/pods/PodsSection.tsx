@@ -7,7 +7,7 @@ import { commands, events, type FleetPod, type IdleConfig, type PodPreset, type 
 import { Badge } from "../../components/Badge";
 import { Button } from "../../components/Button";
 import { ConfirmDialog } from "../../components/ConfirmDialog";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { useServers } from "../servers/ServersContext";
@@ -219,9 +219,7 @@ export function PodsSection({ onGoToSettings }: { onGoToSettings?: () => void } 
           </Button>
         </div>
       ) : keySet === null || pods === null ? (
-        <div className="loading" role="status">
-          <Spinner /> Loading pods…
-        </div>
+        <Loading>Loading pods…</Loading>
       ) : (
         <>
           {loadError && (

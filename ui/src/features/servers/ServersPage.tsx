@@ -5,7 +5,7 @@ import { Button } from "../../components/Button";
 import { LoadFailedNotice } from "../../components/ListNotices";
 import { ConfirmDialog } from "../../components/ConfirmDialog";
 import { EmptyState } from "../../components/EmptyState";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { LocalServerCard } from "../install/LocalServerCard";
@@ -168,9 +168,7 @@ export function ServersPage({ onGoToInstall, onGoToSettings }: { onGoToInstall: 
       {loadError ? (
         <LoadFailedNotice title="The server list could not be loaded." error={loadError} onRetry={() => void refresh()} testId="list-error" />
       ) : servers === null ? (
-        <div className="loading" role="status">
-          <Spinner /> Loading servers…
-        </div>
+        <Loading>Loading servers…</Loading>
       ) : servers.length === 0 ? (
         <EmptyState
           testId="empty-state"

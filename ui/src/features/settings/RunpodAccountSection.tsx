@@ -4,7 +4,7 @@ import { useEffect, useState } from "react";
 import { commands, type KeyStatus, type KeyTest } from "../../bindings";
 import { Badge } from "../../components/Badge";
 import { Button } from "../../components/Button";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { call, errorMessage } from "../../lib/errors";
 
 type Busy = "save" | "test" | "remove" | null;
@@ -48,9 +48,7 @@ export function RunpodAccountSection() {
         sent to RunPod.
       </p>
       {!status && !error ? (
-        <p className="loading" role="status">
-          <Spinner /> Loading…
-        </p>
+        <Loading>Loading…</Loading>
       ) : (
         <div className="token-row" data-testid="runpod-key" data-set={status?.set ?? false}>
           <div className="token-head">

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { commands, type AppInfo, type Settings } from "../../bindings";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { RunpodAccountSection } from "./RunpodAccountSection";
@@ -59,9 +59,7 @@ export function SettingsPage() {
             {settingsError}
           </p>
         ) : !settings ? (
-          <p className="loading" role="status">
-            <Spinner /> Loading settings…
-          </p>
+          <Loading>Loading settings…</Loading>
         ) : (
           <label className="check-row">
             <input
@@ -96,9 +94,7 @@ export function SettingsPage() {
             {infoError}
           </p>
         ) : !info ? (
-          <p className="loading" role="status">
-            <Spinner /> Loading…
-          </p>
+          <Loading>Loading…</Loading>
         ) : (
           <dl className="facts">
             <dt>Version</dt>

@@ -4,7 +4,7 @@ import { useEffect, useState } from "react";
 import { commands, type TokenHost, type TokenStatus } from "../../bindings";
 import { Badge } from "../../components/Badge";
 import { Button } from "../../components/Button";
-import { Spinner } from "../../components/Spinner";
+import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 
@@ -40,9 +40,7 @@ export function TokensSection() {
           {loadError}
         </p>
       ) : !tokens ? (
-        <p className="loading" role="status">
-          <Spinner /> Loading…
-        </p>
+        <Loading>Loading…</Loading>
       ) : (
         <ul className="token-list">
           {tokens.map((t) => (
