@@ -29,6 +29,8 @@ describe("Generate", () => {
     await $(tid("nav-generate")).click();
     await $(tid("template-select")).waitForDisplayed({ timeout: 20_000 });
     await fill("prompt", "a lighthouse made of glass, end-to-end test");
+    // Before Run: the router's estimate for what is in the form (asked a moment after typing stops).
+    await expect($(tid("target-estimate"))).toHaveText(expect.stringContaining(`Auto would use ${NAME}`), { wait: 20_000 });
     await shot("generate-page.png");
     await $(tid("run")).click();
     const card = $(tid("job-card"));

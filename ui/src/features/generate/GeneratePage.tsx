@@ -297,11 +297,14 @@ export function GeneratePage() {
             <p id="target-hint" className="field-hint run-hint" data-testid="target-hint">
               {targetHint}
             </p>
-            {chosenEstimate && (
-              <p className="field-hint run-hint" data-testid="target-estimate">
-                {target ? "Estimate" : `Auto would use ${chosenEstimate.name}`}: {estimateText(chosenEstimate)}
-              </p>
-            )}
+            {/* Its line is kept while the estimate is asked for, so Run does not move under the pointer when it comes. */}
+            <p className="field-hint run-hint run-estimate" data-testid={chosenEstimate ? "target-estimate" : undefined}>
+              {chosenEstimate && (
+                <>
+                  {target ? "Estimate" : `Auto would use ${chosenEstimate.name}`}: {estimateText(chosenEstimate)}
+                </>
+              )}
+            </p>
             {submitError && (
               <p className="notice notice-bad run-error" role="alert" data-testid="submit-error">
                 {submitError}
