@@ -78,8 +78,11 @@ ui_typecheck_and_test() {
   npm --prefix ui test
 }
 
+# Benchmarks are built here (so they cannot rot) but not run: they take minutes and measure this machine, not the
+# code's correctness; run them with the README's `cargo bench` commands. (`--all-targets` would run them too.)
 rust_tests() {
-  "$ROOT/scripts/with-keyring.sh" cargo test --workspace --all-targets
+  "$ROOT/scripts/with-keyring.sh" cargo test --workspace --lib --bins --tests
+  cargo test --workspace --benches --no-run
 }
 
 # ==== BINDINGS DRIFT ====
@@ -90,7 +93,8 @@ rust_tests() {
 bindings_drift() {
   local file="ui/src/bindings.ts"
   [ -f "$file" ] || { echo "$file is missing: run UPDATE_BINDINGS=1 cargo test -p comfyfleet-app bindings" >&2; return 1; }
-  env -u UPDATE_BINDINGS cargo test -p comfyfleet-app --lib bindings_are_up_to_date -- --exact tests::bindings_are_up_to_date
+  # --workspace: the same feature set as the test stage, so nothing is compiled again.
+  env -u UPDATE_BINDINGS cargo test --workspace --lib bindings_are_up_to_date -- --exact tests::bindings_are_up_to_date
   # In CI (a fresh clone) the work tree must still equal the commit: nothing rewrote the file.
   if [ "${CI:-}" = "true" ] && git ls-files --error-unmatch "$file" >/dev/null 2>&1; then
     git diff --exit-code -- "$file"
@@ -100,8 +104,8 @@ bindings_drift() {
 
 build_for_e2e() {
   npm --prefix ui run build
-  cargo build -p comfyfleet-app --features custom-protocol
-  cargo build -p comfyfleet-testkit -p comfyfleet-cli
+  # One workspace build: its feature set is the test stage's, so mostly tauri (custom-protocol) is compiled again.
+  cargo build --workspace --features comfyfleet-app/custom-protocol
 }
 
 e2e() {

@@ -4,8 +4,7 @@
 // dir (COMFYFLEET_HOME) per run through tauri-driver's environment, and talks to a fake ComfyUI
 // from the testkit on loopback. Build first (scripts/test.sh does):
 //   npm --prefix ui run build
-//   cargo build -p comfyfleet-app --features custom-protocol
-//   cargo build -p comfyfleet-testkit
+//   cargo build --workspace --features comfyfleet-app/custom-protocol
 // Needs a display (xvfb-run) and a Secret Service (scripts/with-keyring.sh).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
