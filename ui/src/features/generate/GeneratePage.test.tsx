@@ -329,4 +329,18 @@ describe("Generate: estimates before Run", () => {
     const select = screen.getByTestId("target-select");
     expect(select).toHaveTextContent("Cloud — Not tested · time not measured yet · ~$0.02 · wakes a worker");
   });
+  it("asks again when the job shown finishes, so the time it measured shows before the next Run", async () => {
+    const gpu = server({ name: "GPU box", active: true });
+    const unmeasured = { server_id: gpu.id, name: gpu.name, online: true, lacks_models: false, auto: true, cold: false, time_secs: null, cost_micros: 0 };
+    const fake = installFakeBackend({ servers: [gpu], statuses: [connected(gpu.id)], estimates: [unmeasured] });
+    const { user } = renderApp("generate");
+    expect(await screen.findByTestId("target-estimate", {}, { timeout: 3000 })).toHaveTextContent("Auto would use GPU box: time not measured yet · free");
+    const queued = await runDefault(fake, user);
+    const asked = fake.callsTo("jobs_estimate").length;
+
+    fake.state.estimates = [{ ...unmeasured, time_secs: 1.6 }];
+    await push(fake, { kind: "changed", job: { ...queued, state: "succeeded", progress: 1, server_id: gpu.id, started_ms: queued.queued_ms, finished_ms: queued.queued_ms + 1600 } });
+    await waitFor(() => expect(screen.getByTestId("target-estimate")).toHaveTextContent("Auto would use GPU box: ~1.6 s · free"), { timeout: 3000 });
+    expect(fake.callsTo("jobs_estimate").length).toBe(asked + 1);
+  });
 });

@@ -7,7 +7,7 @@ import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
 import { useOpenOutput } from "../gallery/useOpenOutput";
-import { PRIORITIES, priorityLabel } from "../jobs/jobFormat";
+import { isFinal, PRIORITIES, priorityLabel } from "../jobs/jobFormat";
 import { useJobs } from "../jobs/JobsContext";
 import { useServers } from "../servers/ServersContext";
 import { StatusBadge } from "../servers/StatusBadge";
@@ -91,6 +91,11 @@ export function GeneratePage() {
     return w.info ? workflowRequest({ ...w, info: w.info }, null, draft.priority) : null;
   })();
   const requestKey = quietRequest ? JSON.stringify(quietRequest) : "";
+  // Also asked again when a server comes or goes and when the job shown finishes (it measured its server's time).
+  const fleetKey = [
+    ...(servers ?? []).map((s) => `${s.id}:${statuses[s.id]?.status ?? "unknown"}`),
+    job && isFinal(job.state) ? job.id : "",
+  ].join(",");
   useEffect(() => {
     if (!requestKey) {
       setEstimates(null);
@@ -109,7 +114,7 @@ export function GeneratePage() {
       live = false;
       clearTimeout(timer);
     };
-  }, [requestKey]);
+  }, [requestKey, fleetKey]);
   const estimateOf = (id: string) => estimates?.find((e) => e.server_id === id);
   const autoEstimate = estimates?.find((e) => e.auto);
   const chosenEstimate = target ? estimateOf(target) : autoEstimate;

@@ -1,6 +1,7 @@
 // The jobs as the UI knows them, merged from the list snapshot, command results and the live update stream.
 // Pure: every merge decision is here and tested without IPC.
 import type { Job, JobState, JobUpdate } from "../../bindings";
+import { isFinal } from "./jobFormat";
 
 export type JobsState = {
   jobs: Record<string, Job>;
@@ -19,10 +20,6 @@ export type JobsAction =
 export const initialJobsState: JobsState = { jobs: {}, previews: {} };
 
 const STATE_RANK: Record<JobState, number> = { queued: 0, dispatched: 1, running: 2, succeeded: 3, failed: 3, cancelled: 3 };
-
-function isFinal(state: JobState): boolean {
-  return STATE_RANK[state] === 3;
-}
 
 /**
  * How far along its life a copy of a job is. Everything here only grows: a finished job never changes
