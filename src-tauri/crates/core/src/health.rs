@@ -638,7 +638,8 @@ impl Health {
         Ok(())
     }
 
-    /// Run the monitor until the returned handle is dropped or stopped.
+    /// Run the monitor until the returned handle is dropped or stopped: a round every `interval`, and one at once
+    /// when servers are added or edited (a new server shows its status in moments, not at the next round).
     pub fn spawn_monitor(&self, settings: SettingsStore, interval: Duration) -> MonitorHandle {
         let health = self.clone();
         let task = tokio::spawn(async move {
@@ -646,7 +647,10 @@ impl Health {
                 if let Err(e) = health.monitor_round(&settings).await {
                     tracing::warn!(error = %e, "status monitor round failed");
                 }
-                tokio::time::sleep(interval).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = health.servers.changed() => {}
+                }
             }
         });
         MonitorHandle { task }

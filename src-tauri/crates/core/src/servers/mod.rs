@@ -199,6 +199,8 @@ pub struct ServerList {
     secrets: Secrets,
     /// Where RunPod endpoints are reached (RunPod's addresses unless overridden).
     runpod_urls: std::sync::Arc<std::sync::RwLock<RunpodUrls>>,
+    /// Signalled when this process adds, edits or imports servers (see [`ServerList::changed`]).
+    changed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl ServerList {
@@ -207,6 +209,7 @@ impl ServerList {
             store,
             secrets,
             runpod_urls: std::sync::Arc::new(std::sync::RwLock::new(RunpodUrls::from_env())),
+            changed: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -252,6 +255,13 @@ impl ServerList {
             .await
     }
 
+    /// Resolves once this process has added, edited or imported servers since the last time it resolved (a change
+    /// made before anyone waits is kept), so the status monitor can probe a new server at once instead of at its
+    /// next round. Changes made by another process (the CLI) are seen at the next round.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
     /// The active server, if one is set.
     pub async fn active(&self) -> Result<Option<Server>, ServersError> {
         Ok(self.list().await?.into_iter().find(|s| s.active))
@@ -291,6 +301,7 @@ impl ServerList {
         match result {
             Ok(Some(server)) => {
                 tracing::info!(server = %server.name, id = %server.id, "server added");
+                self.changed.notify_one();
                 Ok(server)
             }
             Ok(None) => Err(ServersError::NotFound { query: id }),
@@ -374,6 +385,7 @@ impl ServerList {
                     }
                 }
                 tracing::info!(server = %server.name, id = %server.id, "server edited");
+                self.changed.notify_one();
                 Ok(server)
             }
             Ok(None) => Err(ServersError::NotFound { query: id }),
@@ -655,6 +667,9 @@ impl ServerList {
                     skipped = report.skipped.len(),
                     "servers imported"
                 );
+                if !report.added.is_empty() {
+                    self.changed.notify_one();
+                }
                 Ok(report)
             }
             Err(e) => {

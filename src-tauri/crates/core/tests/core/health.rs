@@ -472,3 +472,58 @@ async fn health_monitor_leaves_the_active_server_alone_when_auto_switch_is_off()
         .unwrap();
     assert_eq!(t.fleet.servers.active().await.unwrap().unwrap().name, "A");
 }
+
+#[tokio::test]
+async fn health_monitor_probes_a_server_as_soon_as_it_is_added_or_edited_not_at_its_next_round() {
+    let t = fleet();
+    let down = FakeComfy::start(FakeComfyConfig::default()).await;
+    down.set_config(|c| c.fault = Fault::Refuse);
+    let up = FakeComfy::start(FakeComfyConfig::default()).await;
+    let mut rx = t.fleet.health.subscribe();
+    // Rounds an hour apart: only the change signal can bring a status in moments.
+    let _monitor = t
+        .fleet
+        .health
+        .spawn_monitor(t.fleet.settings.clone(), Duration::from_secs(3600));
+    async fn next_status(
+        rx: &mut tokio::sync::broadcast::Receiver<HealthEvent>,
+        id: &str,
+    ) -> Option<Status> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(HealthEvent::Status(c)) = rx.recv().await {
+                    if c.server_id == id {
+                        return c.current.status;
+                    }
+                }
+            }
+        })
+        .await
+        .ok()
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // the first round (of an empty list) is over
+
+    let added = t
+        .fleet
+        .servers
+        .add(input("New box", &down.url()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_status(&mut rx, &added.id).await,
+        Some(Status::Unreachable),
+        "the new server was not probed at once"
+    );
+
+    // Moved to an address that answers: probed there at once too.
+    t.fleet
+        .servers
+        .update(&added.id, input("New box", &up.url()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_status(&mut rx, &added.id).await,
+        Some(Status::Connected),
+        "the edited server was not probed at its new address"
+    );
+}
