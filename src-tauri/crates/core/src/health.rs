@@ -163,6 +163,8 @@ pub fn classify(
         }
         Err(e) => {
             let (status, message) = match e {
+                ComfyError::Connect(detail) if crate::servers::address::is_loopback(url) => (Status::Unreachable, format!(
+                    "Could not connect to '{name}' at {url} ({detail}): ComfyUI is not running on this computer at that port. Start it (the ComfyUI ComfyFleet installed starts from the Install page), or check the port.")),
                 ComfyError::Connect(detail) => (Status::Unreachable, format!(
                     "Could not connect to '{name}' at {url} ({detail}). Check that ComfyUI is running there (start it with --listen to accept connections from other machines), that the port is right, and that no firewall blocks it.")),
                 ComfyError::Timeout => (Status::Timeout, format!(
@@ -763,6 +765,31 @@ mod tests {
             assert!(msg.contains(hint), "{msg} should contain {hint}");
             assert_eq!(st.latency_ms, None);
         }
+    }
+
+    #[test]
+    fn classify_says_how_to_reach_a_refused_server_on_this_computer_or_on_another() {
+        let refused = |url: &str| {
+            let s = Server {
+                url: url.into(),
+                ..server("1")
+            };
+            classify(&s, Err(ComfyError::Connect("refused".into())), 0, 1)
+                .error
+                .unwrap()
+        };
+        for here in [
+            "http://127.0.0.1:8188",
+            "http://localhost:8188",
+            "http://[::1]:8188",
+        ] {
+            let msg = refused(here);
+            assert!(msg.contains("not running on this computer"), "{msg}");
+            assert!(!msg.contains("--listen"), "{msg}");
+        }
+        let msg = refused("http://192.168.1.20:8188");
+        assert!(msg.contains("--listen"), "{msg}");
+        assert!(msg.contains("firewall"), "{msg}");
     }
 
     #[test]

@@ -54,12 +54,7 @@ impl Backend {
         if server.has_tag("lan") {
             return Backend::Lan;
         }
-        let loopback = url::Url::parse(&server.url).ok().is_some_and(|u| {
-            matches!(u.host(), Some(url::Host::Domain("localhost")))
-                || matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-                || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        });
-        if server.has_tag("local") || loopback {
+        if server.has_tag("local") || crate::servers::address::is_loopback(&server.url) {
             Backend::Local
         } else {
             Backend::Lan
