@@ -149,7 +149,6 @@ struct Attempt {
     workflow: serde_json::Value,
     prompt_id: String,
     shape: String,
-    cancel: watch::Receiver<bool>,
     sending: Option<Sending>,
     /// The key money was reserved under for this attempt on a paid backend (settled or released when it ends).
     bill_key: Option<String>,
@@ -724,19 +723,12 @@ impl Inner {
                         continue;
                     };
                     tracing::info!(job = %job.id, server = %server.name, %reason, "dispatched");
-                    let (tx, rx) = watch::channel(false);
-                    {
-                        let mut state = lock(&self.state);
-                        *state.in_flight.entry(server.id.clone()).or_default() += 1;
-                        state.cancels.insert(job.id.clone(), tx);
-                    }
                     self.spawn_run(Attempt {
                         job,
                         server,
                         workflow,
                         prompt_id,
                         shape,
-                        cancel: rx,
                         sending: Some(sending),
                         bill_key,
                     });
@@ -964,21 +956,29 @@ impl Inner {
         }
     }
 
+    /// Count the attempt as in flight on its server, make its job cancellable, and run it.
     fn spawn_run(self: &Arc<Self>, attempt: Attempt) {
+        let (cancel_tx, cancel) = watch::channel(false);
+        let mut state = lock(&self.state);
+        *state
+            .in_flight
+            .entry(attempt.server.id.clone())
+            .or_default() += 1;
+        state.cancels.insert(attempt.job.id.clone(), cancel_tx);
         let me = self.clone();
-        let task = tokio::spawn(async move { me.run(attempt).await });
-        lock(&self.state).tasks.push(task.abort_handle());
+        let task = tokio::spawn(async move { me.run(attempt, cancel).await });
+        state.tasks.push(task.abort_handle());
     }
 
-    /// Run (or, after a restart, re-attach to) one job on one server, then record how it ended.
-    async fn run(self: Arc<Self>, attempt: Attempt) {
+    /// Run (or, after a restart, re-attach to) one job on one server, then record how it ended; `cancel` turns true
+    /// when the job is cancelled.
+    async fn run(self: Arc<Self>, attempt: Attempt, cancel: watch::Receiver<bool>) {
         let Attempt {
             job,
             server,
             workflow,
             prompt_id,
             shape,
-            cancel,
             sending,
             bill_key,
         } = attempt;
@@ -1286,19 +1286,12 @@ impl Inner {
             tracing::info!(job = %job.id, server = %server.name, "reconciling an in-flight job");
             let workflow = self.jobs.workflow(&job.id).await.unwrap_or_default();
             let shape = workflow_shape(&workflow);
-            let (tx, rx) = watch::channel(false);
-            {
-                let mut state = lock(&self.state);
-                *state.in_flight.entry(server.id.clone()).or_default() += 1;
-                state.cancels.insert(job.id.clone(), tx);
-            }
             self.spawn_run(Attempt {
                 job,
                 server,
                 workflow,
                 prompt_id,
                 shape,
-                cancel: rx,
                 sending: None,
                 bill_key,
             });
