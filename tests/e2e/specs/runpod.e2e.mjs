@@ -53,6 +53,8 @@ describe("RunPod", () => {
     await $(tid("nav-generate")).click();
     await $(tid("template-select")).waitForDisplayed({ timeout: 20_000 });
     await fill("prompt", "a cloud over a lighthouse, end-to-end test");
+    // The router's estimate first: Auto goes to the active endpoint, which has to wake a worker.
+    await expect($(tid("target-estimate"))).toHaveText(expect.stringContaining(`Auto would use ${NAME}`), { wait: 20_000 });
     await $(tid("run")).click();
     const card = $(tid("job-card"));
     await card.waitForDisplayed({ timeout: 20_000 });
