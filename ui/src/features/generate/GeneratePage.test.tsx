@@ -1,6 +1,6 @@
 import { act, screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import type { Job, JobUpdate, SubmitRequest } from "../../bindings";
+import { events, type Job, type JobUpdate, type SubmitRequest } from "../../bindings";
 import { connected, failed, installFakeBackend, server, UI_FORMAT_MESSAGE, uiError } from "../../test/fakeBackend";
 import { renderApp } from "../../test/render";
 
@@ -342,5 +342,22 @@ describe("Generate: estimates before Run", () => {
     await push(fake, { kind: "changed", job: { ...queued, state: "succeeded", progress: 1, server_id: gpu.id, started_ms: queued.queued_ms, finished_ms: queued.queued_ms + 1600 } });
     await waitFor(() => expect(screen.getByTestId("target-estimate")).toHaveTextContent("Auto would use GPU box: ~1.6 s · free"), { timeout: 3000 });
     expect(fake.callsTo("jobs_estimate").length).toBe(asked + 1);
+  });
+  it("asks again when a cloud endpoint's worker wakes, so Auto stops saying it has to wake one", async () => {
+    const cloud = server({ name: "Cloud", kind: "runpod_serverless", active: true });
+    const cold = { server_id: cloud.id, name: cloud.name, online: true, lacks_models: false, auto: true, cold: true, time_secs: 3, cost_micros: 10_000 };
+    const fake = installFakeBackend({
+      servers: [cloud],
+      statuses: [connected(cloud.id, { workers: { idle: 0, running: 0 }, checked_at_ms: 1000 })],
+      estimates: [cold],
+    });
+    renderApp("generate");
+    expect(await screen.findByTestId("target-estimate", {}, { timeout: 3000 })).toHaveTextContent("wakes a worker");
+
+    fake.state.estimates = [{ ...cold, cold: false }];
+    const warm = connected(cloud.id, { workers: { idle: 1, running: 0 }, checked_at_ms: 2000 });
+    await act(() => events.serverStatusChanged.emit({ server_id: cloud.id, name: cloud.name, previous: "connected", current: warm, availability_changed: false }));
+    await waitFor(() => expect(screen.getByTestId("target-estimate")).not.toHaveTextContent("wakes a worker"), { timeout: 3000 });
+    expect(screen.getByTestId("target-estimate")).toHaveTextContent("Auto would use Cloud: ~3.0 s · ~$0.01");
   });
 });
