@@ -1,5 +1,5 @@
-//! Tauri commands for the Downloads panel: list, add, pause, resume, cancel, retry, a Channel of updates, and the
-//! model host tokens downloads use.
+//! Tauri commands for the Downloads panel: list, add, pause, resume, cancel, retry, clear finished, a Channel of
+//! updates, and the model host tokens downloads use.
 //! Each is one call into core's `downloads_list`; tokens stay in core and URLs arrive redacted.
 
 use comfyfleet_core::downloads_list::{DownloadInput, DownloadItem, DownloadUpdate};
@@ -49,6 +49,13 @@ pub async fn downloads_cancel(state: State<'_, AppState>, id: String) -> Res<Dow
 #[specta::specta]
 pub async fn downloads_retry(state: State<'_, AppState>, id: String) -> Res<DownloadItem> {
     Ok(state.downloads.retry(&id)?)
+}
+
+/// Takes the finished and cancelled downloads out of the list (files stay); returns the ids that left.
+#[tauri::command]
+#[specta::specta]
+pub async fn downloads_clear_finished(state: State<'_, AppState>) -> Res<Vec<String>> {
+    Ok(state.downloads.clear_finished().await?)
 }
 
 /// Stream every download change to this channel (progress throttled in core) until the window goes away.

@@ -60,6 +60,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             downloads::downloads_resume,
             downloads::downloads_cancel,
             downloads::downloads_retry,
+            downloads::downloads_clear_finished,
             downloads::downloads_subscribe,
             downloads::tokens_list,
             downloads::tokens_set,

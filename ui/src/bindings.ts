@@ -44,6 +44,8 @@ export const commands = {
 	downloadsResume: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_resume", { id })),
 	downloadsCancel: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_cancel", { id })),
 	downloadsRetry: (id: string) => typedError<DownloadItem, UiError>(__TAURI_INVOKE("downloads_retry", { id })),
+	/**  Takes the finished and cancelled downloads out of the list (files stay); returns the ids that left. */
+	downloadsClearFinished: () => typedError<string[], UiError>(__TAURI_INVOKE("downloads_clear_finished")),
 	/**  Stream every download change to this channel (progress throttled in core) until the window goes away. */
 	downloadsSubscribe: (onUpdate: Channel<DownloadUpdate>) => typedError<null, UiError>(__TAURI_INVOKE("downloads_subscribe", { onUpdate })),
 	/**  Whether the Hugging Face and CivitAI tokens are set (never their values). */
@@ -282,8 +284,10 @@ export type DownloadState =
 /**  Stopped by the person; the part was removed. */
 "cancelled";
 
-/**  A change the UI should apply: the download with this id now looks like this. */
-export type DownloadUpdate = { kind: "changed"; item: DownloadItem };
+/**  A change the UI should apply to the list: a download now looks like this, or downloads left it. */
+export type DownloadUpdate = { kind: "changed"; item: DownloadItem } | 
+/**  These downloads left the list (Clear finished). */
+{ kind: "removed"; ids: string[] };
 
 /**  An error as the UI sees it: match on `code`, show `message` (which names the thing and the fix). */
 export type ErrorInfo = {

@@ -89,4 +89,10 @@ describe("Downloads", () => {
     expect(fs.existsSync(`${dest}.part`)).toBe(false);
     await shot("downloads-done.png");
   });
+
+  it("clears the finished download from the list and keeps its file", async () => {
+    await $(tid("downloads-clear-finished")).click();
+    await $(tid("downloads-empty")).waitForDisplayed({ timeout: 20_000 });
+    expect(fs.statSync(path.join(HOME, "downloads", FILE)).size).toBe(SIZE);
+  });
 });

@@ -426,9 +426,15 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
 
   /** Sends one download change down every subscribed download channel, the way the Rust side does. */
   function pushDownloadUpdate(update: DownloadUpdate) {
-    const item = saveDownload(update.item);
+    let message: DownloadUpdate;
+    if (update.kind === "changed") {
+      message = { ...update, item: saveDownload(update.item) };
+    } else {
+      state.downloads = state.downloads.filter((d) => !update.ids.includes(d.id));
+      message = update;
+    }
     const internals = (window as unknown as { __TAURI_INTERNALS__: { runCallback: (id: number, data: unknown) => void } }).__TAURI_INTERNALS__;
-    for (const ch of downloadChannels) internals.runCallback(ch.id, { index: ch.next++, message: { ...update, item } });
+    for (const ch of downloadChannels) internals.runCallback(ch.id, { index: ch.next++, message });
   }
 
   /** The channels `installSubscribe` was given. */
@@ -610,6 +616,11 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       const d = findDownload(a.id);
       if (d.state !== "failed" && d.state !== "cancelled") notNow(d, "retried");
       return saveDownload({ ...d, state: "queued", error: null });
+    },
+    downloads_clear_finished: () => {
+      const ids = state.downloads.filter((d) => d.state === "done" || d.state === "cancelled").map((d) => d.id);
+      if (ids.length > 0) pushDownloadUpdate({ kind: "removed", ids });
+      return ids;
     },
     downloads_subscribe: (a) => {
       downloadChannels.push({ id: (a.onUpdate as { id: number }).id, next: 0 });

@@ -89,12 +89,18 @@ pub struct DownloadItem {
     pub this_session: bool,
 }
 
-/// A change the UI should apply: the download with this id now looks like this.
+/// A change the UI should apply to the list: a download now looks like this, or downloads left it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum DownloadUpdate {
-    Changed { item: DownloadItem },
+    Changed {
+        item: DownloadItem,
+    },
+    /// These downloads left the list (Clear finished).
+    Removed {
+        ids: Vec<String>,
+    },
 }
 
 /// What a person asks to download.
@@ -420,7 +426,10 @@ impl DownloadList {
         let records = self.inner.downloads.list().await?;
         self.adopt_unfinished(&records);
         let mut items = self.session();
-        for r in records.into_iter().filter(|r| r.state == "done") {
+        for r in records
+            .into_iter()
+            .filter(|r| r.state == "done" && r.listed)
+        {
             if items.iter().any(|i| i.dest == r.dest) {
                 continue;
             }
@@ -676,6 +685,40 @@ impl DownloadList {
         })?;
         self.spawn(id.to_string());
         Ok(item)
+    }
+
+    /// Takes the finished and cancelled downloads out of the list (files stay on disk, and a verified file is still
+    /// not fetched again); those under way, paused or failed stay. Returns the ids that left, also sent as
+    /// [`DownloadUpdate::Removed`].
+    pub async fn clear_finished(&self) -> Res<Vec<String>> {
+        // The files remembered from earlier sessions, then this session's (decided under its lock, so one retried
+        // meanwhile stays).
+        let mut ids: Vec<String> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|i| !i.this_session)
+            .map(|i| i.id)
+            .collect();
+        self.inner.downloads.unlist_done().await?;
+        lock(&self.inner.entries).retain(|e| {
+            let cleared = matches!(e.item.state, DownloadState::Done | DownloadState::Cancelled);
+            if cleared {
+                ids.push(e.item.id.clone());
+            }
+            !cleared
+        });
+        if !ids.is_empty() {
+            tracing::info!(
+                count = ids.len(),
+                "finished downloads cleared from the list"
+            );
+            let _ = self
+                .inner
+                .updates
+                .send(DownloadUpdate::Removed { ids: ids.clone() });
+        }
+        Ok(ids)
     }
 
     fn peek(&self, id: &str) -> Res<(String, DownloadState, String)> {
@@ -1071,6 +1114,106 @@ mod tests {
         assert_eq!(remembered[0].state, DownloadState::Done);
         assert!(later.finished_file(&remembered[0].dest).await.is_some());
         assert!(later.finished_file("/etc/passwd").await.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn downloads_clear_finished_takes_out_done_and_cancelled_keeps_the_rest_and_never_refetches(
+    ) {
+        let host = FileHost::start().await;
+        host.add("/old.bin", HostedFile::generated(MIB, 1));
+        host.add("/a.bin", HostedFile::generated(MIB, 2));
+        for slow in ["/slow.bin", "/stopped.bin"] {
+            host.add(
+                slow,
+                HostedFile::generated(8 * MIB, 3).with_rate(Some(500_000)),
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = |p: &str| format!("{}{p}", host.url());
+        // An earlier session downloaded old.bin: this one remembers it.
+        {
+            let earlier = setup(dir.path()).await;
+            let old = earlier.add(input(&url("/old.bin"), None)).await.unwrap();
+            let old = wait_for(&earlier, &old.id, "done", |i| !i.state.is_active()).await;
+            assert_eq!(old.state, DownloadState::Done, "{old:?}");
+        }
+        let list = setup(dir.path()).await;
+        let a = list.add(input(&url("/a.bin"), None)).await.unwrap();
+        let slow = list.add(input(&url("/slow.bin"), None)).await.unwrap();
+        let stopped = list.add(input(&url("/stopped.bin"), None)).await.unwrap();
+        let missing = list.add(input(&url("/missing.bin"), None)).await.unwrap();
+        wait_for(&list, &a.id, "done", |i| i.state == DownloadState::Done).await;
+        wait_for(&list, &missing.id, "failed", |i| {
+            i.state == DownloadState::Failed
+        })
+        .await;
+        wait_for(&list, &stopped.id, "bytes", |i| i.downloaded > 0).await;
+        list.cancel(&stopped.id).unwrap();
+        wait_for(&list, &stopped.id, "cancelled", |i| {
+            i.state == DownloadState::Cancelled
+        })
+        .await;
+        let old_id = format!("saved:{}", dir.path().join("downloads/old.bin").display());
+        assert!(list.list().await.unwrap().iter().any(|i| i.id == old_id));
+
+        let mut rx = list.subscribe();
+        let mut cleared = list.clear_finished().await.unwrap();
+        cleared.sort();
+        let mut want = vec![old_id.clone(), a.id.clone(), stopped.id.clone()];
+        want.sort();
+        assert_eq!(cleared, want);
+        let mut removed = None;
+        while let Ok(u) = rx.try_recv() {
+            if let DownloadUpdate::Removed { mut ids } = u {
+                ids.sort();
+                removed = Some(ids);
+            }
+        }
+        assert_eq!(removed, Some(want), "the UI is told which left");
+        // What is under way and what failed (it has a part to go on from) stay.
+        let mut left: Vec<String> = list
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        left.sort();
+        let mut kept = vec![slow.id.clone(), missing.id.clone()];
+        kept.sort();
+        assert_eq!(left, kept);
+        assert!(
+            dir.path().join("downloads/a.bin").is_file(),
+            "files stay on disk"
+        );
+        // Cleared stays cleared in the next session.
+        let next = setup(dir.path()).await;
+        assert!(next
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.id != old_id && i.id != a.id));
+        // A cleared, verified file asked for again is not fetched again, and is listed again.
+        let fetched = host
+            .requests()
+            .iter()
+            .filter(|r| r.path_only() == "/old.bin")
+            .count();
+        let again = next.add(input(&url("/old.bin"), None)).await.unwrap();
+        let again = wait_for(&next, &again.id, "done", |i| !i.state.is_active()).await;
+        assert_eq!(again.state, DownloadState::Done, "{again:?}");
+        assert_eq!(
+            host.requests()
+                .iter()
+                .filter(|r| r.path_only() == "/old.bin")
+                .count(),
+            fetched
+        );
+        drop(next);
+        let later = setup(dir.path()).await;
+        assert!(later.list().await.unwrap().iter().any(|i| i.id == old_id));
+        list.cancel(&slow.id).unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

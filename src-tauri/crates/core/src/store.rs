@@ -159,6 +159,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE ledger ADD COLUMN failovers INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: whether a finished download is shown in the Downloads list (Clear finished hides it; the record stays, so a
+    // verified file is still not fetched again).
+    r#"
+    ALTER TABLE downloads ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,8 @@ type DownloadsApi = {
   reconnect: () => Promise<void>;
   /** Puts an item a command returned into the list (a newer copy already there wins). */
   upsert: (item: DownloadItem) => void;
+  /** Takes these downloads out of the list (Clear finished). */
+  remove: (ids: string[]) => void;
 };
 
 const DownloadsContext = createContext<DownloadsApi | null>(null);
@@ -34,6 +36,14 @@ export function merge(items: Items, item: DownloadItem): Items {
   const next: Items = {};
   for (const [id, other] of Object.entries(items)) if (other.dest !== item.dest) next[id] = other;
   next[item.id] = item;
+  return next;
+}
+
+/** The list without `ids`. */
+export function without(items: Items, ids: string[]): Items {
+  if (!ids.some((id) => id in items)) return items;
+  const next = { ...items };
+  for (const id of ids) delete next[id];
   return next;
 }
 
@@ -60,6 +70,7 @@ export function DownloadsProvider({ children }: { children: ReactNode }) {
   const mounted = useMounted();
 
   const upsert = useCallback((item: DownloadItem) => setItems((all) => merge(all, item)), []);
+  const remove = useCallback((ids: string[]) => setItems((all) => without(all, ids)), []);
 
   const refresh = useCallback(async () => {
     try {
@@ -77,6 +88,7 @@ export function DownloadsProvider({ children }: { children: ReactNode }) {
     commands.downloadsSubscribe,
     (update) => {
       if (update.kind === "changed") upsert(update.item);
+      else remove(update.ids);
     },
     refresh,
     mounted,
@@ -85,8 +97,8 @@ export function DownloadsProvider({ children }: { children: ReactNode }) {
   const downloads = useMemo(() => (loaded ? downloadOrder(Object.values(items)) : null), [loaded, items]);
 
   const api = useMemo<DownloadsApi>(
-    () => ({ downloads, loadError, liveError, refresh, reconnect, upsert }),
-    [downloads, loadError, liveError, refresh, reconnect, upsert],
+    () => ({ downloads, loadError, liveError, refresh, reconnect, upsert, remove }),
+    [downloads, loadError, liveError, refresh, reconnect, upsert, remove],
   );
   return <DownloadsContext.Provider value={api}>{children}</DownloadsContext.Provider>;
 }

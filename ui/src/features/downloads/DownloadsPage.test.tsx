@@ -218,4 +218,27 @@ describe("Downloads page", () => {
     expect(await screen.findByTestId("download-dest-input-error")).toHaveTextContent("permission denied");
     expect(screen.getByTestId("download-url-input")).toHaveValue("https://example.com/x.bin");
   });
+  it("clears finished and cancelled downloads from the list, keeping what runs, waits or failed", { timeout: 30_000 }, async () => {
+    const stopped = download({ id: "stopped", file_name: "clip.safetensors", state: "cancelled", downloaded: 0, bytes_per_sec: 0, eta_secs: null, added_ms: T0 - 1 });
+    const fake = installFakeBackend({ downloads: [...QUEUE, stopped] });
+    const { user } = renderApp("downloads");
+    await waitFor(() => expect(rows()).toHaveLength(6));
+
+    await user.click(screen.getByTestId("downloads-clear-finished"));
+    await waitFor(() => expect(rows().map((r) => r.dataset.downloadId)).toEqual(["run", "wait", "hold", "broke"]));
+    expect(fake.callsTo("downloads_clear_finished")).toHaveLength(1);
+    expect(screen.getByTestId("downloads-summary")).toHaveTextContent("3 in progress · 1 finished or stopped");
+    // Nothing left to clear: the button goes away.
+    expect(screen.queryByTestId("downloads-clear-finished")).not.toBeInTheDocument();
+  });
+
+  it("takes out what another window cleared, as the channel says", async () => {
+    const fake = installFakeBackend({ downloads: QUEUE });
+    renderApp("downloads");
+    await waitFor(() => expect(rows()).toHaveLength(5));
+    await waitFor(() => expect(fake.downloadSubscribers()).toBe(1));
+    await act(async () => fake.pushDownloadUpdate({ kind: "removed", ids: ["saved:/models/old.ckpt"] }));
+    await waitFor(() => expect(rows()).toHaveLength(4));
+    expect(rows().some((r) => r.dataset.downloadId === "saved:/models/old.ckpt")).toBe(false);
+  });
 });

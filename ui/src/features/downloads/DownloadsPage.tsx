@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState } from "react";
 import { commands, type DownloadItem } from "../../bindings";
+import { Button } from "../../components/Button";
 import { LiveOffNotice, LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
 import { Loading } from "../../components/Spinner";
@@ -25,9 +26,10 @@ export function downloadsFolder(home: string): string {
 }
 
 export function DownloadsPage() {
-  const { downloads, loadError, liveError, refresh, reconnect, upsert } = useDownloads();
+  const { downloads, loadError, liveError, refresh, reconnect, upsert, remove } = useDownloads();
   const toast = useToast();
   const [busy, setBusy] = useState<Record<string, DownloadAction>>({});
+  const [clearing, setClearing] = useState(false);
   const [defaultFolder, setDefaultFolder] = useState<string | null>(null);
 
   useEffect(() => {
@@ -41,6 +43,18 @@ export function DownloadsPage() {
   }, []);
 
   const activeCount = useMemo(() => (downloads ? downloads.filter(isActive).length : 0), [downloads]);
+  const clearable = useMemo(() => (downloads ?? []).some((d) => d.state === "done" || d.state === "cancelled"), [downloads]);
+
+  async function clearFinished() {
+    setClearing(true);
+    try {
+      remove(await call(commands.downloadsClearFinished()));
+    } catch (e) {
+      toast.show(errorMessage(e), { kind: "error", title: "Could not clear the finished downloads" });
+    } finally {
+      setClearing(false);
+    }
+  }
 
   async function act(item: DownloadItem, action: DownloadAction) {
     setBusy((b) => ({ ...b, [item.id]: action }));
@@ -107,6 +121,17 @@ export function DownloadsPage() {
             <h2 id="downloads-list-title" className="section-title">
               Queue <span className="section-count">{downloads.length}</span>
             </h2>
+            {clearable && (
+              <Button
+                size="sm"
+                busy={clearing}
+                onClick={() => void clearFinished()}
+                data-testid="downloads-clear-finished"
+                title="Take finished and cancelled downloads out of this list; their files stay where they are"
+              >
+                Clear finished
+              </Button>
+            )}
           </header>
           <ul className="job-list" aria-label="Downloads">
             {downloads.map((item) => (

@@ -32,6 +32,8 @@ pub struct DownloadRecord {
     pub sha256: Option<String>,
     pub error: Option<String>,
     pub updated_ms: i64,
+    /// Shown in the Downloads list (false once a finished download is cleared from it).
+    pub listed: bool,
 }
 
 type Shared<T> = Arc<Mutex<T>>;
@@ -205,12 +207,28 @@ impl Downloads {
             .call(|c| {
                 let rows = crate::store::rows(
                     c,
-                    "SELECT dest, url, state, total, downloaded, sha256, error, updated_ms FROM downloads ORDER BY updated_ms DESC",
+                    "SELECT dest, url, state, total, downloaded, sha256, error, updated_ms, listed FROM downloads ORDER BY updated_ms DESC",
                     [],
                     row_record,
                 )
                 .map_err(StoreError::from)?;
                 Ok::<_, DownloadError>(rows)
+            })
+            .await
+    }
+
+    /// Hides every finished download from the list (Clear finished); their records stay, so a verified file is still
+    /// not fetched again. A later download to the same file is listed again.
+    pub async fn unlist_done(&self) -> Result<(), DownloadError> {
+        self.inner
+            .store
+            .write(|tx| {
+                tx.execute(
+                    "UPDATE downloads SET listed = 0 WHERE state = 'done' AND listed = 1",
+                    [],
+                )
+                .map_err(StoreError::from)?;
+                Ok::<_, DownloadError>(())
             })
             .await
     }
@@ -226,7 +244,7 @@ impl Downloads {
             .call(move |c| {
                 Ok::<_, DownloadError>(
                     c.query_row(
-                        "SELECT dest, url, state, total, downloaded, sha256, error, updated_ms FROM downloads WHERE dest = ?1",
+                        "SELECT dest, url, state, total, downloaded, sha256, error, updated_ms, listed FROM downloads WHERE dest = ?1",
                         [dest],
                         row_record,
                     )
@@ -285,6 +303,19 @@ impl Downloads {
                 None => rec_url == url,
             };
             if unchanged && same_source {
+                // Asked for again: listed again if it had been cleared from the list.
+                let key = dest.display().to_string();
+                self.inner
+                    .store
+                    .write(move |tx| {
+                        tx.execute(
+                            "UPDATE downloads SET listed = 1 WHERE dest = ?1 AND listed = 0",
+                            [key],
+                        )
+                        .map_err(StoreError::from)?;
+                        Ok::<_, DownloadError>(())
+                    })
+                    .await?;
                 return Ok(Some(present(sha, want.as_ref().map(|_| "caller"))));
             }
         }
@@ -328,7 +359,7 @@ impl Downloads {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
                      ON CONFLICT(dest) DO UPDATE SET url = excluded.url, state = excluded.state, total = excluded.total,
                         downloaded = excluded.downloaded, sha256 = excluded.sha256, size = excluded.size,
-                        mtime_ms = excluded.mtime_ms, error = excluded.error, updated_ms = excluded.updated_ms",
+                        mtime_ms = excluded.mtime_ms, error = excluded.error, updated_ms = excluded.updated_ms, listed = 1",
                     params![dest, url, state, total.map(|t| t as i64), downloaded as i64, sha256, size, mtime, error, now],
                 )
                 .map_err(StoreError::from)?;
@@ -474,5 +505,6 @@ fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DownloadRecord> {
         sha256: r.get(5)?,
         error: r.get(6)?,
         updated_ms: r.get(7)?,
+        listed: r.get(8)?,
     })
 }
