@@ -70,6 +70,13 @@ pub async fn jobs_cancel(state: State<'_, AppState>, id: String) -> Res<Job> {
     Ok(state.dispatcher.cancel(&id).await?)
 }
 
+/// Runs a failed or cancelled job again as a new job; returns the new job.
+#[tauri::command]
+#[specta::specta]
+pub async fn jobs_retry(state: State<'_, AppState>, id: String) -> Res<Job> {
+    Ok(state.dispatcher.retry(&id).await?)
+}
+
 #[tauri::command]
 #[specta::specta]
 pub async fn jobs_set_priority(state: State<'_, AppState>, id: String, priority: u8) -> Res<Job> {

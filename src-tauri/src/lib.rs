@@ -48,6 +48,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             generate::jobs_estimate,
             generate::jobs_list,
             generate::jobs_cancel,
+            generate::jobs_retry,
             generate::jobs_set_priority,
             generate::jobs_subscribe,
             generate::gallery_image,

@@ -27,6 +27,8 @@ export const commands = {
 	jobsEstimate: (request: SubmitRequest) => typedError<Estimate[], UiError>(__TAURI_INVOKE("jobs_estimate", { request })),
 	jobsList: (states: JobState[], limit: number) => typedError<Job[], UiError>(__TAURI_INVOKE("jobs_list", { states, limit })),
 	jobsCancel: (id: string) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_cancel", { id })),
+	/**  Runs a failed or cancelled job again as a new job; returns the new job. */
+	jobsRetry: (id: string) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_retry", { id })),
 	jobsSetPriority: (id: string, priority: number) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_set_priority", { id, priority })),
 	/**  Stream every job update to this channel until the window goes away. */
 	jobsSubscribe: (onUpdate: Channel<JobUpdate>) => typedError<null, UiError>(__TAURI_INVOKE("jobs_subscribe", { onUpdate })),

@@ -561,6 +561,13 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       if (["succeeded", "failed", "cancelled"].includes(j.state)) throw uiError(`The job '${j.name}' already finished; there is nothing to cancel.`, "jobs.invalid");
       return saveJob({ ...j, state: "cancelled", finished_ms: state.now });
     },
+    jobs_retry: (a) => {
+      const old = findJob(a.id);
+      if (old.state !== "failed" && old.state !== "cancelled") throw uiError(`'${old.name}' is done: only a failed or cancelled job can be run again.`, "jobs.not_retryable");
+      const created = job({ id: `job-${nextId++}`, name: old.name, priority: old.priority, target: old.target, queued_ms: state.now++ });
+      state.jobs.push(created);
+      return created;
+    },
     jobs_set_priority: (a) => saveJob({ ...findJob(a.id), priority: a.priority as number }),
     jobs_subscribe: (a) => {
       // mockIPC hands over the Channel object itself (the real IPC would serialize it to its id).

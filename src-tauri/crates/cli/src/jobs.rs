@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Subcommand;
-use comfyfleet_core::jobs::{Job, JobState, NewJob};
+use comfyfleet_core::dispatcher::Dispatcher;
+use comfyfleet_core::jobs::{Job, JobState, JobsError, NewJob};
 use comfyfleet_core::workflow::{Workflow, MAX_WORKFLOW_BYTES};
 use comfyfleet_core::Fleet;
 
@@ -55,6 +56,15 @@ pub enum JobsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run a failed or cancelled job again, as a new job (same workflow, priority and server choice).
+    Retry {
+        id: String,
+        /// Follow the new job to its end.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn read_workflow(path: &PathBuf) -> Result<Workflow, CliError> {
@@ -94,27 +104,45 @@ pub async fn run(fleet: &Fleet, a: RunArgs) -> Result<Outcome, CliError> {
             target,
             ..NewJob::new(name, workflow.to_value())
         })
-        .await?;
-    if !a.json {
+        .await;
+    see_through(fleet, dispatcher, job, a.wait, a.json).await
+}
+
+/// After queueing a job: stay until it is at least on a server (whoever dispatches next picks up from there), or to
+/// its end with `wait`, then say how it stands.
+async fn see_through(
+    fleet: &Fleet,
+    dispatcher: Dispatcher,
+    queued: Result<Job, JobsError>,
+    wait: bool,
+    json: bool,
+) -> Result<Outcome, CliError> {
+    let job = match queued {
+        Ok(job) => job,
+        Err(e) => {
+            dispatcher.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    if !json {
         eprintln!("Queued job {} ({}).", job.id, job.name);
     }
-    // Stay until the job is at least on a server: whoever dispatches next picks up from there.
     let job = loop {
         let j = fleet.jobs.get(&job.id).await?;
-        if j.state != JobState::Queued || (!dispatcher.is_leader().await && !a.wait) {
+        if j.state != JobState::Queued || (!dispatcher.is_leader().await && !wait) {
             break j;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let job = if a.wait {
-        follow(fleet, &job.id, !a.json && std::io::stderr().is_terminal()).await?
+    let job = if wait {
+        follow(fleet, &job.id, !json && std::io::stderr().is_terminal()).await?
     } else {
         job
     };
     dispatcher.shutdown().await;
-    if a.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&job).unwrap_or_default());
-    } else if a.wait {
+    } else if wait {
         print_result(&job, fleet).await;
     } else {
         println!("{}", job.id);
@@ -270,6 +298,11 @@ pub async fn jobs(fleet: &Fleet, cmd: JobsCmd) -> Result<Outcome, CliError> {
                 println!("Cancelled job {}.", job.id);
             }
             Ok(Outcome::Ok)
+        }
+        JobsCmd::Retry { id, wait, json } => {
+            let dispatcher = fleet.start_dispatcher().await;
+            let job = dispatcher.retry(&id).await;
+            see_through(fleet, dispatcher, job, wait, json).await
         }
     }
 }

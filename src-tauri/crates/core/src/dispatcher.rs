@@ -372,6 +372,13 @@ impl Dispatcher {
         Ok(job)
     }
 
+    /// Run a failed or cancelled job again, as a new job queued now (see [`crate::jobs::retry_of`]).
+    pub async fn retry(&self, id: &str) -> Result<Job, JobsError> {
+        let old = self.inner.jobs.get(id).await?;
+        let workflow = self.inner.jobs.workflow(id).await?;
+        self.submit(crate::jobs::retry_of(&old, workflow)?).await
+    }
+
     /// Cancel a job: a queued one at once; a running one is interrupted on its server.
     pub async fn cancel(&self, id: &str) -> Result<Job, JobsError> {
         let job = self.inner.jobs.get(id).await?;

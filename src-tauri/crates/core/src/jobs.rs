@@ -192,6 +192,29 @@ pub fn is_waking(state: JobState, notes: &[String]) -> bool {
     state == JobState::Dispatched && notes.last().is_some_and(|n| n.starts_with(WAKING_NOTE))
 }
 
+/// A failed or cancelled job asked to run again: a new job with its workflow, name, priority, target and limits (the
+/// old one stays in the history as it ended). Pure.
+pub fn retry_of(old: &Job, workflow: serde_json::Value) -> Result<NewJob, JobsError> {
+    if !matches!(old.state, JobState::Failed | JobState::Cancelled) {
+        return Err(JobsError::NotRetryable {
+            name: old.name.clone(),
+            state: match old.state {
+                JobState::Queued => "still waiting in the queue",
+                JobState::Dispatched | JobState::Running => "still running",
+                _ => "done",
+            },
+        });
+    }
+    Ok(NewJob {
+        name: old.name.clone(),
+        workflow,
+        priority: old.priority,
+        target: old.target.clone(),
+        max_attempts: old.max_attempts,
+        timeout_ms: old.timeout_ms,
+    })
+}
+
 /// A new job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -224,6 +247,8 @@ pub enum JobsError {
     BadPriority(u8),
     #[error("{0}")]
     Transition(#[from] InvalidTransition),
+    #[error("'{name}' is {state}: only a failed or cancelled job can be run again.")]
+    NotRetryable { name: String, state: &'static str },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -240,6 +265,7 @@ impl crate::HasErrorInfo for JobsError {
             JobsError::NotFound(_) => "jobs.not_found",
             JobsError::BadPriority(_) => "jobs.bad_priority",
             JobsError::Transition(_) => "jobs.invalid_transition",
+            JobsError::NotRetryable { .. } => "jobs.not_retryable",
             JobsError::Store(e) => e.code(),
         }
     }
@@ -578,6 +604,73 @@ mod tests {
         assert!(!is_waking(JobState::Dispatched, &later));
         assert!(!is_waking(JobState::Dispatched, &[]));
     }
+    #[test]
+    fn jobs_retry_of_a_failed_or_cancelled_job_keeps_what_was_asked_and_refuses_the_others() {
+        let old = Job {
+            id: "j1".into(),
+            name: "castle".into(),
+            state: JobState::Failed,
+            priority: 8,
+            target: Some("gpu".into()),
+            server_id: Some("gpu".into()),
+            remote_id: Some("p1".into()),
+            attempts: 3,
+            max_attempts: 3,
+            queued_ms: 1,
+            started_ms: Some(2),
+            finished_ms: Some(3),
+            not_before_ms: 1,
+            timeout_ms: 90_000,
+            progress: 0.4,
+            outputs: vec![],
+            error: Some("CUDA out of memory".into()),
+            failed_on: vec!["gpu".into()],
+            notes: vec!["sent to 'GPU'".into()],
+            delay_ms: None,
+            execution_ms: None,
+            waking: false,
+        };
+        let wf = serde_json::json!({"1": {"class_type": "EmptyImage", "inputs": {}}});
+        for state in [JobState::Failed, JobState::Cancelled] {
+            let again = retry_of(
+                &Job {
+                    state,
+                    ..old.clone()
+                },
+                wf.clone(),
+            )
+            .unwrap();
+            assert_eq!(
+                again,
+                NewJob {
+                    name: "castle".into(),
+                    workflow: wf.clone(),
+                    priority: 8,
+                    target: Some("gpu".into()),
+                    max_attempts: 3,
+                    timeout_ms: 90_000,
+                }
+            );
+        }
+        for (state, says) in [
+            (JobState::Queued, "still waiting in the queue"),
+            (JobState::Running, "still running"),
+            (JobState::Succeeded, "done"),
+        ] {
+            let e = retry_of(
+                &Job {
+                    state,
+                    ..old.clone()
+                },
+                wf.clone(),
+            )
+            .unwrap_err();
+            assert_eq!(crate::HasErrorInfo::code(&e), "jobs.not_retryable");
+            assert!(e.to_string().contains(says), "{e}");
+            assert!(e.to_string().contains("'castle'"), "{e}");
+        }
+    }
+
     use JobState::*;
 
     fn fail(retryable: bool) -> JobEvent {

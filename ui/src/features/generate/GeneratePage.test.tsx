@@ -314,6 +314,24 @@ describe("Generate page", () => {
   });
 });
 
+describe("Generate: Retry", () => {
+  it("runs a failed job again from its card, and the card follows the new job", async () => {
+    const gpu = server({ name: "GPU box", active: true });
+    const fake = installFakeBackend({ servers: [gpu], statuses: [connected(gpu.id)] });
+    const { user } = renderApp("generate");
+    const queued = await runDefault(fake, user);
+    const card = screen.getByTestId("job-card");
+    expect(within(card).queryByTestId("retry-job")).not.toBeInTheDocument();
+    await push(fake, { kind: "changed", job: { ...queued, state: "failed", error: "CUDA out of memory", finished_ms: queued.queued_ms + 900 } });
+    expect(within(card).getByTestId("job-error")).toHaveTextContent("CUDA out of memory");
+
+    await user.click(within(card).getByRole("button", { name: `Run ${queued.name} again` }));
+    await waitFor(() => expect(screen.getByTestId("job-card")).toHaveAttribute("data-state", "queued"));
+    expect(fake.callsTo("jobs_retry")).toEqual([{ cmd: "jobs_retry", args: { id: queued.id } }]);
+    expect(screen.getByTestId("job-card").dataset.jobId).not.toBe(queued.id);
+  });
+});
+
 describe("Generate: estimates before Run", () => {
   it("shows each server's time and cost in the chooser and what Auto would use", async () => {
     const gpu = server({ name: "GPU box", active: true });

@@ -53,6 +53,7 @@ export function GeneratePage() {
   const [submitting, setSubmitting] = useState(false);
   const [submitError, setSubmitError] = useState<string | null>(null);
   const [cancelling, setCancelling] = useState(false);
+  const [retrying, setRetrying] = useState(false);
 
   const loadTemplates = useCallback(async () => {
     setTemplatesError(null);
@@ -183,6 +184,19 @@ export function GeneratePage() {
       setSubmitError(errorMessage(e));
     } finally {
       setSubmitting(false);
+    }
+  }
+
+  async function retry(j: Job) {
+    setRetrying(true);
+    try {
+      const again = await call(commands.jobsRetry(j.id));
+      upsert(again);
+      update((d) => ({ ...d, currentJobId: again.id }));
+    } catch (e) {
+      toast.show(errorMessage(e), { kind: "error", title: `Could not run ${j.name} again` });
+    } finally {
+      setRetrying(false);
     }
   }
 
@@ -331,6 +345,8 @@ export function GeneratePage() {
               servers={servers}
               cancelling={cancelling}
               onCancel={cancel}
+              retrying={retrying}
+              onRetry={(j) => void retry(j)}
               onOpen={(o) => void open(o)}
             />
           ) : (

@@ -13,6 +13,9 @@ type Props = {
   servers: Server[] | null;
   cancelling: boolean;
   onCancel: (job: Job) => void;
+  /** Run a failed or cancelled job again (as a new job). */
+  retrying: boolean;
+  onRetry: (job: Job) => void;
   onOpen: (output: JobOutput) => void;
 };
 
@@ -26,7 +29,7 @@ const WAITING_TEXT: Record<Job["state"], string> = {
 };
 
 /** The job the Generate page started: its state, progress, live preview, where it ran and what came out. */
-export function JobCard({ job, preview, servers, cancelling, onCancel, onOpen }: Props) {
+export function JobCard({ job, preview, servers, cancelling, onCancel, retrying, onRetry, onOpen }: Props) {
   const final = isFinal(job.state);
   const on = serverName(servers, job.server_id);
   const outputs = job.outputs.filter((o) => o.path !== "");
@@ -46,6 +49,11 @@ export function JobCard({ job, preview, servers, cancelling, onCancel, onOpen }:
         {!final && (
           <Button size="sm" variant="ghost" className="btn-danger-text" data-testid="cancel-job" busy={cancelling} onClick={() => onCancel(job)} aria-label={`Cancel ${job.name}`}>
             Cancel
+          </Button>
+        )}
+        {(job.state === "failed" || job.state === "cancelled") && (
+          <Button size="sm" data-testid="retry-job" busy={retrying} onClick={() => onRetry(job)} aria-label={`Run ${job.name} again`}>
+            Retry
           </Button>
         )}
       </header>

@@ -103,10 +103,18 @@ export function QueueRow({ job, position, servers, cancelling, changingPriority,
   );
 }
 
-type HistoryRowProps = { job: Job; servers: Server[] | null; cost?: JobCost; onOpen: (output: JobOutput) => void };
+type HistoryRowProps = {
+  job: Job;
+  servers: Server[] | null;
+  cost?: JobCost;
+  onOpen: (output: JobOutput) => void;
+  /** Run a failed or cancelled job again (as a new job); no Retry button without it. */
+  onRetry?: (job: Job) => void;
+  retrying?: boolean;
+};
 
 /** A finished job: how it ended, where, how long it took, what it made or why it failed. */
-export function HistoryRow({ job, servers, cost, onOpen }: HistoryRowProps) {
+export function HistoryRow({ job, servers, cost, onOpen, onRetry, retrying = false }: HistoryRowProps) {
   const duration = jobDurationMs(job);
   const ranOn = serverName(servers, job.server_id ?? job.failed_on[job.failed_on.length - 1] ?? null);
   const outputs = job.outputs.filter((o) => o.path !== "");
@@ -149,6 +157,20 @@ export function HistoryRow({ job, servers, cost, onOpen }: HistoryRowProps) {
             <OutputThumb key={o.path} output={o} size="sm" onOpen={onOpen} testId="job-output" />
           ))}
           {extra > 0 && <span className="thumb thumb-sm thumb-more">+{extra}</span>}
+        </div>
+      )}
+      {onRetry && (job.state === "failed" || job.state === "cancelled") && (
+        <div className="row-actions">
+          <Button
+            size="sm"
+            data-testid="retry-job"
+            busy={retrying}
+            onClick={() => onRetry(job)}
+            aria-label={`Run ${job.name} again`}
+            title="Queue it again as a new job: the same workflow, priority and server choice"
+          >
+            Retry
+          </Button>
         </div>
       )}
     </li>

@@ -96,6 +96,38 @@ describe("Jobs page", () => {
     expect(await screen.findByTestId("toast")).toHaveTextContent("already finished; there is nothing to cancel.");
   });
 
+  it("runs a failed or cancelled job again as a new job in the queue; a finished one has no Retry", async () => {
+    const fake = installFakeBackend({ servers: [gpu], jobs: FLEET });
+    const { user } = renderApp("jobs");
+    await waitFor(() => expect(rows("History")).toHaveLength(3));
+    expect(within(row("History", "done")).queryByTestId("retry-job")).not.toBeInTheDocument();
+    expect(within(row("History", "stop")).getByTestId("retry-job")).toBeInTheDocument();
+
+    await user.click(within(row("History", "broke")).getByRole("button", { name: "Run Big upscale again" }));
+    await waitFor(() => expect(rows("Queue")).toHaveLength(4));
+    expect(fake.callsTo("jobs_retry")).toEqual([{ cmd: "jobs_retry", args: { id: "broke" } }]);
+    const again = rows("Queue").find((r) => r.dataset.jobId !== "low" && r.dataset.jobId !== "urgent" && r.dataset.jobId !== "run");
+    expect(again).toHaveAttribute("data-state", "queued");
+    expect(again).toHaveTextContent("Big upscale");
+    // The failed one stays in the history as it ended.
+    expect(row("History", "broke")).toHaveAttribute("data-state", "failed");
+    expect(await screen.findByTestId("toast")).toHaveTextContent("Big upscale is in the queue again, as a new job.");
+  });
+
+  it("says why a retry failed", async () => {
+    installFakeBackend({ jobs: FLEET }, {
+      jobs_retry: () => {
+        throw uiError("The database is busy (another ComfyFleet process holds it). Try again in a moment.", "store.busy");
+      },
+    });
+    const { user } = renderApp("jobs");
+    await waitFor(() => expect(rows("History")).toHaveLength(3));
+    await user.click(within(row("History", "stop")).getByTestId("retry-job"));
+    const toast = await screen.findByTestId("toast");
+    expect(toast).toHaveTextContent("Could not run Abandoned again");
+    expect(toast).toHaveTextContent("The database is busy");
+  });
+
   it("changes a waiting job's priority and re-sorts the line; jobs on a server keep theirs", async () => {
     const fake = installFakeBackend({ jobs: FLEET });
     const { user } = renderApp("jobs");

@@ -5,6 +5,7 @@ import { LiveOffNotice, LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
 import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
+import { useBusyIds } from "../../lib/busyIds";
 import { call, errorMessage } from "../../lib/errors";
 import { useOpenOutput } from "../gallery/useOpenOutput";
 import { useServers } from "../servers/ServersContext";
@@ -56,7 +57,8 @@ export function JobsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
   const toast = useToast();
   const open = useOpenOutput();
   const [filter, setFilter] = useState<HistoryFilter>("all");
-  const [cancelling, setCancelling] = useState<ReadonlySet<string>>(new Set());
+  const cancelling = useBusyIds();
+  const retrying = useBusyIds();
   const [reprioritising, setReprioritising] = useState<string | null>(null);
 
   const queue = useMemo(() => (jobs ? queueOrder(jobs) : []), [jobs]);
@@ -80,18 +82,24 @@ export function JobsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
   const finishedCount = useMemo(() => (jobs ? jobs.filter((j) => HISTORY_STATES.includes(j.state)).length : 0), [jobs]);
 
   async function cancel(job: Job) {
-    setCancelling((s) => new Set(s).add(job.id));
-    try {
-      upsert(await call(commands.jobsCancel(job.id)));
-    } catch (e) {
-      toast.show(errorMessage(e), { kind: "error", title: `Could not cancel ${job.name}` });
-    } finally {
-      setCancelling((s) => {
-        const next = new Set(s);
-        next.delete(job.id);
-        return next;
-      });
-    }
+    await cancelling.during(job.id, async () => {
+      try {
+        upsert(await call(commands.jobsCancel(job.id)));
+      } catch (e) {
+        toast.show(errorMessage(e), { kind: "error", title: `Could not cancel ${job.name}` });
+      }
+    });
+  }
+
+  async function retry(job: Job) {
+    await retrying.during(job.id, async () => {
+      try {
+        upsert(await call(commands.jobsRetry(job.id)));
+        toast.show(`${job.name} is in the queue again, as a new job.`);
+      } catch (e) {
+        toast.show(errorMessage(e), { kind: "error", title: `Could not run ${job.name} again` });
+      }
+    });
   }
 
   async function setPriority(job: Job, priority: number) {
@@ -198,7 +206,15 @@ export function JobsPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
             ) : (
               <ul className="job-list" aria-label="History">
                 {history.map((job) => (
-                  <HistoryRow key={job.id} job={job} servers={servers} cost={costs[job.id]} onOpen={(o) => void open(o)} />
+                  <HistoryRow
+                    key={job.id}
+                    job={job}
+                    servers={servers}
+                    cost={costs[job.id]}
+                    onOpen={(o) => void open(o)}
+                    retrying={retrying.has(job.id)}
+                    onRetry={(j) => void retry(j)}
+                  />
                 ))}
               </ul>
             )}

@@ -79,6 +79,53 @@ async fn cli_run_of_a_failing_job_exits_nonzero_with_the_reason() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_jobs_retry_runs_a_failed_job_again_as_a_new_job_and_refuses_a_succeeded_one() {
+    let cli = Cli::new();
+    let _fake = server(&cli, 20).await;
+    let bad = cli.home.path().join("bad.json");
+    std::fs::write(&bad, r#"{"1": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}}, "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}"#).unwrap();
+    assert_eq!(
+        cli.run(&["run", bad.to_str().unwrap(), "--wait"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    let list = |cli: &Cli| -> serde_json::Value {
+        serde_json::from_str(&cli.ok(&["jobs", "list", "--json"], None)).unwrap()
+    };
+    let failed = list(&cli)[0]["id"].as_str().unwrap().to_string();
+
+    // Run again: a new job, the same workflow, so the same failure and exit code.
+    let out = cli.run(&["jobs", "retry", &failed, "--wait"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("does_not_exist.png"),
+        "{}",
+        stderr(&out)
+    );
+    let jobs = list(&cli);
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+    assert_ne!(jobs[0]["id"], failed.as_str());
+    assert_eq!(jobs[0]["name"], "bad");
+    assert_eq!(
+        (jobs[0]["state"].as_str(), jobs[1]["state"].as_str()),
+        (Some("failed"), Some("failed"))
+    );
+
+    // A job that succeeded is not run again.
+    let good = workflow(cli.home.path(), 2);
+    cli.ok(&["run", good.to_str().unwrap(), "--wait"], None);
+    let done = list(&cli)[0]["id"].as_str().unwrap().to_string();
+    let out = cli.run(&["jobs", "retry", &done], None);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("only a failed or cancelled job can be run again"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn cli_run_refuses_bad_workflows_clearly() {
     let cli = Cli::new();

@@ -601,3 +601,35 @@ async fn jobs_fastest_policy_remembers_server_speeds_across_a_restart() {
     let quick_id = t.fleet.servers.find("quick").await.unwrap().id;
     assert_eq!(done.server_id.as_deref(), Some(quick_id.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_retry_runs_a_cancelled_job_again_as_a_new_job_and_refuses_a_finished_one() {
+    let t = fleet();
+    let d = dispatcher(&t, Policy::Manual);
+    // No server yet: the job waits, and is cancelled.
+    let mut asked = NewJob::new("castle", empty_image(7));
+    asked.priority = 8;
+    let first = d.submit(asked).await.unwrap();
+    let cancelled = d.cancel(&first.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+
+    let _server = active_server(&t, 20).await;
+    let again = d.retry(&first.id).await.unwrap();
+    assert_ne!(again.id, first.id);
+    assert_eq!((again.name.as_str(), again.priority), ("castle", 8));
+    let done = wait(&d, &again.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.outputs.len(), 1);
+    // The old one stays in the history as it ended.
+    let jobs = Jobs::new(t.fleet.store.clone());
+    assert_eq!(
+        jobs.get(&first.id).await.unwrap().state,
+        JobState::Cancelled
+    );
+    // A finished job is not run again.
+    let e = d.retry(&again.id).await.unwrap_err();
+    assert!(
+        e.to_string().contains("only a failed or cancelled job"),
+        "{e}"
+    );
+}
