@@ -20,6 +20,18 @@ pub struct UiError {
     pub details: Option<String>,
 }
 
+impl UiError {
+    /// An error of the shell's own (not from core): its code and a message that says what to do.
+    pub fn new(code: &str, message: String) -> Self {
+        tracing::warn!(code, "command failed: {message}");
+        UiError {
+            code: code.into(),
+            message,
+            details: None,
+        }
+    }
+}
+
 impl<E: HasErrorInfo> From<E> for UiError {
     fn from(e: E) -> Self {
         let info = e.to_info();
@@ -191,4 +203,37 @@ pub async fn app_info(state: State<'_, AppState>) -> Res<AppInfo> {
         version: env!("CARGO_PKG_VERSION").into(),
         home: state.fleet.home.root().display().to_string(),
     })
+}
+
+/// A folder of the app's own that the UI may open in the file manager (nothing else can be named).
+#[derive(Debug, Clone, Copy, serde::Deserialize, Type)]
+#[serde(rename_all = "snake_case")]
+pub enum AppFolder {
+    /// The data folder (database, settings, everything below).
+    Home,
+    /// The app's daily log files.
+    Logs,
+}
+
+/// Opens one of the app's folders in the file manager (created first when it does not exist yet).
+#[tauri::command]
+#[specta::specta]
+pub async fn open_app_folder(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    folder: AppFolder,
+) -> Res<String> {
+    use tauri_plugin_opener::OpenerExt;
+    let dir = match folder {
+        AppFolder::Home => state.fleet.home.root().to_path_buf(),
+        AppFolder::Logs => state.fleet.home.logs_dir(),
+    };
+    let shown = dir.display().to_string();
+    let failed =
+        |e: String| UiError::new("app.open_folder", format!("Could not open {shown}: {e}"));
+    std::fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
+    app.opener()
+        .open_path(shown.clone(), None::<&str>)
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(shown)
 }

@@ -87,10 +87,11 @@ pub async fn costs_export_csv(
     let now = comfyfleet_core::now_ms();
     let (_, report) = costs.report_of(month.as_deref(), now).await?;
     let text = costs.csv_of(&report, now).await?;
-    tokio::fs::write(&path, text).await.map_err(|e| UiError {
-        code: "costs.export_failed".into(),
-        message: format!("Could not write {path}: {e}. Choose a folder you can write to."),
-        details: None,
+    tokio::fs::write(&path, text).await.map_err(|e| {
+        UiError::new(
+            "costs.export_failed",
+            format!("Could not write {path}: {e}. Choose a folder you can write to."),
+        )
     })?;
     Ok(path)
 }

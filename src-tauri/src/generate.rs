@@ -15,14 +15,6 @@ use crate::AppState;
 
 type Res<T> = Result<T, UiError>;
 
-fn ui_error(code: &str, message: String) -> UiError {
-    UiError {
-        code: code.into(),
-        message,
-        details: None,
-    }
-}
-
 #[tauri::command]
 #[specta::specta]
 pub async fn templates_list() -> Res<Vec<Template>> {
@@ -120,15 +112,15 @@ pub async fn jobs_subscribe(state: State<'_, AppState>, on_update: Channel<JobUp
 fn gallery_file(gallery: &Path, path: &str) -> Res<PathBuf> {
     let root = gallery
         .canonicalize()
-        .map_err(|_| ui_error("gallery.empty", "The gallery is empty.".into()))?;
+        .map_err(|_| UiError::new("gallery.empty", "The gallery is empty.".into()))?;
     let file = Path::new(path).canonicalize().map_err(|_| {
-        ui_error(
+        UiError::new(
             "gallery.missing",
             format!("{path} no longer exists. It may have been moved or deleted."),
         )
     })?;
     if !file.starts_with(&root) {
-        return Err(ui_error(
+        return Err(UiError::new(
             "gallery.outside",
             "Only files in the gallery or finished downloads can be opened here.".into(),
         ));
@@ -143,13 +135,13 @@ pub async fn gallery_image(state: State<'_, AppState>, path: String) -> Res<Stri
     use base64::Engine;
     let file = gallery_file(&state.fleet.home.gallery_dir(), &path)?;
     let meta = tokio::fs::metadata(&file).await.map_err(|e| {
-        ui_error(
+        UiError::new(
             "gallery.read",
             format!("Could not read {}: {e}", file.display()),
         )
     })?;
     if meta.len() > 64 * 1024 * 1024 {
-        return Err(ui_error(
+        return Err(UiError::new(
             "gallery.too_large",
             format!(
                 "{} is too large to preview; open it instead.",
@@ -158,7 +150,7 @@ pub async fn gallery_image(state: State<'_, AppState>, path: String) -> Res<Stri
         ));
     }
     let bytes = tokio::fs::read(&file).await.map_err(|e| {
-        ui_error(
+        UiError::new(
             "gallery.read",
             format!("Could not read {}: {e}", file.display()),
         )
@@ -201,7 +193,7 @@ pub async fn open_path(
             .open_path(file.display().to_string(), None::<&str>)
     };
     result.map_err(|e| {
-        ui_error(
+        UiError::new(
             "gallery.open",
             format!("Could not open {}: {e}", file.display()),
         )

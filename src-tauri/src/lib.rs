@@ -42,6 +42,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::settings_get,
             commands::settings_set,
             commands::app_info,
+            commands::open_app_folder,
             generate::templates_list,
             generate::workflow_inspect,
             generate::jobs_submit,

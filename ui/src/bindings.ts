@@ -20,6 +20,8 @@ export const commands = {
 	settingsGet: () => typedError<Settings, UiError>(__TAURI_INVOKE("settings_get")),
 	settingsSet: (settings: Settings) => typedError<Settings, UiError>(__TAURI_INVOKE("settings_set", { settings })),
 	appInfo: () => typedError<AppInfo, UiError>(__TAURI_INVOKE("app_info")),
+	/**  Opens one of the app's folders in the file manager (created first when it does not exist yet). */
+	openAppFolder: (folder: AppFolder) => typedError<string, UiError>(__TAURI_INVOKE("open_app_folder", { folder })),
 	templatesList: () => typedError<Template[], UiError>(__TAURI_INVOKE("templates_list")),
 	workflowInspect: (workflowJson: string) => typedError<WorkflowInfo, UiError>(__TAURI_INVOKE("workflow_inspect", { workflowJson })),
 	jobsSubmit: (request: SubmitRequest) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_submit", { request })),
@@ -135,6 +137,13 @@ export type ActiveServerChanged = {
 	name: string | null,
 	message: string,
 };
+
+/**  A folder of the app's own that the UI may open in the file manager (nothing else can be named). */
+export type AppFolder = 
+/**  The data folder (database, settings, everything below). */
+"home" | 
+/**  The app's daily log files. */
+"logs";
 
 export type AppInfo = {
 	version: string,

@@ -539,6 +539,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       return state.settings;
     },
     app_info: () => state.appInfo,
+    open_app_folder: (a) => `${state.appInfo.home}${a.folder === "logs" ? "/logs" : ""}`,
     templates_list: () => state.templates,
     workflow_inspect: (a) => inspectWorkflow(a.workflowJson as string),
     jobs_estimate: () => state.estimates,

@@ -39,6 +39,29 @@ describe("Settings page", () => {
   });
 });
 
+describe("Settings: the app's folders", () => {
+  it("opens the data folder and the logs in the file manager, and says why when it cannot", async () => {
+    const fake = installFakeBackend({ appInfo: { version: "0.4.2", home: "/data/fleet" } });
+    const { user } = renderApp("settings");
+    await user.click(await screen.findByRole("button", { name: "Open logs" }));
+    await user.click(screen.getByRole("button", { name: "Open data folder" }));
+    await waitFor(() => expect(fake.callsTo("open_app_folder").map((c) => c.args)).toEqual([{ folder: "logs" }, { folder: "home" }]));
+  });
+
+  it("says why a folder could not be opened", async () => {
+    installFakeBackend({}, {
+      open_app_folder: () => {
+        throw uiError("Could not open /data/fleet/logs: no file manager is set up.", "app.open_folder");
+      },
+    });
+    const { user } = renderApp("settings");
+    await user.click(await screen.findByRole("button", { name: "Open logs" }));
+    const toast = await screen.findByTestId("toast");
+    expect(toast).toHaveTextContent("Could not open the logs");
+    expect(toast).toHaveTextContent("no file manager is set up");
+  });
+});
+
 describe("Model host tokens", () => {
   it("saves a token to the keychain without ever showing it, and removes it", async () => {
     const fake = installFakeBackend({ tokensSet: ["civitai"] });

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
-import { commands, type AppInfo, type Settings } from "../../bindings";
+import { commands, type AppFolder, type AppInfo, type Settings } from "../../bindings";
+import { Button } from "../../components/Button";
 import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
@@ -26,6 +27,14 @@ export function SettingsPage() {
       live = false;
     };
   }, []);
+
+  async function openFolder(folder: AppFolder) {
+    try {
+      await call(commands.openAppFolder(folder));
+    } catch (e) {
+      toast.show(errorMessage(e), { kind: "error", title: folder === "logs" ? "Could not open the logs" : "Could not open the data folder" });
+    }
+  }
 
   async function setAutoSwitch(on: boolean) {
     if (!settings) return;
@@ -108,6 +117,14 @@ export function SettingsPage() {
             </dd>
           </dl>
         )}
+        <div className="button-row">
+          <Button size="sm" data-testid="open-home" onClick={() => void openFolder("home")}>
+            Open data folder
+          </Button>
+          <Button size="sm" data-testid="open-logs" onClick={() => void openFolder("logs")} title="A log file per day; attach today's when you report a problem">
+            Open logs
+          </Button>
+        </div>
       </section>
     </div>
   );
