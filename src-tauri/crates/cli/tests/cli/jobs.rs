@@ -17,6 +17,13 @@ fn workflow(dir: &std::path::Path, color: u32) -> std::path::PathBuf {
     p
 }
 
+/// `bad.json`: a workflow ComfyUI refuses (its input image does not exist).
+fn failing_workflow(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("bad.json");
+    std::fs::write(&p, r#"{"1": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}}, "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}"#).unwrap();
+    p
+}
+
 async fn server(cli: &Cli, exec_ms: u64) -> FakeComfy {
     let fake = FakeComfy::start(FakeComfyConfig {
         exec_time: Duration::from_millis(exec_ms),
@@ -68,8 +75,7 @@ async fn cli_run_wait_prints_the_output_files_and_sets_inputs() {
 async fn cli_run_of_a_failing_job_exits_nonzero_with_the_reason() {
     let cli = Cli::new();
     let _fake = server(&cli, 20).await;
-    let p = cli.home.path().join("bad.json");
-    std::fs::write(&p, r#"{"1": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}}, "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}"#).unwrap();
+    let p = failing_workflow(cli.home.path());
     let out = cli.run(&["run", p.to_str().unwrap(), "--wait"], None);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -83,8 +89,7 @@ async fn cli_run_of_a_failing_job_exits_nonzero_with_the_reason() {
 async fn cli_jobs_retry_runs_a_failed_job_again_as_a_new_job_and_refuses_a_succeeded_one() {
     let cli = Cli::new();
     let _fake = server(&cli, 20).await;
-    let bad = cli.home.path().join("bad.json");
-    std::fs::write(&bad, r#"{"1": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}}, "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}"#).unwrap();
+    let bad = failing_workflow(cli.home.path());
     assert_eq!(
         cli.run(&["run", bad.to_str().unwrap(), "--wait"], None)
             .status
