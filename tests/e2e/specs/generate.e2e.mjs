@@ -46,6 +46,8 @@ describe("Generate", () => {
     });
     await $(tid("job-output")).waitForDisplayed({ timeout: 20_000 });
     await expect($(tid("job-server"))).toHaveText(expect.stringContaining(NAME));
+    // Asked again once the job is done, the estimate knows how long this server takes.
+    await expect($(tid("target-estimate"))).toHaveText(expect.stringMatching(new RegExp(`Auto would use ${NAME}: ~[\\d.]+ s`)), { wait: 20_000 });
     await shot("generate-done.png");
   });
 
