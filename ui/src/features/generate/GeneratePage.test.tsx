@@ -361,6 +361,19 @@ describe("Generate: estimates before Run", () => {
     await waitFor(() => expect(screen.getByTestId("target-estimate")).toHaveTextContent("Auto would use GPU box: ~1.6 s · free"), { timeout: 3000 });
     expect(fake.callsTo("jobs_estimate").length).toBe(asked + 1);
   });
+  it("asks again when a server's queue changes, so the wait before the job starts is current", async () => {
+    const gpu = server({ name: "GPU box", active: true });
+    const idle = { server_id: gpu.id, name: gpu.name, online: true, lacks_models: false, auto: true, cold: false, time_secs: 8, cost_micros: 0 };
+    const fake = installFakeBackend({ servers: [gpu], statuses: [connected(gpu.id, { queue: { running: 0, pending: 0 }, checked_at_ms: 1000 })], estimates: [idle] });
+    renderApp("generate");
+    expect(await screen.findByTestId("target-estimate", {}, { timeout: 3000 })).toHaveTextContent("~8.0 s");
+
+    fake.state.estimates = [{ ...idle, time_secs: 40 }];
+    const busy = connected(gpu.id, { queue: { running: 1, pending: 3 }, checked_at_ms: 2000 });
+    await act(() => events.serverStatusChanged.emit({ server_id: gpu.id, name: gpu.name, previous: "connected", current: busy, availability_changed: false }));
+    await waitFor(() => expect(screen.getByTestId("target-estimate")).toHaveTextContent("Auto would use GPU box: ~40 s · free"), { timeout: 3000 });
+  });
+
   it("asks again when a cloud endpoint's worker wakes, so Auto stops saying it has to wake one", async () => {
     const cloud = server({ name: "Cloud", kind: "runpod_serverless", active: true });
     const cold = { server_id: cloud.id, name: cloud.name, online: true, lacks_models: false, auto: true, cold: true, time_secs: 3, cost_micros: 10_000 };

@@ -92,13 +92,14 @@ export function GeneratePage() {
     return w.info ? workflowRequest({ ...w, info: w.info }, null, draft.priority) : null;
   })();
   const requestKey = quietRequest ? JSON.stringify(quietRequest) : "";
-  // Also asked again when a server comes or goes, when a cloud endpoint's worker wakes or goes cold, and when the
-  // job shown finishes (it measured its server's time).
+  // Also asked again when a server comes or goes, when its queue changes (the wait before a job starts), when a
+  // cloud endpoint's worker wakes or goes cold, and when the job shown finishes (it measured its server's time).
   const fleetKey = [
     ...(servers ?? []).map((s) => {
       const st = statuses[s.id];
       const warm = st?.workers ? st.workers.idle + st.workers.running > 0 : null;
-      return `${s.id}:${st?.status ?? "unknown"}:${warm}`;
+      const queue = st?.queue ? `${st.queue.running}+${st.queue.pending}` : "";
+      return `${s.id}:${st?.status ?? "unknown"}:${warm}:${queue}`;
     }),
     job && isFinal(job.state) ? job.id : "",
   ].join(",");
