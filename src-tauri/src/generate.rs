@@ -62,6 +62,13 @@ pub async fn jobs_cancel(state: State<'_, AppState>, id: String) -> Res<Job> {
     Ok(state.dispatcher.cancel(&id).await?)
 }
 
+/// Deletes one of a job's saved images (its file and its entry); returns the job as it is now.
+#[tauri::command]
+#[specta::specta]
+pub async fn gallery_delete(state: State<'_, AppState>, job_id: String, path: String) -> Res<Job> {
+    Ok(state.dispatcher.delete_output(&job_id, &path).await?)
+}
+
 /// Runs a failed or cancelled job again as a new job; returns the new job.
 #[tauri::command]
 #[specta::specta]

@@ -50,6 +50,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             generate::jobs_list,
             generate::jobs_cancel,
             generate::jobs_retry,
+            generate::gallery_delete,
             generate::jobs_set_priority,
             generate::jobs_subscribe,
             generate::gallery_image,

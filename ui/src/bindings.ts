@@ -31,6 +31,8 @@ export const commands = {
 	jobsCancel: (id: string) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_cancel", { id })),
 	/**  Runs a failed or cancelled job again as a new job; returns the new job. */
 	jobsRetry: (id: string) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_retry", { id })),
+	/**  Deletes one of a job's saved images (its file and its entry); returns the job as it is now. */
+	galleryDelete: (jobId: string, path: string) => typedError<Job, UiError>(__TAURI_INVOKE("gallery_delete", { jobId, path })),
 	jobsSetPriority: (id: string, priority: number) => typedError<Job, UiError>(__TAURI_INVOKE("jobs_set_priority", { id, priority })),
 	/**  Stream every job update to this channel until the window goes away. */
 	jobsSubscribe: (onUpdate: Channel<JobUpdate>) => typedError<null, UiError>(__TAURI_INVOKE("jobs_subscribe", { onUpdate })),

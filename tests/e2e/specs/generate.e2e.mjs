@@ -1,5 +1,6 @@
 // Generating from a template in the real app: the job goes to a fake ComfyUI that runs it with
-// sampler progress and previews, the output lands in the gallery, and the Jobs page lists it.
+// sampler progress and previews, the output lands in the gallery (and can be deleted there), and the Jobs page lists it.
+import fs from "node:fs";
 import { $, $$, browser, expect } from "@wdio/globals";
 import { fill, shot, tid } from "../helpers.mjs";
 
@@ -59,5 +60,15 @@ describe("Generate", () => {
     await $(tid("gallery-item")).waitForDisplayed({ timeout: 20_000 });
     await expect($$(tid("gallery-item"))).toBeElementsArrayOfSize(1);
     await shot("gallery-page.png");
+  });
+
+  it("deletes the image from the gallery and from the disk, after asking", async () => {
+    const file = await $(tid("gallery-item")).getAttribute("data-path");
+    expect(fs.existsSync(file)).toBe(true);
+    await $(tid("delete-output")).click();
+    await $(tid("confirm-delete-output-yes")).waitForClickable({ timeout: 20_000 });
+    await $(tid("confirm-delete-output-yes")).click();
+    await $(tid("gallery-empty")).waitForDisplayed({ timeout: 20_000 });
+    expect(fs.existsSync(file)).toBe(false);
   });
 });

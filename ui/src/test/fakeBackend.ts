@@ -576,6 +576,12 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
       return null;
     },
     gallery_image: (a) => `data:image/png;base64,${btoa(a.path as string)}`,
+    gallery_delete: (a) => {
+      const j = findJob(a.jobId);
+      const gone = j.outputs.find((o) => o.path === a.path && o.path !== "");
+      if (!gone) throw uiError(`${String(a.path)} is not an image of this job (it may have been deleted already). Reopen the gallery.`, "jobs.no_such_output");
+      return saveJob({ ...j, outputs: j.outputs.filter((o) => o !== gone), notes: [...j.notes, `deleted ${gone.filename} from the gallery`] });
+    },
     open_path: () => null,
     router_get: () => state.router,
     router_set: (a) => {

@@ -372,6 +372,39 @@ impl Dispatcher {
         Ok(job)
     }
 
+    /// Deletes one of a job's saved images: its file in the gallery, then its entry in the job (with a note). Only a
+    /// path the job recorded, and only where the gallery would have put it, is ever deleted.
+    pub async fn delete_output(&self, job_id: &str, path: &str) -> Result<Job, JobsError> {
+        let job = self.inner.jobs.get(job_id).await?;
+        let no_such = || JobsError::NoSuchOutput {
+            path: path.to_string(),
+        };
+        let output = job
+            .outputs
+            .iter()
+            .find(|o| o.path == path && !path.is_empty())
+            .ok_or_else(no_such)?;
+        let file = crate::gallery::output_path(&self.inner.gallery, &job.id, &output.filename)
+            .map_err(|_| no_such())?;
+        if file != std::path::Path::new(path) {
+            return Err(no_such());
+        }
+        match tokio::fs::remove_file(&file).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(JobsError::Delete {
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+        let job = self.inner.jobs.remove_output(job_id, path).await?;
+        tracing::info!(job = %job.id, file = %output.filename, "output deleted from the gallery");
+        self.inner.changed(&job);
+        Ok(job)
+    }
+
     /// Run a failed or cancelled job again, as a new job queued now (see [`crate::jobs::retry_of`]).
     pub async fn retry(&self, id: &str) -> Result<Job, JobsError> {
         let old = self.inner.jobs.get(id).await?;

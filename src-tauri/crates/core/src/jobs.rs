@@ -249,6 +249,12 @@ pub enum JobsError {
     Transition(#[from] InvalidTransition),
     #[error("'{name}' is {state}: only a failed or cancelled job can be run again.")]
     NotRetryable { name: String, state: &'static str },
+    #[error("{path} is not an image of this job (it may have been deleted already). Reopen the gallery.")]
+    NoSuchOutput { path: String },
+    #[error(
+        "Could not delete {path}: {reason}. Check that the folder is writable, then try again."
+    )]
+    Delete { path: String, reason: String },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -266,6 +272,8 @@ impl crate::HasErrorInfo for JobsError {
             JobsError::BadPriority(_) => "jobs.bad_priority",
             JobsError::Transition(_) => "jobs.invalid_transition",
             JobsError::NotRetryable { .. } => "jobs.not_retryable",
+            JobsError::NoSuchOutput { .. } => "jobs.no_such_output",
+            JobsError::Delete { .. } => "jobs.delete_failed",
             JobsError::Store(e) => e.code(),
         }
     }
@@ -560,6 +568,37 @@ impl Jobs {
                 tx.execute(
                     "UPDATE jobs SET state=?2, finished_ms=?3, progress=1, error=NULL, outputs=?4 WHERE id=?1",
                     params![id, next.as_str(), now_ms, serde_json::to_string(&outputs).unwrap_or_default()],
+                )?;
+                get_in(tx, &id)
+            })
+            .await
+    }
+
+    /// Takes one saved output out of a job (the caller deleted its file), with a note saying so.
+    pub async fn remove_output(&self, id: &str, path: &str) -> Result<Job, JobsError> {
+        let (id, path) = (id.to_string(), path.to_string());
+        self.store
+            .write(move |tx| {
+                let job = get_in(tx, &id)?;
+                let Some(gone) = job
+                    .outputs
+                    .iter()
+                    .find(|o| o.path == path && !path.is_empty())
+                else {
+                    return Err(JobsError::NoSuchOutput { path });
+                };
+                let note = format!("deleted {} from the gallery", gone.filename);
+                let outputs: Vec<&JobOutput> =
+                    job.outputs.iter().filter(|o| o.path != path).collect();
+                let mut notes = job.notes.clone();
+                notes.push(note);
+                tx.execute(
+                    "UPDATE jobs SET outputs=?2, notes=?3 WHERE id=?1",
+                    params![
+                        id,
+                        serde_json::to_string(&outputs).unwrap_or_default(),
+                        serde_json::to_string(&notes).unwrap_or_default()
+                    ],
                 )?;
                 get_in(tx, &id)
             })

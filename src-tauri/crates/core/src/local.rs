@@ -622,10 +622,12 @@ pub fn process_alive(pid: u32) -> bool {
         Ok(tasks) => tasks
             .flatten()
             .any(|t| std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| !zombie(&s))),
-        // No /proc (not Linux): the signal answered, so it lives.
-        Err(_) => {
-            !zombie(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
-        }
+        Err(_) => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !zombie(&stat),
+            // Reaped between the signal and the read (its /proc entry is gone: it is dead), or there is no /proc at
+            // all (not Linux), where the signal's answer stands.
+            Err(_) => !std::path::Path::new("/proc/self").exists(),
+        },
     }
 }
 

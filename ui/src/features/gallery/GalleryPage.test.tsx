@@ -84,4 +84,40 @@ describe("Gallery", () => {
   it("leaves out failed jobs and images still downloading", () => {
     expect(galleryEntries(JOBS).map((e) => e.output.filename)).toEqual(["newer_00001_.png", "newer_00002_.png", "older_00001_.png"]);
   });
+  it("deletes an image after asking, and keeps it when the question is cancelled", async () => {
+    const fake = installFakeBackend({ jobs: JOBS });
+    const { user } = renderApp("gallery");
+    await waitFor(() => expect(screen.getAllByTestId("gallery-item")).toHaveLength(3));
+
+    await user.click(screen.getByRole("button", { name: "Delete newer_00002_.png" }));
+    const ask = await screen.findByTestId("confirm-delete-output");
+    expect(ask).toHaveTextContent("newer_00002_.png");
+    expect(ask).toHaveTextContent("cannot be undone");
+    await user.click(within(ask).getByTestId("confirm-delete-output-no"));
+    expect(fake.callsTo("gallery_delete")).toHaveLength(0);
+    expect(screen.getAllByTestId("gallery-item")).toHaveLength(3);
+
+    await user.click(screen.getByRole("button", { name: "Delete newer_00002_.png" }));
+    await user.click(within(await screen.findByTestId("confirm-delete-output")).getByTestId("confirm-delete-output-yes"));
+    await waitFor(() => expect(screen.getAllByTestId("gallery-item")).toHaveLength(2));
+    expect(fake.callsTo("gallery_delete")[0].args).toEqual({ jobId: "newer", path: "/gallery/newer/newer_00002_.png" });
+    expect(screen.getAllByTestId("gallery-item").map((i) => i.dataset.path)).toEqual(["/gallery/newer/newer_00001_.png", "/gallery/older/older_00001_.png"]);
+    expect(screen.queryByTestId("confirm-delete-output")).not.toBeInTheDocument();
+  });
+
+  it("says why an image could not be deleted", async () => {
+    installFakeBackend({ jobs: JOBS }, {
+      gallery_delete: () => {
+        throw uiError("Could not delete /gallery/older/older_00001_.png: permission denied. Check that the folder is writable, then try again.", "jobs.delete_failed");
+      },
+    });
+    const { user } = renderApp("gallery");
+    await waitFor(() => expect(screen.getAllByTestId("gallery-item")).toHaveLength(3));
+    await user.click(screen.getByRole("button", { name: "Delete older_00001_.png" }));
+    await user.click(within(await screen.findByTestId("confirm-delete-output")).getByTestId("confirm-delete-output-yes"));
+    const toast = await screen.findByTestId("toast");
+    expect(toast).toHaveTextContent("Could not delete older_00001_.png");
+    expect(toast).toHaveTextContent("permission denied");
+    expect(screen.getAllByTestId("gallery-item")).toHaveLength(3);
+  });
 });

@@ -1,9 +1,12 @@
-import { useMemo } from "react";
-import type { Job, JobOutput } from "../../bindings";
+import { useMemo, useState } from "react";
+import { commands, type Job, type JobOutput } from "../../bindings";
 import { Button } from "../../components/Button";
+import { ConfirmDialog } from "../../components/ConfirmDialog";
 import { LoadFailedNotice } from "../../components/ListNotices";
 import { EmptyState } from "../../components/EmptyState";
 import { Loading } from "../../components/Spinner";
+import { useToast } from "../../components/Toast";
+import { call, errorMessage } from "../../lib/errors";
 import { plural, timeAgo } from "../../lib/format";
 import { useJobs } from "../jobs/JobsContext";
 import { OutputThumb } from "./OutputThumb";
@@ -20,9 +23,26 @@ export function galleryEntries(jobs: Job[]): GalleryEntry[] {
 }
 
 export function GalleryPage({ onGoToGenerate }: { onGoToGenerate?: () => void }) {
-  const { jobs, loadError, refresh } = useJobs();
+  const { jobs, loadError, refresh, upsert } = useJobs();
   const open = useOpenOutput();
+  const toast = useToast();
   const entries = useMemo(() => (jobs ? galleryEntries(jobs) : []), [jobs]);
+  // The image asked about in the confirmation, and whether its deletion is under way.
+  const [doomed, setDoomed] = useState<GalleryEntry | null>(null);
+  const [deleting, setDeleting] = useState(false);
+
+  async function remove({ job, output }: GalleryEntry) {
+    setDeleting(true);
+    try {
+      upsert(await call(commands.galleryDelete(job.id, output.path)));
+      setDoomed(null);
+    } catch (e) {
+      setDoomed(null);
+      toast.show(errorMessage(e), { kind: "error", title: `Could not delete ${output.filename}` });
+    } finally {
+      setDeleting(false);
+    }
+  }
 
   return (
     <div className="page page-wide">
@@ -75,10 +95,37 @@ export function GalleryPage({ onGoToGenerate }: { onGoToGenerate?: () => void })
                 <Button size="sm" variant="ghost" data-testid="reveal-output" onClick={() => void open(output, true)} aria-label={`Show ${output.filename} in its folder`}>
                   Show in folder
                 </Button>
+                <Button
+                  size="sm"
+                  variant="ghost"
+                  className="btn-danger-text"
+                  data-testid="delete-output"
+                  onClick={() => setDoomed({ job, output })}
+                  aria-label={`Delete ${output.filename}`}
+                >
+                  Delete
+                </Button>
               </div>
             </li>
           ))}
         </ul>
+      )}
+
+      {doomed && (
+        <ConfirmDialog
+          title="Delete this image?"
+          confirmLabel="Delete"
+          danger
+          busy={deleting}
+          onConfirm={() => void remove(doomed)}
+          onCancel={() => setDoomed(null)}
+          testId="confirm-delete-output"
+        >
+          <p>
+            <strong>{doomed.output.filename}</strong> from “{doomed.job.name}” is removed from this computer. This cannot be
+            undone.
+          </p>
+        </ConfirmDialog>
       )}
     </div>
   );

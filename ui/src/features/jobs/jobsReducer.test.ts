@@ -73,6 +73,13 @@ describe("jobsReducer", () => {
     expect(mergeJob(pending, done)).toBe(done);
   });
 
+  it("takes a job whose image was deleted (one output less, one note more), and not the older copy after it", () => {
+    const deleted: Job = { ...done, outputs: [], notes: [...done.notes, "deleted a.png from the gallery"] };
+    const s = run([{ type: "upsert", job: done }, { type: "update", update: { kind: "changed", job: deleted } }]);
+    expect(s.jobs.a.outputs).toEqual([]);
+    expect(run([{ type: "loaded", jobs: [done] }], s).jobs.a.outputs).toEqual([]);
+  });
+
   it("lists newest first", () => {
     const s = run([{ type: "loaded", jobs: [job({ id: "old", queued_ms: 1 }), job({ id: "new", queued_ms: 3 }), job({ id: "mid", queued_ms: 2 })] }]);
     expect(sortedJobs(s).map((j) => j.id)).toEqual(["new", "mid", "old"]);

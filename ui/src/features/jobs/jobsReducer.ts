@@ -24,7 +24,8 @@ const STATE_RANK: Record<JobState, number> = { queued: 0, dispatched: 1, running
 /**
  * How far along its life a copy of a job is. Everything here only grows: a finished job never changes
  * state again, a retry adds an attempt, a failover adds a failed server and a note, and within one attempt
- * the state moves forward. Progress is left out: it restarts at 0 when a job moves to another server.
+ * the state moves forward; deleting an image takes an output away but adds a note first in the order. Progress is
+ * left out: it restarts at 0 when a job moves to another server.
  */
 function stage(job: Job): number[] {
   return [

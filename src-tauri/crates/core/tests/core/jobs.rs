@@ -633,3 +633,52 @@ async fn jobs_retry_runs_a_cancelled_job_again_as_a_new_job_and_refuses_a_finish
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_delete_output_removes_the_file_and_the_entry_and_nothing_else() {
+    let t = fleet();
+    let _server = active_server(&t, 20).await;
+    let d = dispatcher(&t, Policy::Manual);
+    let job = d
+        .submit(NewJob::new("probe", empty_image(3)))
+        .await
+        .unwrap();
+    let done = wait(&d, &job.id).await;
+    assert_eq!(done.outputs.len(), 1, "{:?}", done.error);
+    let path = done.outputs[0].path.clone();
+    assert!(std::path::Path::new(&path).is_file());
+    // Something outside the gallery, named as if it were an output, is never touched.
+    let outside = t.fleet.home.root().join("keep.png");
+    std::fs::write(&outside, b"mine").unwrap();
+    let e = d
+        .delete_output(&job.id, &outside.display().to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        comfyfleet_core::HasErrorInfo::code(&e),
+        "jobs.no_such_output"
+    );
+    assert!(outside.is_file());
+
+    let mut rx = d.subscribe();
+    let after = d.delete_output(&job.id, &path).await.unwrap();
+    assert!(!std::path::Path::new(&path).exists(), "the file is deleted");
+    assert!(after.outputs.is_empty());
+    assert_eq!(after.state, JobState::Succeeded);
+    assert!(
+        after.notes.last().unwrap().starts_with("deleted "),
+        "{:?}",
+        after.notes
+    );
+    let told = loop {
+        match rx.try_recv() {
+            Ok(JobUpdate::Changed { job }) if job.id == after.id => break job,
+            Ok(_) => continue,
+            Err(e) => panic!("no update for the deleted output: {e:?}"),
+        }
+    };
+    assert!(told.outputs.is_empty());
+    // Deleting it again says it is gone.
+    let e = d.delete_output(&job.id, &path).await.unwrap_err();
+    assert!(e.to_string().contains("not an image of this job"), "{e}");
+}
