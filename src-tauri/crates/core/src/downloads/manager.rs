@@ -220,14 +220,20 @@ impl Downloads {
     /// Hides every finished download from the list (Clear finished); their records stay, so a verified file is still
     /// not fetched again. A later download to the same file is listed again.
     pub async fn unlist_done(&self) -> Result<(), DownloadError> {
+        self.execute(
+            "UPDATE downloads SET listed = 0 WHERE state = 'done' AND listed = 1",
+            vec![],
+        )
+        .await
+    }
+
+    /// One write statement with text arguments.
+    async fn execute(&self, sql: &'static str, args: Vec<String>) -> Result<(), DownloadError> {
         self.inner
             .store
-            .write(|tx| {
-                tx.execute(
-                    "UPDATE downloads SET listed = 0 WHERE state = 'done' AND listed = 1",
-                    [],
-                )
-                .map_err(StoreError::from)?;
+            .write(move |tx| {
+                tx.execute(sql, rusqlite::params_from_iter(args))
+                    .map_err(StoreError::from)?;
                 Ok::<_, DownloadError>(())
             })
             .await
@@ -304,18 +310,11 @@ impl Downloads {
             };
             if unchanged && same_source {
                 // Asked for again: listed again if it had been cleared from the list.
-                let key = dest.display().to_string();
-                self.inner
-                    .store
-                    .write(move |tx| {
-                        tx.execute(
-                            "UPDATE downloads SET listed = 1 WHERE dest = ?1 AND listed = 0",
-                            [key],
-                        )
-                        .map_err(StoreError::from)?;
-                        Ok::<_, DownloadError>(())
-                    })
-                    .await?;
+                self.execute(
+                    "UPDATE downloads SET listed = 1 WHERE dest = ?1 AND listed = 0",
+                    vec![dest.display().to_string()],
+                )
+                .await?;
                 return Ok(Some(present(sha, want.as_ref().map(|_| "caller"))));
             }
         }
@@ -369,15 +368,11 @@ impl Downloads {
     }
 
     async fn forget(&self, dest: &Path) -> Result<(), DownloadError> {
-        let dest = dest.display().to_string();
-        self.inner
-            .store
-            .write(move |tx| {
-                tx.execute("DELETE FROM downloads WHERE dest = ?1", [dest])
-                    .map_err(StoreError::from)?;
-                Ok::<_, DownloadError>(())
-            })
-            .await
+        self.execute(
+            "DELETE FROM downloads WHERE dest = ?1",
+            vec![dest.display().to_string()],
+        )
+        .await
     }
 
     /// One download's life: wait for a slot, transfer, and on pause give the slot back until resumed.
