@@ -93,13 +93,14 @@ export function GeneratePage() {
   })();
   const requestKey = quietRequest ? JSON.stringify(quietRequest) : "";
   // Also asked again when a server comes or goes, when its queue changes (the wait before a job starts), when a
-  // cloud endpoint's worker wakes or goes cold, and when the job shown finishes (it measured its server's time).
+  // cloud endpoint's workers change (one woke or went cold: the core decides), and when the job shown finishes (it
+  // measured its server's time).
   const fleetKey = [
     ...(servers ?? []).map((s) => {
       const st = statuses[s.id];
-      const warm = st?.workers ? st.workers.idle + st.workers.running > 0 : null;
+      const workers = st?.workers ? `${st.workers.idle}+${st.workers.running}` : "";
       const queue = st?.queue ? `${st.queue.running}+${st.queue.pending}` : "";
-      return `${s.id}:${st?.status ?? "unknown"}:${warm}:${queue}`;
+      return `${s.id}:${st?.status ?? "unknown"}:${workers}:${queue}`;
     }),
     job && isFinal(job.state) ? job.id : "",
   ].join(",");
