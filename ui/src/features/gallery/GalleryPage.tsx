@@ -35,12 +35,11 @@ export function GalleryPage({ onGoToGenerate }: { onGoToGenerate?: () => void })
     setDeleting(true);
     try {
       upsert(await call(commands.galleryDelete(job.id, output.path)));
-      setDoomed(null);
     } catch (e) {
-      setDoomed(null);
       toast.show(errorMessage(e), { kind: "error", title: `Could not delete ${output.filename}` });
     } finally {
       setDeleting(false);
+      setDoomed(null);
     }
   }
 
