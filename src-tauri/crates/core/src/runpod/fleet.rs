@@ -153,6 +153,42 @@ pub fn idle_action(
     Some(IdleStop { reason })
 }
 
+/// Which accrual of a running pod's uptime this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accrual {
+    /// A pass while it runs: less than a second waits for the next pass.
+    Periodic,
+    /// The last one, as it is stopped: whatever is left is charged, and a run not charged yet counts its uptime
+    /// rounded up to the second (RunPod gives uptime in whole seconds; a pod that ran was never free).
+    Final,
+}
+
+/// Where the interval to charge starts, from when the pod's uptime was last charged (`accrued_until`), RunPod's
+/// `uptime_secs` for this run and the pod's creation; `None` when there is nothing to charge yet. Pure.
+pub fn accrual_start(
+    accrual: Accrual,
+    accrued_until: Option<i64>,
+    uptime_secs: Option<u64>,
+    created_ms: i64,
+    now_ms: i64,
+) -> Option<i64> {
+    let whole_secs = uptime_secs.unwrap_or(0);
+    let secs = match accrual {
+        Accrual::Periodic => whole_secs,
+        Accrual::Final => whole_secs.saturating_add(1),
+    };
+    let run_start = now_ms.saturating_sub(secs.saturating_mul(1000) as i64);
+    let from = accrued_until
+        .unwrap_or(i64::MIN)
+        .max(run_start)
+        .max(created_ms);
+    let least = match accrual {
+        Accrual::Periodic => 1_000,
+        Accrual::Final => 1,
+    };
+    (now_ms.saturating_sub(from) >= least).then_some(from)
+}
+
 /// Micro-dollars as "$0.69", to the nearest cent. Pure.
 pub fn usd(micros: u64) -> String {
     let cents = micros.saturating_add(5_000) / 10_000;
@@ -510,21 +546,18 @@ impl PodFleet {
 
     /// Accrue a running pod's uptime since it was last accrued (or since this run of it started, from RunPod's
     /// uptime) into the cost ledger, split into busy time (a job of its server ran) and idle ("wasted") time.
-    async fn accrue(&self, record: &PodRecord, pod: &Pod, now: i64) {
+    async fn accrue(&self, record: &PodRecord, pod: &Pod, now: i64, accrual: Accrual) {
         let costs = crate::costs::Costs::new(self.store.clone());
-        let run_start =
-            now.saturating_sub(pod.uptime_secs.unwrap_or(0).saturating_mul(1000) as i64);
         let until = costs
             .ledger()
             .pod_accrued_until(&record.pod_id)
             .await
             .ok()
-            .flatten()
-            .unwrap_or(i64::MIN);
-        let from = until.max(run_start).max(record.created_ms);
-        if now.saturating_sub(from) < 1_000 {
+            .flatten();
+        let Some(from) = accrual_start(accrual, until, pod.uptime_secs, record.created_ms, now)
+        else {
             return;
-        }
+        };
         let busy = match &record.server_id {
             Some(id) => self.busy_ms(id, from, now).await.unwrap_or(0),
             None => 0,
@@ -836,7 +869,8 @@ impl PodFleet {
         let record = self.ours(pod_id).await?;
         if let Ok(Some(p)) = self.live(&record.pod_id).await {
             if p.status == "RUNNING" {
-                self.accrue(&record, &p, crate::now_ms()).await;
+                self.accrue(&record, &p, crate::now_ms(), Accrual::Final)
+                    .await;
             }
         }
         self.stop_record(&record, "stopped by you".to_string())
@@ -924,7 +958,8 @@ impl PodFleet {
                 },
             };
             if let Some(p) = pod.as_ref().filter(|p| p.status == "RUNNING") {
-                self.accrue(&record, p, crate::now_ms()).await;
+                self.accrue(&record, p, crate::now_ms(), Accrual::Periodic)
+                    .await;
             }
             match self.reconcile_one(record.clone(), pod, &cfg).await {
                 Ok(Some(change)) => {
@@ -1192,6 +1227,53 @@ mod tests {
         let fresh = pod(PodState::Running, 690_000, 20 * MIN, None);
         assert_eq!(idle_action(24 * MIN, &fresh, None, 0, &cfg), None);
         assert!(idle_action(25 * MIN, &fresh, None, 0, &cfg).is_some());
+    }
+
+    #[test]
+    fn pods_uptime_accrual_waits_a_second_between_passes_and_charges_the_rest_at_the_stop() {
+        let now = 100_000;
+        // First pass of a run: from its start by RunPod's uptime, not before the pod was created.
+        assert_eq!(
+            accrual_start(Accrual::Periodic, None, Some(30), 0, now),
+            Some(70_000)
+        );
+        assert_eq!(
+            accrual_start(Accrual::Periodic, None, Some(30), 80_000, now),
+            Some(80_000)
+        );
+        // Later passes go on from the last; under a second waits for the next pass.
+        assert_eq!(
+            accrual_start(Accrual::Periodic, Some(95_000), Some(30), 0, now),
+            Some(95_000)
+        );
+        assert_eq!(
+            accrual_start(Accrual::Periodic, Some(99_500), Some(30), 0, now),
+            None
+        );
+        // At the stop, the rest is charged however short it is.
+        assert_eq!(
+            accrual_start(Accrual::Final, Some(99_500), Some(30), 0, now),
+            Some(99_500)
+        );
+        // A run stopped within its first second was still paid for: RunPod says 0 s; one second is charged.
+        assert_eq!(
+            accrual_start(Accrual::Periodic, None, Some(0), 0, now),
+            None
+        );
+        assert_eq!(
+            accrual_start(Accrual::Final, None, Some(0), 0, now),
+            Some(99_000)
+        );
+        // A new run after a stop starts from its own uptime, not from the last charge of the run before.
+        assert_eq!(
+            accrual_start(Accrual::Final, Some(10_000), Some(4), 0, now),
+            Some(95_000)
+        );
+        // Nothing to charge twice.
+        assert_eq!(
+            accrual_start(Accrual::Final, Some(now), Some(4), 0, now),
+            None
+        );
     }
 
     #[test]

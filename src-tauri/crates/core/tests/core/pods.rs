@@ -506,6 +506,29 @@ async fn pods_uptime_is_charged_by_the_hour_split_into_busy_and_idle_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_stopped_as_soon_as_they_are_ready_are_still_charged_for_their_uptime() {
+    let fake = FakeRunpod::start(FakeRunpodConfig::default()).await;
+    let tf = fleet();
+    let pods = pod_fleet(&tf.fleet, &fake);
+    let pod = pods.create(&PodPreset::default(), |_| {}).await.unwrap();
+    // Stopped within its first second of uptime (RunPod says 0 s): it ran, so it is not free.
+    pods.stop(&pod.pod_id).await.unwrap();
+    let usage = tf
+        .fleet
+        .costs()
+        .ledger()
+        .pod_usage_between(0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(usage.len(), 1, "{usage:?}");
+    // Up to a second back, never before it was created (this fake pod is ready well within the second).
+    let length = usage[0].busy_ms + usage[0].idle_ms;
+    assert!(length > 0 && usage[0].cost_micros > 0, "{usage:?}");
+    assert!(usage[0].start_ms >= pod.created_ms, "{usage:?}");
+    assert!(length <= 1_000, "{usage:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_idle_at_a_spending_cap_are_stopped_at_once() {
     use comfyfleet_core::costs::Caps;
     let fake = FakeRunpod::start(FakeRunpodConfig::default()).await;
