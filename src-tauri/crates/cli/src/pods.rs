@@ -5,8 +5,8 @@ use comfyfleet_core::runpod::account::AccountError;
 use std::time::Duration;
 
 use comfyfleet_core::runpod::fleet::{
-    human_ms, load_idle_config, parse_usd, save_idle_config, usd, FleetPod, IdleConfig, PodFleet,
-    PodFleetError, PodProgress, DEFAULT_READY_TIMEOUT,
+    human_ms, load_idle_config, parse_minutes, parse_usd, save_idle_config, usd, FleetPod,
+    IdleConfig, PodFleet, PodFleetError, PodProgress, DEFAULT_READY_TIMEOUT,
 };
 use comfyfleet_core::runpod::pods::PodPreset;
 use comfyfleet_core::runpod::RunpodUrls;
@@ -63,12 +63,12 @@ pub enum PodsCmd {
 
 #[derive(clap::Args)]
 pub struct IdleArgs {
-    /// Stop a pod after this many minutes without a job.
+    /// Stop a pod after this many minutes without a job, e.g. 5 or 1.5.
     #[arg(long)]
-    minutes: Option<u32>,
+    minutes: Option<String>,
     /// Stop an expensive pod after this many minutes without a job.
     #[arg(long, value_name = "MINUTES")]
-    expensive_minutes: Option<u32>,
+    expensive_minutes: Option<String>,
     /// A pod is expensive from this many dollars per hour, e.g. 1.50.
     #[arg(long, value_name = "DOLLARS")]
     expensive_at: Option<String>,
@@ -192,11 +192,18 @@ async fn idle(fleet: &Fleet, a: IdleArgs) -> Result<Outcome, CliError> {
         || a.expensive_at.is_some()
         || a.on
         || a.off;
-    if let Some(m) = a.minutes {
-        cfg.idle_ms = u64::from(m) * 60_000;
+    let minutes = |text: &str| {
+        parse_minutes(text).ok_or_else(|| {
+            CliError(format!(
+                "'{text}' is not a number of minutes; write it like 5 or 1.5"
+            ))
+        })
+    };
+    if let Some(text) = &a.minutes {
+        cfg.idle_ms = minutes(text)?;
     }
-    if let Some(m) = a.expensive_minutes {
-        cfg.expensive_idle_ms = u64::from(m) * 60_000;
+    if let Some(text) = &a.expensive_minutes {
+        cfg.expensive_idle_ms = minutes(text)?;
     }
     if let Some(text) = &a.expensive_at {
         cfg.expensive_threshold_micros_per_hr = parse_usd(text).ok_or_else(|| {

@@ -199,6 +199,20 @@ fn cli_pods_idle_settings_are_shown_changed_and_checked() {
     let out = cli.run(&["pods", "idle", "--expensive-at", "lots"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("like 1.50"), "{}", stderr(&out));
+    // Idle times are checked where they are kept: none at all, or more than a week, is refused and changes nothing.
+    for (minutes, says) in [
+        ("0", "more than 0 minutes"),
+        ("10081", "at most a week"),
+        ("soon", "like 5 or 1.5"),
+    ] {
+        let out = cli.run(&["pods", "idle", "--minutes", minutes], None);
+        assert_eq!(out.status.code(), Some(2), "{minutes}");
+        assert!(stderr(&out).contains(says), "{minutes}: {}", stderr(&out));
+    }
+    assert_eq!(
+        cli.json(&["pods", "idle", "--json"])["idle_ms"],
+        cfg["idle_ms"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +236,7 @@ async fn cli_pods_watch_stops_idle_pods_until_interrupted() {
     assert!(out.status.success(), "{}", stderr(&out));
     let pod: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = pod["pod_id"].as_str().unwrap().to_string();
-    cli.ok(&["pods", "idle", "--minutes", "0"], None);
+    cli.ok(&["pods", "idle", "--minutes", "0.01"], None);
 
     let child = cli
         .command(&["pods", "watch", "--interval", "1"])

@@ -92,6 +92,31 @@ pub struct IdleConfig {
     pub expensive_idle_ms: u64,
 }
 
+/// The longest idle time a setting may hold; longer is what turning auto-shutdown off is for.
+pub const MAX_IDLE_MS: u64 = 7 * 24 * 3_600_000;
+
+impl IdleConfig {
+    /// Whether the idle times are usable: more than 0 (0 would stop every pod the moment it is ready) and at most a
+    /// week. Says what to change otherwise. Pure.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, ms) in [
+            ("The idle time", self.idle_ms),
+            ("The idle time for expensive pods", self.expensive_idle_ms),
+        ] {
+            if ms == 0 {
+                return Err(format!("{what} must be more than 0 minutes (0 would stop every pod as soon as it is ready)."));
+            }
+            if ms > MAX_IDLE_MS {
+                return Err(format!(
+                    "{what} can be at most a week ({} min); to never stop idle pods, turn auto-shutdown off.",
+                    MAX_IDLE_MS / 60_000
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for IdleConfig {
     fn default() -> Self {
         IdleConfig {
@@ -204,10 +229,12 @@ pub async fn load_idle_config(settings: &SettingsStore) -> Result<IdleConfig, St
         .unwrap_or_default())
 }
 
+/// Save the idle settings, once [`IdleConfig::check`] passes.
 pub async fn save_idle_config(
     settings: &SettingsStore,
     cfg: IdleConfig,
-) -> Result<IdleConfig, StoreError> {
+) -> Result<IdleConfig, PodFleetError> {
+    cfg.check().map_err(PodFleetError::InvalidIdle)?;
     settings
         .put(IDLE_KEY, serde_json::to_string(&cfg).unwrap_or_default())
         .await?;
@@ -218,10 +245,25 @@ pub async fn save_idle_config(
 /// anything else or more than six decimals. Pure.
 pub fn parse_usd(text: &str) -> Option<u64> {
     let t = text.trim();
-    let t = t.strip_prefix('$').unwrap_or(t).trim();
+    decimal(t.strip_prefix('$').unwrap_or(t), 6)
+}
+
+/// Minutes as people type them ("5", "1.5", "0.25") to milliseconds, without floating point; `None` for anything
+/// else or more than three decimals (60 ms). Pure.
+pub fn parse_minutes(text: &str) -> Option<u64> {
+    decimal(text, 3)?.checked_mul(60)
+}
+
+/// A non-negative decimal number with at most `places` decimals, times 10^`places`.
+fn decimal(text: &str, places: usize) -> Option<u64> {
+    let t = text.trim();
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
     let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 6 {
+    if (whole.is_empty() && frac.is_empty())
+        || !digits(whole)
+        || !digits(frac)
+        || frac.len() > places
+    {
         return None;
     }
     let whole: u64 = if whole.is_empty() {
@@ -232,9 +274,11 @@ pub fn parse_usd(text: &str) -> Option<u64> {
     let frac: u64 = if frac.is_empty() {
         0
     } else {
-        format!("{frac:0<6}").parse().ok()?
+        format!("{frac:0<places$}").parse().ok()?
     };
-    whole.checked_mul(1_000_000)?.checked_add(frac)
+    whole
+        .checked_mul(10u64.pow(places as u32))?
+        .checked_add(frac)
 }
 
 /// "45 s", "5 min", "2 min 30 s". Pure.
@@ -342,6 +386,8 @@ pub enum PodFleetError {
     #[error("Pod {id} is running but could not be added to the server list: {source} It keeps costing money while it runs: stop or terminate it if you do not need it.")]
     Register { id: String, source: ServersError },
     #[error("{0}")]
+    InvalidIdle(String),
+    #[error("{0}")]
     Account(#[from] AccountError),
     #[error("{0}")]
     Pods(#[from] PodError),
@@ -363,6 +409,7 @@ impl crate::HasErrorInfo for PodFleetError {
             PodFleetError::NotOurs { .. } => "pods.not_ours",
             PodFleetError::Terminated { .. } => "pods.terminated",
             PodFleetError::Register { .. } => "pods.register_failed",
+            PodFleetError::InvalidIdle(_) => "pods.invalid_idle",
             PodFleetError::Account(e) => e.code(),
             PodFleetError::Pods(e) => e.code(),
             PodFleetError::Servers(e) => e.code(),
@@ -473,7 +520,7 @@ impl PodFleet {
     }
 
     pub async fn set_idle_config(&self, cfg: IdleConfig) -> Result<IdleConfig, PodFleetError> {
-        Ok(save_idle_config(&self.settings, cfg).await?)
+        save_idle_config(&self.settings, cfg).await
     }
 
     /// The recorded pods, oldest first; terminated ones only with `include_terminated`.
@@ -1277,6 +1324,36 @@ mod tests {
     }
 
     #[test]
+    fn pods_idle_settings_refuse_no_idle_time_and_more_than_a_week() {
+        assert_eq!(IdleConfig::default().check(), Ok(()));
+        let zero = IdleConfig {
+            idle_ms: 0,
+            ..IdleConfig::default()
+        };
+        assert!(zero
+            .check()
+            .unwrap_err()
+            .starts_with("The idle time must be more than 0"));
+        let long = IdleConfig {
+            expensive_idle_ms: MAX_IDLE_MS + 1,
+            ..IdleConfig::default()
+        };
+        let e = long.check().unwrap_err();
+        assert!(
+            e.starts_with("The idle time for expensive pods can be at most a week"),
+            "{e}"
+        );
+        assert!(e.contains("turn auto-shutdown off"), "{e}");
+        // A week exactly, and a millisecond, are fine; so is any value while auto-shutdown is off... checked the same.
+        let edges = IdleConfig {
+            idle_ms: MAX_IDLE_MS,
+            expensive_idle_ms: 1,
+            ..IdleConfig::default()
+        };
+        assert_eq!(edges.check(), Ok(()));
+    }
+
+    #[test]
     fn pods_idle_rule_never_stops_a_busy_pod_a_pod_not_running_or_when_disabled() {
         let cfg = IdleConfig::default();
         let old = pod(PodState::Running, 690_000, 0, Some(0));
@@ -1384,6 +1461,12 @@ mod tests {
         assert_eq!(parse_usd("2.4999"), Some(2_499_900));
         for bad in ["", ".", "-1", "1.2.3", "abc", "0.0000001", "1e3"] {
             assert_eq!(parse_usd(bad), None, "{bad}");
+        }
+        assert_eq!(parse_minutes("5"), Some(300_000));
+        assert_eq!(parse_minutes(" 1.5 "), Some(90_000));
+        assert_eq!(parse_minutes("0.01"), Some(600));
+        for bad in ["", "$5", "-1", "0.0001", "5 min", "99999999999999999999"] {
+            assert_eq!(parse_minutes(bad), None, "{bad}");
         }
     }
 }

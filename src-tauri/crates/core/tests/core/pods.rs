@@ -322,7 +322,7 @@ async fn pods_not_created_by_the_app_are_never_touched() {
     assert!(pods.reconcile().await.unwrap().is_empty());
 
     // Everything idle is stopped at once, yet only the app's own pod is.
-    pods.set_idle_config(idle(0)).await.unwrap();
+    pods.set_idle_config(idle(1)).await.unwrap();
     let ours = pods.create(&PodPreset::default(), |_| {}).await.unwrap();
     let ids: Vec<String> = pods
         .list()
