@@ -1173,6 +1173,11 @@ impl PodFleet {
                 None => return Ok(None),
             },
         };
+        // The pass charged its uptime just before; what is left up to the stop is charged too.
+        if let Some(p) = &pod {
+            self.accrue(&record, p, crate::now_ms(), Accrual::Final)
+                .await;
+        }
         self.stop_record(&record, stop.reason.clone()).await?;
         let r = self.record(&record.pod_id).await?.unwrap_or(record);
         Ok(Some(PodChange {

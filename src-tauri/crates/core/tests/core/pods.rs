@@ -162,6 +162,17 @@ async fn pods_created_by_the_app_are_registered_as_cloud_servers_and_stopped_whe
         "{seen:?}"
     );
     assert!(tf.fleet.servers.find(&server.id).await.is_ok());
+    // Its uptime is charged up to the stop, not only up to the status pass's last whole second.
+    let charged_until = tf
+        .fleet
+        .costs()
+        .ledger()
+        .pod_accrued_until(&pod.pod_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let gap = record.updated_ms - charged_until;
+    assert!((0..200).contains(&gap), "charged until {gap} ms before the stop");
 
     // Started again: the same server entry answers again.
     let mut restarted = Vec::new();
