@@ -9,6 +9,7 @@ pub mod downloads_list;
 pub mod error_info;
 pub mod fleet;
 pub mod gallery;
+pub mod gateway;
 pub mod gpu;
 pub mod health;
 pub mod home;

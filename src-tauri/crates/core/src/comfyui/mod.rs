@@ -228,6 +228,15 @@ impl ComfyClient {
         })
     }
 
+    /// `GET path` as JSON of any shape, refused past `limit` bytes (the gateway passes node information on).
+    pub async fn get_value(
+        &self,
+        path: &str,
+        limit: usize,
+    ) -> Result<serde_json::Value, ComfyError> {
+        self.get_json(path, limit).await
+    }
+
     /// `GET /system_stats`: versions and devices.
     pub async fn system_stats(&self) -> Result<SystemStats, ComfyError> {
         self.get_json("/system_stats", STATS_BODY_LIMIT).await

@@ -172,7 +172,10 @@ async fn pods_created_by_the_app_are_registered_as_cloud_servers_and_stopped_whe
         .unwrap()
         .unwrap();
     let gap = record.updated_ms - charged_until;
-    assert!((0..200).contains(&gap), "charged until {gap} ms before the stop");
+    assert!(
+        (0..200).contains(&gap),
+        "charged until {gap} ms before the stop"
+    );
 
     // Started again: the same server entry answers again.
     let mut restarted = Vec::new();
