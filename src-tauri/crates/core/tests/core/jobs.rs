@@ -17,7 +17,7 @@ pub fn empty_image(color: u32) -> serde_json::Value {
     })
 }
 
-fn dispatcher(t: &TestFleet, policy: Policy) -> Dispatcher {
+pub fn dispatcher(t: &TestFleet, policy: Policy) -> Dispatcher {
     Dispatcher::start(
         t.fleet.store.clone(),
         t.fleet.servers.clone(),
@@ -40,7 +40,7 @@ async fn fake(exec_ms: u64) -> FakeComfy {
 }
 
 /// One fake ComfyUI taking `exec_ms` per prompt, added as "A" and made active.
-async fn active_server(t: &TestFleet, exec_ms: u64) -> FakeComfy {
+pub async fn active_server(t: &TestFleet, exec_ms: u64) -> FakeComfy {
     let server = fake(exec_ms).await;
     t.fleet
         .servers
@@ -51,7 +51,7 @@ async fn active_server(t: &TestFleet, exec_ms: u64) -> FakeComfy {
     server
 }
 
-async fn wait(d: &Dispatcher, id: &str) -> comfyfleet_core::jobs::Job {
+pub async fn wait(d: &Dispatcher, id: &str) -> comfyfleet_core::jobs::Job {
     tokio::time::timeout(Duration::from_secs(30), d.wait(id))
         .await
         .expect("job finished in time")

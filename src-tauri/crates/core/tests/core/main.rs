@@ -3,6 +3,7 @@
 
 mod costs;
 mod downloads;
+mod gateway;
 mod health;
 mod installer;
 mod jobs;

@@ -1,0 +1,458 @@
+//! The ComfyUI-compatible gateway in front of a real fleet (a testkit ComfyUI behind it): spoken to by raw HTTP and
+//! WebSocket as ComfyUI clients do, and by another ComfyFleet that takes the gateway for a ComfyUI server.
+
+use std::time::Duration;
+
+use comfyfleet_core::gateway::{Gateway, GatewayParts};
+use comfyfleet_core::jobs::JobState;
+use comfyfleet_core::jobs::NewJob;
+use comfyfleet_core::router::Policy;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::jobs::{active_server, dispatcher, empty_image, wait};
+use crate::support::*;
+
+async fn gateway(t: &TestFleet, d: &comfyfleet_core::dispatcher::Dispatcher) -> Gateway {
+    Gateway::start(
+        GatewayParts {
+            dispatcher: d.clone(),
+            jobs: t.fleet.jobs.clone(),
+            servers: t.fleet.servers.clone(),
+            health: t.fleet.health.clone(),
+            uploads: t.dir.path().join("gateway-uploads"),
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON message on the socket (binary frames are skipped), within 20 s.
+async fn next_json(ws: &mut Socket) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
+    let t = fleet();
+    let server = active_server(&t, 300).await;
+    let d = dispatcher(&t, Policy::Manual);
+    let g = gateway(&t, &d).await;
+    let base = format!("http://{}", g.local_addr());
+    let http = reqwest::Client::new();
+
+    // A client connects first, as ComfyUI clients do, and is greeted with the queue and its id.
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?clientId=c1", g.local_addr()))
+            .await
+            .unwrap();
+    let hello = next_json(&mut ws).await;
+    assert_eq!(hello["type"], "status");
+    assert_eq!(hello["data"]["sid"], "c1");
+
+    // Queued under the id the client chose; the router sends it to the fleet's server.
+    let answer: Value = http
+        .post(format!("{base}/prompt"))
+        .json(&json!({"prompt": empty_image(7), "client_id": "c1", "prompt_id": "mine-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["prompt_id"], "mine-1");
+    assert!(answer["number"].is_number() && answer["node_errors"].is_object());
+    // The client hears the prompt through to its end, in ComfyUI's order.
+    let mut kinds = Vec::new();
+    let mut executed = Value::Null;
+    loop {
+        let m = next_json(&mut ws).await;
+        let kind = m["type"].as_str().unwrap().to_string();
+        if kind != "status" {
+            assert_eq!(m["data"]["prompt_id"], "mine-1", "{m}");
+        }
+        if kind == "executed" {
+            executed = m["data"].clone();
+        }
+        kinds.push(kind.clone());
+        if kind == "execution_success" || kind == "execution_error" {
+            break;
+        }
+    }
+    let story: Vec<&str> = kinds
+        .iter()
+        .map(String::as_str)
+        .filter(|k| *k != "status" && *k != "progress")
+        .collect();
+    assert_eq!(
+        story,
+        [
+            "execution_start",
+            "executed",
+            "executing",
+            "execution_success"
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(executed["node"], "2");
+    let image = executed["output"]["images"][0].clone();
+    assert_eq!(image["type"], "output");
+
+    // History and /view give the same image the fleet saved, under /api too.
+    let history: Value = http
+        .get(format!("{base}/api/history/mine-1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = &history["mine-1"];
+    assert_eq!(entry["status"]["status_str"], "success", "{history}");
+    assert_eq!(entry["outputs"]["2"]["images"][0], image);
+    assert_eq!(entry["prompt"][2]["2"]["class_type"], "SaveImage");
+    let view = http
+        .get(format!("{base}/view"))
+        .query(&[
+            ("filename", image["filename"].as_str().unwrap()),
+            ("subfolder", image["subfolder"].as_str().unwrap()),
+            ("type", "output"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(view.status(), 200);
+    assert_eq!(view.headers()["content-type"], "image/png");
+    let bytes = view.bytes().await.unwrap();
+    let job = t
+        .fleet
+        .jobs
+        .list(&[JobState::Succeeded], 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(bytes.as_ref(), std::fs::read(&job.outputs[0].path).unwrap());
+    let all: Value = http
+        .get(format!("{base}/history"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(all.get("mine-1").is_some(), "{all}");
+    assert_eq!(
+        http.get(format!("{base}/history/nope"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap(),
+        json!({})
+    );
+    let queue: Value = http
+        .get(format!("{base}/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue, json!({"queue_running": [], "queue_pending": []}));
+    let remaining: Value = http
+        .get(format!("{base}/prompt"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(remaining["exec_info"]["queue_remaining"], 0);
+
+    // Node information comes from the fleet's ComfyUI.
+    let ours: Value = http
+        .get(format!("{base}/object_info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let theirs: Value = http
+        .get(format!("{}/object_info", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ours, theirs);
+    assert!(ours.get("SaveImage").is_some());
+    let stats: Value = http
+        .get(format!("{base}/system_stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stats["system"]["comfyui_version"].is_string(), "{stats}");
+
+    // Refusals in ComfyUI's shape, and nothing queued for them.
+    let before = t.fleet.jobs.list(&[], 100).await.unwrap().len();
+    for body in [
+        json!({}),
+        json!({"prompt": {"1": {"inputs": {}}}}),
+        json!({"prompt": empty_image(1), "prompt_id": "mine-1"}),
+    ] {
+        let r = http
+            .post(format!("{base}/prompt"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error"]["type"].is_string() && e["error"]["message"].is_string(),
+            "{e}"
+        );
+    }
+    assert_eq!(t.fleet.jobs.list(&[], 100).await.unwrap().len(), before);
+    // A web page from another site cannot use it; the gateway's own origin can.
+    let r = http
+        .post(format!("{base}/prompt"))
+        .header("Origin", "http://evil.example")
+        .json(&json!({"prompt": empty_image(2)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .get(format!("{base}/queue"))
+        .header("Origin", base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(t.fleet.jobs.list(&[], 100).await.unwrap().len(), before);
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_carries_an_uploaded_image_to_the_server_that_runs_the_prompt() {
+    let t = fleet();
+    let server = active_server(&t, 20).await;
+    let d = dispatcher(&t, Policy::Manual);
+    let g = gateway(&t, &d).await;
+    let base = format!("http://{}", g.local_addr());
+    let http = reqwest::Client::new();
+    let made = d.submit(NewJob::new("make", empty_image(3))).await.unwrap();
+    let png = std::fs::read(&wait(&d, &made.id).await.outputs[0].path).unwrap();
+
+    let upload = |name: &'static str| {
+        let form = reqwest::multipart::Form::new()
+            .text("subfolder", "pets")
+            .part(
+                "image",
+                reqwest::multipart::Part::bytes(png.clone()).file_name(name),
+            );
+        http.post(format!("{base}/upload/image"))
+            .multipart(form)
+            .send()
+    };
+    let first: Value = upload("cat.png").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        first,
+        json!({"name": "cat.png", "subfolder": "pets", "type": "input"})
+    );
+    // The same name again is kept beside it, as ComfyUI does without overwrite.
+    let second: Value = upload("cat.png").await.unwrap().json().await.unwrap();
+    assert_eq!(second["name"], "cat (1).png");
+    // A name trying to leave the folder keeps only its last part.
+    let sneaky: Value = upload("../../escape.png")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sneaky["name"], "escape.png");
+    assert!(t
+        .dir
+        .path()
+        .join("gateway-uploads/pets/escape.png")
+        .is_file());
+    let view = http
+        .get(format!(
+            "{base}/view?filename=cat.png&subfolder=pets&type=input"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(view.bytes().await.unwrap().as_ref(), png.as_slice());
+    let traversal = http
+        .get(format!(
+            "{base}/view?filename=passwd&subfolder=../../etc&type=input"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traversal.status(), 403);
+
+    // A prompt naming it as ComfyUI clients do: the fleet uploads it to the server it runs on.
+    server.clear_requests();
+    let prompt = json!({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "pets/cat.png [input]"}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    });
+    let answer: Value = http
+        .post(format!("{base}/prompt"))
+        .json(&json!({"prompt": prompt}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = answer["prompt_id"].as_str().unwrap().to_string();
+    let done = wait(&d, &id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    let uploads: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_only() == "/upload/image")
+        .collect();
+    assert_eq!(uploads.len(), 1);
+    let sent = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path_only() == "/prompt" && r.method == "POST")
+        .unwrap();
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["prompt"]["1"]["inputs"]["image"], "cat.png");
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_is_a_comfyui_server_to_another_comfyfleet() {
+    // The studio: a fleet with a ComfyUI, behind a gateway.
+    let studio = fleet();
+    let _render = active_server(&studio, 50).await;
+    let studio_d = dispatcher(&studio, Policy::Manual);
+    let g = gateway(&studio, &studio_d).await;
+    // An artist's ComfyFleet adds the gateway as its server, and runs a job on it with its own ComfyUI client.
+    let artist = fleet();
+    artist
+        .fleet
+        .servers
+        .add(input("Studio", &format!("http://{}", g.local_addr())))
+        .await
+        .unwrap();
+    artist.fleet.servers.activate(Some("Studio")).await.unwrap();
+    let status = artist.fleet.health.test("Studio", true).await.unwrap();
+    assert!(status.status.is_online(), "{status:?}");
+    let artist_d = dispatcher(&artist, Policy::Manual);
+    let job = artist_d
+        .submit(NewJob::new("via the studio", empty_image(9)))
+        .await
+        .unwrap();
+    let done = wait(&artist_d, &job.id).await;
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    // The image the artist got is the one the studio's fleet made.
+    let made = studio
+        .fleet
+        .jobs
+        .list(&[JobState::Succeeded], 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        std::fs::read(&done.outputs[0].path).unwrap(),
+        std::fs::read(&made.outputs[0].path).unwrap()
+    );
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_without_a_connected_server_says_so_and_still_queues() {
+    let t = fleet();
+    // The fleet's one server is down (nothing listens there).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    t.fleet
+        .servers
+        .add(input("Down", &format!("http://127.0.0.1:{port}")))
+        .await
+        .unwrap();
+    t.fleet.servers.activate(Some("Down")).await.unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    let g = gateway(&t, &d).await;
+    let base = format!("http://{}", g.local_addr());
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{base}/object_info"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("No ComfyUI server of the fleet is connected"),
+        "{e}"
+    );
+    // A prompt still waits in the fleet's queue for a server, as it would in the app.
+    let answer: Value = http
+        .post(format!("{base}/prompt"))
+        .json(&json!({"prompt": empty_image(4)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queue: Value = http
+        .get(format!("{base}/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue["queue_pending"][0][1], answer["prompt_id"], "{queue}");
+    // And is dropped from it on request.
+    http.post(format!("{base}/queue"))
+        .json(&json!({"delete": [answer["prompt_id"]]}))
+        .send()
+        .await
+        .unwrap();
+    let job = t
+        .fleet
+        .jobs
+        .get(answer["prompt_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    g.stop().await;
+}
