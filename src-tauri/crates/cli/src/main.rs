@@ -2,6 +2,7 @@
 
 mod costs;
 mod download;
+mod gateway;
 mod install;
 mod jobs;
 mod pods;
@@ -63,6 +64,8 @@ enum Command {
     Local(install::LocalCmd),
     /// Costs: this month's jobs, spend, savings and projection (or another month's), and the cloud spending caps.
     Costs(costs::CostsArgs),
+    /// Serve the fleet as one ComfyUI (its HTTP and WebSocket API) to any ComfyUI client, until Ctrl-C.
+    Gateway(gateway::GatewayArgs),
 }
 
 /// An error for the user: printed as one line on stderr.
@@ -122,6 +125,7 @@ async fn with_fleet(home: Option<PathBuf>, command: Command) -> Result<Outcome, 
         Command::Uninstall(args) => install::uninstall(&fleet, args).await,
         Command::Local(cmd) => install::local(&fleet, cmd).await,
         Command::Costs(args) => costs::run(&fleet, args).await,
+        Command::Gateway(args) => gateway::run(&fleet, args).await,
     }
 }
 

@@ -69,6 +69,10 @@ impl AppHome {
     pub fn gallery_dir(&self) -> PathBuf {
         self.root.join("gallery")
     }
+    /// Images ComfyUI clients uploaded to the gateway, until a prompt carries them to a server.
+    pub fn gateway_uploads_dir(&self) -> PathBuf {
+        self.root.join("gateway").join("uploads")
+    }
     /// Where downloads go when no folder is given.
     pub fn downloads_dir(&self) -> PathBuf {
         self.root.join("downloads")

@@ -24,7 +24,7 @@ fn failing_workflow(dir: &std::path::Path) -> std::path::PathBuf {
     p
 }
 
-async fn server(cli: &Cli, exec_ms: u64) -> FakeComfy {
+pub async fn server(cli: &Cli, exec_ms: u64) -> FakeComfy {
     let fake = FakeComfy::start(FakeComfyConfig {
         exec_time: Duration::from_millis(exec_ms),
         ..Default::default()

@@ -2,6 +2,7 @@
 
 mod costs;
 mod download;
+mod gateway;
 mod gpu;
 mod install;
 mod jobs;
