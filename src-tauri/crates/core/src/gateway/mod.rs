@@ -81,7 +81,12 @@ struct Tracked {
     prompt_id: String,
     extra_data: Value,
     told: Told,
+    /// When its client was told the end (tracked jobs are forgotten a day later).
+    ended: Option<std::time::Instant>,
 }
+
+/// How long a finished prompt's client id and chosen prompt id are remembered.
+const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// A message for WebSocket clients: to one client id, or to all.
 #[derive(Clone)]
@@ -321,6 +326,7 @@ async fn submit(State(ctx): State<Ctx>, body: Bytes) -> Response {
             prompt_id: prompt_id.clone(),
             extra_data: request.extra_data,
             told: Told::default(),
+            ended: None,
         },
     );
     tracing::info!(job = %job.id, "gateway: prompt queued");
@@ -366,6 +372,24 @@ fn job_id_of(ctx: &Ctx, prompt_id: &str) -> String {
         .get(prompt_id)
         .cloned()
         .unwrap_or_else(|| prompt_id.to_string())
+}
+
+/// Forget prompts whose end was told a day ago (their jobs stay in the history, under their job ids).
+fn forget_old(ctx: &Ctx) {
+    let mut forgotten = Vec::new();
+    lock(&ctx.tracked).retain(|_, t| {
+        let keep = t.ended.is_none_or(|at| at.elapsed() < FORGET_AFTER);
+        if !keep {
+            forgotten.push(t.prompt_id.clone());
+        }
+        keep
+    });
+    if !forgotten.is_empty() {
+        let mut aliases = lock(&ctx.aliases);
+        for p in forgotten {
+            aliases.remove(&p);
+        }
+    }
 }
 
 /// The jobs queued through this gateway that its clients have not yet been told the end of.
@@ -780,6 +804,9 @@ fn tell(ctx: &Ctx, job: &Job) -> bool {
         return false;
     };
     let (messages, told) = api::job_messages(job, &t.prompt_id, t.told);
+    if told.finished && !t.told.finished {
+        t.ended = Some(std::time::Instant::now());
+    }
     t.told = told;
     for m in messages {
         let _ = ctx.out.send(Outgoing {
@@ -825,6 +852,7 @@ async fn pump(ctx: Ctx) {
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tick.tick() => {
+                forget_old(&ctx);
                 for id in unfinished(&ctx) {
                     if let Ok(job) = ctx.parts.jobs.get(&id).await {
                         tell(&ctx, &job);

@@ -456,3 +456,130 @@ async fn gateway_without_a_connected_server_says_so_and_still_queues() {
     assert_eq!(job.state, JobState::Cancelled);
     g.stop().await;
 }
+
+/// Messages of one prompt on the socket, by type, until its end (status and progress left out).
+async fn story_of(ws: &mut Socket, prompt_id: &str) -> Vec<String> {
+    let mut story = Vec::new();
+    loop {
+        let m = next_json(ws).await;
+        let kind = m["type"].as_str().unwrap().to_string();
+        if kind == "status" || kind == "progress" {
+            continue;
+        }
+        assert_eq!(m["data"]["prompt_id"], prompt_id, "{m}");
+        let end = kind == "executing" && m["data"]["node"].is_null();
+        story.push(kind);
+        if end {
+            // execution_success follows the final executing.
+            if story.len() > 1 && story[story.len() - 2] == "executed" {
+                story.push(next_json(ws).await["type"].as_str().unwrap().to_string());
+            }
+            return story;
+        }
+    }
+}
+
+async fn connect(g: &Gateway, client_id: &str) -> Socket {
+    let url = format!("ws://{}/ws?clientId={client_id}", g.local_addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "status");
+    ws
+}
+
+async fn post_prompt(g: &Gateway, body: Value) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("http://{}/prompt", g.local_addr()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["prompt_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_tells_its_clients_about_prompts_another_process_dispatches() {
+    let t = fleet();
+    let _server = active_server(&t, 200).await;
+    // The desktop app dispatches (it holds the lease); the gateway's own dispatcher only queues.
+    let app = dispatcher(&t, Policy::Manual);
+    let start = std::time::Instant::now();
+    while !app.is_leader().await {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = dispatcher(&t, Policy::Manual);
+    assert!(!d.is_leader().await);
+    let g = gateway(&t, &d).await;
+    let mut ws = connect(&g, "c2").await;
+    let id = post_prompt(&g, json!({"prompt": empty_image(21), "client_id": "c2"})).await;
+    assert_eq!(
+        story_of(&mut ws, &id).await,
+        [
+            "execution_start",
+            "executed",
+            "executing",
+            "execution_success"
+        ]
+    );
+    assert_eq!(
+        t.fleet.jobs.get(&id).await.unwrap().state,
+        JobState::Succeeded
+    );
+    g.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_interrupt_stops_the_running_prompt_and_says_so() {
+    let t = fleet();
+    let _server = active_server(&t, 10_000).await;
+    let d = dispatcher(&t, Policy::Manual);
+    let g = gateway(&t, &d).await;
+    let mut ws = connect(&g, "c3").await;
+    let mut other = connect(&g, "c4").await;
+    let id = post_prompt(&g, json!({"prompt": empty_image(31), "client_id": "c3"})).await;
+    loop {
+        let m = next_json(&mut ws).await;
+        if m["type"] == "execution_start" {
+            break;
+        }
+    }
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/interrupt", g.local_addr()))
+        .json(&json!({"prompt_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        story_of(&mut ws, &id).await,
+        ["execution_interrupted", "executing"]
+    );
+    let job = wait(&d, &id).await;
+    assert_eq!(job.state, JobState::Cancelled);
+    let history: Value = reqwest::get(format!("http://{}/history/{id}", g.local_addr()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history[&id]["status"]["status_str"], "error");
+    assert_eq!(
+        history[&id]["status"]["messages"][1][0],
+        "execution_interrupted"
+    );
+    // Another client hears how the queue stands, not the prompts of others.
+    let mut heard = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(300), other.next()).await
+    {
+        heard.push(m.into_text().unwrap().to_string());
+    }
+    assert!(!heard.is_empty());
+    assert!(
+        heard.iter().all(|m| m.contains("\"type\":\"status\"")),
+        "{heard:?}"
+    );
+    g.stop().await;
+}
