@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::jobs::{active_server, dispatcher, empty_image, wait};
+use crate::jobs::{active_server, dispatcher, empty_image, last_prompt_sent, uploads_to, wait};
 use crate::support::*;
 
 async fn gateway(t: &TestFleet, d: &comfyfleet_core::dispatcher::Dispatcher) -> Gateway {
@@ -27,6 +27,21 @@ async fn gateway(t: &TestFleet, d: &comfyfleet_core::dispatcher::Dispatcher) -> 
     )
     .await
     .unwrap()
+}
+
+/// GET `url`, as JSON.
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// POST `body` as JSON to `url`.
+async fn post_json(url: String, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 type Socket =
@@ -65,15 +80,14 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
     assert_eq!(hello["data"]["sid"], "c1");
 
     // Queued under the id the client chose; the router sends it to the fleet's server.
-    let answer: Value = http
-        .post(format!("{base}/prompt"))
-        .json(&json!({"prompt": empty_image(7), "client_id": "c1", "prompt_id": "mine-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = post_json(
+        format!("{base}/prompt"),
+        &json!({"prompt": empty_image(7), "client_id": "c1", "prompt_id": "mine-1"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(answer["prompt_id"], "mine-1");
     assert!(answer["number"].is_number() && answer["node_errors"].is_object());
     // The client hears the prompt through to its end, in ComfyUI's order.
@@ -113,14 +127,7 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
     assert_eq!(image["type"], "output");
 
     // History and /view give the same image the fleet saved, under /api too.
-    let history: Value = http
-        .get(format!("{base}/api/history/mine-1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history: Value = get_json(format!("{base}/api/history/mine-1")).await;
     let entry = &history["mine-1"];
     assert_eq!(entry["status"]["status_str"], "success", "{history}");
     assert_eq!(entry["outputs"]["2"]["images"][0], image);
@@ -146,71 +153,20 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
         .unwrap()
         .remove(0);
     assert_eq!(bytes.as_ref(), std::fs::read(&job.outputs[0].path).unwrap());
-    let all: Value = http
-        .get(format!("{base}/history"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = get_json(format!("{base}/history")).await;
     assert!(all.get("mine-1").is_some(), "{all}");
-    assert_eq!(
-        http.get(format!("{base}/history/nope"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-        json!({})
-    );
-    let queue: Value = http
-        .get(format!("{base}/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(get_json(format!("{base}/history/nope")).await, json!({}));
+    let queue: Value = get_json(format!("{base}/queue")).await;
     assert_eq!(queue, json!({"queue_running": [], "queue_pending": []}));
-    let remaining: Value = http
-        .get(format!("{base}/prompt"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let remaining: Value = get_json(format!("{base}/prompt")).await;
     assert_eq!(remaining["exec_info"]["queue_remaining"], 0);
 
     // Node information comes from the fleet's ComfyUI.
-    let ours: Value = http
-        .get(format!("{base}/object_info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let theirs: Value = http
-        .get(format!("{}/object_info", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ours: Value = get_json(format!("{base}/object_info")).await;
+    let theirs: Value = get_json(format!("{}/object_info", server.url())).await;
     assert_eq!(ours, theirs);
     assert!(ours.get("SaveImage").is_some());
-    let stats: Value = http
-        .get(format!("{base}/system_stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = get_json(format!("{base}/system_stats")).await;
     assert!(stats["system"]["comfyui_version"].is_string(), "{stats}");
 
     // Refusals in ComfyUI's shape, and nothing queued for them.
@@ -220,12 +176,7 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
         json!({"prompt": {"1": {"inputs": {}}}}),
         json!({"prompt": empty_image(1), "prompt_id": "mine-1"}),
     ] {
-        let r = http
-            .post(format!("{base}/prompt"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_json(format!("{base}/prompt"), &body).await;
         assert_eq!(r.status(), 400, "{body}");
         let e: Value = r.json().await.unwrap();
         assert!(
@@ -320,32 +271,16 @@ async fn gateway_carries_an_uploaded_image_to_the_server_that_runs_the_prompt() 
         "1": {"class_type": "LoadImage", "inputs": {"image": "pets/cat.png [input]"}},
         "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
     });
-    let answer: Value = http
-        .post(format!("{base}/prompt"))
-        .json(&json!({"prompt": prompt}))
-        .send()
+    let answer: Value = post_json(format!("{base}/prompt"), &json!({"prompt": prompt}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let id = answer["prompt_id"].as_str().unwrap().to_string();
     let done = wait(&d, &id).await;
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
-    let uploads: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path_only() == "/upload/image")
-        .collect();
-    assert_eq!(uploads.len(), 1);
-    let sent = server
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|r| r.path_only() == "/prompt" && r.method == "POST")
-        .unwrap();
-    let body: Value = serde_json::from_slice(&sent.body).unwrap();
-    assert_eq!(body["prompt"]["1"]["inputs"]["image"], "cat.png");
+    assert_eq!(uploads_to(&server), 1);
+    assert_eq!(last_prompt_sent(&server)["1"]["inputs"]["image"], "cat.png");
     g.stop().await;
 }
 
@@ -423,30 +358,19 @@ async fn gateway_without_a_connected_server_says_so_and_still_queues() {
         "{e}"
     );
     // A prompt still waits in the fleet's queue for a server, as it would in the app.
-    let answer: Value = http
-        .post(format!("{base}/prompt"))
-        .json(&json!({"prompt": empty_image(4)}))
-        .send()
+    let answer: Value = post_json(format!("{base}/prompt"), &json!({"prompt": empty_image(4)}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
-    let queue: Value = http
-        .get(format!("{base}/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue: Value = get_json(format!("{base}/queue")).await;
     assert_eq!(queue["queue_pending"][0][1], answer["prompt_id"], "{queue}");
     // And is dropped from it on request.
-    http.post(format!("{base}/queue"))
-        .json(&json!({"delete": [answer["prompt_id"]]}))
-        .send()
-        .await
-        .unwrap();
+    post_json(
+        format!("{base}/queue"),
+        &json!({"delete": [answer["prompt_id"]]}),
+    )
+    .await;
     let job = t
         .fleet
         .jobs
@@ -487,12 +411,8 @@ async fn connect(g: &Gateway, client_id: &str) -> Socket {
 }
 
 async fn post_prompt(g: &Gateway, body: Value) -> String {
-    let answer: Value = reqwest::Client::new()
-        .post(format!("http://{}/prompt", g.local_addr()))
-        .json(&body)
-        .send()
+    let answer: Value = post_json(format!("http://{}/prompt", g.local_addr()), &body)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -546,12 +466,11 @@ async fn gateway_interrupt_stops_the_running_prompt_and_says_so() {
             break;
         }
     }
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/interrupt", g.local_addr()))
-        .json(&json!({"prompt_id": id}))
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(
+        format!("http://{}/interrupt", g.local_addr()),
+        &json!({"prompt_id": id}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         story_of(&mut ws, &id).await,
@@ -559,12 +478,7 @@ async fn gateway_interrupt_stops_the_running_prompt_and_says_so() {
     );
     let job = wait(&d, &id).await;
     assert_eq!(job.state, JobState::Cancelled);
-    let history: Value = reqwest::get(format!("http://{}/history/{id}", g.local_addr()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history: Value = get_json(format!("http://{}/history/{id}", g.local_addr())).await;
     assert_eq!(history[&id]["status"]["status_str"], "error");
     assert_eq!(
         history[&id]["status"]["messages"][1][0],

@@ -58,6 +58,27 @@ pub async fn wait(d: &Dispatcher, id: &str) -> comfyfleet_core::jobs::Job {
         .unwrap()
 }
 
+/// How many images were uploaded to `server`.
+pub fn uploads_to(server: &FakeComfy) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path_only() == "/upload/image")
+        .count()
+}
+
+/// The prompt last queued on `server`.
+pub fn last_prompt_sent(server: &FakeComfy) -> serde_json::Value {
+    let sent = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path_only() == "/prompt" && r.method == "POST")
+        .expect("a prompt was sent");
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    body["prompt"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_success_saves_real_outputs_in_the_gallery() {
     let t = fleet();
@@ -480,20 +501,11 @@ async fn jobs_upload_local_input_images_before_queueing() {
         .unwrap();
     let done = wait(&d, &job.id).await;
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
-    let uploads: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path_only() == "/upload/image")
-        .collect();
-    assert_eq!(uploads.len(), 1);
-    let sent = server
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|r| r.path_only() == "/prompt" && r.method == "POST")
-        .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
-    assert_eq!(body["prompt"]["1"]["inputs"]["image"], "my input.png");
+    assert_eq!(uploads_to(&server), 1);
+    assert_eq!(
+        last_prompt_sent(&server)["1"]["inputs"]["image"],
+        "my input.png"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
