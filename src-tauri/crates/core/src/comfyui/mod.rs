@@ -628,10 +628,51 @@ impl ComfyClient {
         format!("{base}/ws?clientId={client_id}")
     }
 
+    /// Pass a request on as it came (method, path with query, body and its content type), with this server's
+    /// credentials; the answer's status, content type and body (refused past `limit` bytes). Redirects are not
+    /// followed. For the gateway's pages and routes of ComfyUI it does not answer itself.
+    pub async fn forward(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        limit: usize,
+    ) -> Result<Forwarded, ComfyError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path_and_query))
+            .headers(self.headers.clone());
+        if let Some(ct) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, ct);
+        }
+        let resp = request.body(body).send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_limited(resp, limit, path_and_query).await?;
+        Ok(Forwarded {
+            status,
+            content_type,
+            body,
+        })
+    }
+
     /// Headers for the WebSocket handshake (the same auth as HTTP).
     pub fn auth_header_map(&self) -> &HeaderMap {
         &self.headers
     }
+}
+
+/// A server's answer to a forwarded request.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
 }
 
 async fn read_limited(

@@ -2,9 +2,10 @@
 //! Krita plugin, another ComfyFleet) shares the fleet without knowing it.
 //!
 //! Prompts become jobs of the shared queue (the router picks their server); history, queue, `/view` and the
-//! WebSocket messages are ComfyUI's, built from the jobs. Node information (`/object_info`, `/models`,
-//! `/system_stats`, ...) is read from a connected ComfyUI of the fleet, the active one first. Images uploaded with
-//! `/upload/image` are kept by the gateway and sent to whichever server runs the prompt that names them.
+//! WebSocket messages are ComfyUI's, built from the jobs. Everything else (node information such as `/object_info`
+//! and `/models`, `/system_stats`, the ComfyUI web page and its files, user settings) is passed on to a connected
+//! ComfyUI of the fleet, the active one first. Images uploaded with `/upload/image` are kept by the gateway and sent
+//! to whichever server runs the prompt that names them.
 
 pub mod api;
 
@@ -147,6 +148,7 @@ impl Gateway {
         let app = Router::new()
             .merge(routes.clone())
             .nest("/api", routes)
+            .fallback(forwarded)
             .layer(middleware::from_fn(same_origin))
             .with_state(ctx);
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -216,14 +218,66 @@ fn routes() -> Router<Ctx> {
         )
         .route("/free", post(|| async { StatusCode::OK }))
         .route("/ws", get(websocket))
-        .route("/system_stats", get(proxied))
-        .route("/object_info", get(proxied))
-        .route("/object_info/{class}", get(proxied))
-        .route("/embeddings", get(proxied))
-        .route("/extensions", get(proxied))
-        .route("/features", get(proxied))
-        .route("/models", get(proxied))
-        .route("/models/{folder}", get(proxied))
+}
+
+/// Everything else ComfyUI serves (its web page and their files, user settings, templates, custom nodes' routes) is
+/// passed on to the server node information comes from, so the ComfyUI web page itself works through the gateway.
+async fn forwarded(State(ctx): State<Ctx>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = match axum::body::to_bytes(request.into_body(), MAX_UPLOAD_BYTES).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Requests are limited to {} MB.",
+                    MAX_UPLOAD_BYTES / 1024 / 1024
+                ),
+            )
+                .into_response()
+        }
+    };
+    let Some(client) = node_source(&ctx).await else {
+        return unavailable(
+            "No ComfyUI server of the fleet is connected to answer this; add one or start one, then try again."
+                .into(),
+        );
+    };
+    let method =
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+    match client
+        .forward(
+            method,
+            &path_and_query,
+            content_type.as_deref(),
+            body,
+            MAX_PROXIED_BYTES,
+        )
+        .await
+    {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut response = (status, answer.body).into_response();
+            if let Some(ct) = answer
+                .content_type
+                .and_then(|c| header::HeaderValue::from_str(&c).ok())
+            {
+                response.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            response
+        }
+        Err(e) => unavailable(format!("{} answered: {e}", client.base_url())),
+    }
 }
 
 /// As ComfyUI does: a browser request from another site (its Origin is not this host) is refused, so a web page
@@ -675,26 +729,6 @@ async fn upload(State(ctx): State<Ctx>, mut form: Multipart) -> Response {
         return unavailable(format!("The upload could not be kept: {e}"));
     }
     Json(json!({"name": kept, "subfolder": sub, "type": "input"})).into_response()
-}
-
-/// Node information, devices and models, read from a connected ComfyUI of the fleet (the active one first).
-async fn proxied(State(ctx): State<Ctx>, request: Request) -> Response {
-    let path = request.uri().path();
-    let path = path.strip_prefix("/api").unwrap_or(path);
-    let path_and_query = match request.uri().query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    let Some(client) = node_source(&ctx).await else {
-        return unavailable(
-            "No ComfyUI server of the fleet is connected to answer this; add one or start one, then try again."
-                .into(),
-        );
-    };
-    match client.get_value(&path_and_query, MAX_PROXIED_BYTES).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => unavailable(format!("{} answered: {e}", client.base_url())),
-    }
 }
 
 /// A connected ComfyUI server to read node information from: the active one if it is connected, else the first.

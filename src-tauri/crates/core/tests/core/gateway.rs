@@ -168,6 +168,23 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
     assert!(ours.get("SaveImage").is_some());
     let stats: Value = get_json(format!("{base}/system_stats")).await;
     assert!(stats["system"]["comfyui_version"].is_string(), "{stats}");
+    // So do ComfyUI's web page and the rest of what it serves, its refusals included.
+    let page = reqwest::get(format!("{base}/")).await.unwrap();
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains(comfyfleet_testkit::comfy::INDEX_TITLE));
+    assert_eq!(
+        get_json(format!("{base}/api/users")).await,
+        get_json(format!("{}/api/users", server.url())).await
+    );
+    let missing = post_json(format!("{base}/api/no-such-route"), &json!({})).await;
+    assert_eq!(missing.status(), 404);
 
     // Refusals in ComfyUI's shape, and nothing queued for them.
     let before = t.fleet.jobs.list(&[], 100).await.unwrap().len();

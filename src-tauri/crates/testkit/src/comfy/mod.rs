@@ -13,6 +13,7 @@ mod multipart;
 pub(crate) mod png;
 mod queue;
 mod routes;
+pub use routes::INDEX_TITLE;
 mod server;
 mod state;
 mod validation;

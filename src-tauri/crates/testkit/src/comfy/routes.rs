@@ -58,12 +58,26 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             .route(&at("/upload/image"), post(upload_image));
     }
     router
+        // ComfyUI's web page (the frontend's index.html; its scripts and styles are not needed by tests).
+        .route("/", get(|| async { index_page() }))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "404: Not Found") })
         .method_not_allowed_fallback(|| async {
             text(StatusCode::METHOD_NOT_ALLOWED, "405: Method Not Allowed")
         })
         .layer(middleware::from_fn_with_state(shared.clone(), gate::gate))
         .with_state(shared)
+}
+
+/// The page a browser gets at `/`: a stand-in for the frontend's index.html, marked so tests can tell it apart.
+pub const INDEX_TITLE: &str = "ComfyUI (testkit)";
+
+fn index_page() -> Response {
+    let mut r = format!("<!doctype html><html><head><title>{INDEX_TITLE}</title></head><body><div id=\"vue-app\"></div></body></html>").into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
 }
 
 type Fake = State<Arc<Shared>>;
