@@ -4,6 +4,7 @@ mod commands;
 mod costs;
 mod downloads;
 mod events;
+mod gateway;
 mod generate;
 mod install;
 mod runpod;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub downloads: comfyfleet_core::downloads_list::DownloadList,
     pub installer: comfyfleet_core::installer::run::Installer,
     pub local: comfyfleet_core::local::LocalServer,
+    pub gateway: comfyfleet_core::gateway::GatewayHost,
 }
 
 /// The typed command and event registry; also the source of `ui/src/bindings.ts`.
@@ -68,6 +70,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             downloads::tokens_list,
             downloads::tokens_set,
             downloads::tokens_remove,
+            gateway::gateway_status,
+            gateway::gateway_set,
             runpod::runpod_key_status,
             runpod::runpod_key_set,
             runpod::runpod_key_test,
@@ -220,12 +224,25 @@ pub fn run() {
                 comfyfleet_core::installer::run::InstallEnv::new(&fleet, local.clone(), engine),
             );
             tauri::async_runtime::block_on(async { installer.warm_up() });
+            // The fleet served as one ComfyUI, when the settings say so (off by default).
+            let gateway = comfyfleet_core::gateway::GatewayHost::new(
+                comfyfleet_core::gateway::GatewayParts {
+                    dispatcher: dispatcher.clone(),
+                    jobs: fleet.jobs.clone(),
+                    servers: fleet.servers.clone(),
+                    health: fleet.health.clone(),
+                    uploads: fleet.home.gateway_uploads_dir(),
+                },
+                fleet.settings.clone(),
+            );
+            tauri::async_runtime::block_on(gateway.start_saved());
             app.manage(AppState {
                 fleet: fleet.clone(),
                 dispatcher,
                 downloads,
                 installer,
                 local,
+                gateway,
             });
             // A desktop without a tray (no StatusNotifier host) still gets a working window.
             if let Err(e) = tray::create(app.handle()) {
@@ -266,6 +283,7 @@ pub fn run() {
                 // Jobs being sent reach their servers, then a CLI can take over dispatching at once.
                 if let Some(state) = app.try_state::<AppState>() {
                     tauri::async_runtime::block_on(async {
+                        state.gateway.shutdown().await;
                         state.dispatcher.shutdown().await;
                         // The local ComfyUI stops with the app unless "keep running" is set.
                         state.local.shutdown().await;

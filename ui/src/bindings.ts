@@ -59,6 +59,9 @@ export const commands = {
 	/**  Stores a model host token in the OS keychain. */
 	tokensSet: (host: TokenHost, token: Secret) => typedError<TokenStatus, UiError>(__TAURI_INVOKE("tokens_set", { host, token })),
 	tokensRemove: (host: TokenHost) => typedError<TokenStatus, UiError>(__TAURI_INVOKE("tokens_remove", { host })),
+	gatewayStatus: () => typedError<GatewayStatus, UiError>(__TAURI_INVOKE("gateway_status")),
+	/**  Saves the settings and starts or stops serving to match; an address that cannot be served changes nothing. */
+	gatewaySet: (settings: GatewaySettings) => typedError<GatewayStatus, UiError>(__TAURI_INVOKE("gateway_set", { settings })),
 	runpodKeyStatus: () => typedError<KeyStatus, UiError>(__TAURI_INVOKE("runpod_key_status")),
 	/**  Stores the RunPod API key in the OS keychain. */
 	runpodKeySet: (key: Secret) => typedError<KeyStatus, UiError>(__TAURI_INVOKE("runpod_key_set", { key })),
@@ -355,6 +358,23 @@ export type FleetPod = {
 	created_ms: number,
 	last_activity_ms: number | null,
 	stopped_reason: string | null,
+};
+
+/**  Whether the desktop app serves the fleet as a ComfyUI, and where. */
+export type GatewaySettings = {
+	enabled?: boolean,
+	/**  Address and port, e.g. "127.0.0.1:8189" (this computer) or "0.0.0.0:8189" (the LAN too). */
+	listen?: string,
+};
+
+/**  The gateway as it stands: its settings, its address while it runs, and why it does not run when it should. */
+export type GatewayStatus = {
+	settings: GatewaySettings,
+	/**  "http://127.0.0.1:8189" while it serves. */
+	address: string | null,
+	/**  Open beyond this computer (not a loopback address). */
+	exposed: boolean,
+	error: string | null,
 };
 
 /**  One GPU and what is known about it. Unknown facts are `None`. */

@@ -1,5 +1,6 @@
 // Generating from a template in the real app: the job goes to a fake ComfyUI that runs it with
 // sampler progress and previews, the output lands in the gallery (and can be deleted there), and the Jobs page lists it.
+// Then the app shares the fleet as one ComfyUI server, and a client's prompt runs through it.
 import fs from "node:fs";
 import { $, $$, browser, expect } from "@wdio/globals";
 import { fill, shot, tid } from "../helpers.mjs";
@@ -70,5 +71,48 @@ describe("Generate", () => {
     await $(tid("confirm-delete-output-yes")).click();
     await $(tid("gallery-empty")).waitForDisplayed({ timeout: 20_000 });
     expect(fs.existsSync(file)).toBe(false);
+  });
+
+  it("shares the fleet as one ComfyUI server that runs a client's prompt", async () => {
+    await $(tid("nav-settings")).click();
+    const section = $(tid("gateway-settings"));
+    await section.waitForDisplayed({ timeout: 20_000 });
+    await fill("gateway-listen", "127.0.0.1:0");
+    await $(tid("gateway-enabled")).click();
+    await $(tid("gateway-save")).click();
+    await $(tid("gateway-address")).waitForDisplayed({ timeout: 20_000 });
+    const base = await $(tid("gateway-address")).getText();
+    expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    await section.scrollIntoView();
+    await shot("settings-gateway.png");
+    // A ComfyUI client (plain HTTP, as scripts use ComfyUI's API) queues a prompt; the fleet runs it on the render box.
+    const prompt = {
+      1: { class_type: "EmptyImage", inputs: { width: 64, height: 64, batch_size: 1, color: 255 } },
+      2: { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "shared" } },
+    };
+    const queued = await fetch(`${base}/prompt`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt, client_id: "e2e-script" }),
+    });
+    expect(queued.status).toBe(200);
+    const { prompt_id: id } = await queued.json();
+    let entry;
+    await browser.waitUntil(
+      async () => {
+        entry = (await (await fetch(`${base}/history/${id}`)).json())[id];
+        return Boolean(entry);
+      },
+      { timeout: 30_000, interval: 250, timeoutMsg: "the client's prompt did not finish" },
+    );
+    expect(entry.status.status_str).toBe("success");
+    const image = entry.outputs["2"].images[0];
+    const view = await fetch(`${base}/view?filename=${encodeURIComponent(image.filename)}&subfolder=${encodeURIComponent(image.subfolder)}&type=output`);
+    expect(view.headers.get("content-type")).toBe("image/png");
+    // It is a job of the fleet like any other, on the Jobs page.
+    await $(tid("nav-jobs")).click();
+    const row = $(`${tid("job-row")}[data-job-id="${id}"][data-state="succeeded"]`);
+    await row.waitForDisplayed({ timeout: 20_000 });
+    await expect(row).toHaveText(expect.stringContaining("Gateway · e2e-script"));
   });
 });

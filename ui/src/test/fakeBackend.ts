@@ -3,6 +3,8 @@
 import { mockIPC } from "@tauri-apps/api/mocks";
 import type {
   AppInfo,
+  GatewaySettings,
+  GatewayStatus,
   DownloadInput,
   DownloadItem,
   Estimate,
@@ -53,6 +55,8 @@ type Init = {
   tokensSet?: TokenHost[];
   /** Whether a RunPod API key is set, and the key RunPod accepts. */
   runpodKey?: { set: boolean; accepts?: string };
+  /** The gateway as gateway_status answers it (off by default). */
+  gateway?: GatewayStatus;
   /** What jobs_estimate answers (none by default). */
   estimates?: Estimate[];
   /** The cost ledger's per-job figures costs_of_jobs answers from. */
@@ -402,6 +406,7 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     tokensSet: new Set<TokenHost>(init.tokensSet ?? []),
     /** Every token value the fake was given (a real keychain would hold them; the UI must never read them back). */
     tokenValues: [] as string[],
+    gateway: init.gateway ?? ({ settings: { enabled: false, listen: "127.0.0.1:8189" }, address: null, exposed: false, error: null } as GatewayStatus),
     runpodKey: { set: init.runpodKey?.set ?? false, value: null as string | null, accepts: init.runpodKey?.accepts ?? "rpa_GOOD" },
   };
   const calls: Call[] = [];
@@ -537,6 +542,17 @@ export function installFakeBackend(init: Init = {}, handlers: Record<string, (ar
     settings_set: (a) => {
       state.settings = a.settings as Settings;
       return state.settings;
+    },
+    gateway_status: () => state.gateway,
+    gateway_set: (a) => {
+      const { enabled = false, listen = "127.0.0.1:8189" } = a.settings as GatewaySettings;
+      state.gateway = {
+        settings: { enabled, listen },
+        address: enabled ? `http://${listen}` : null,
+        exposed: enabled && !listen.startsWith("127."),
+        error: null,
+      };
+      return state.gateway;
     },
     app_info: () => state.appInfo,
     open_app_folder: (a) => `${state.appInfo.home}${a.folder === "logs" ? "/logs" : ""}`,

@@ -1,8 +1,6 @@
 //! `comfyfleet gateway`: the fleet behind one ComfyUI-compatible address, headless, until Ctrl-C.
 
-use std::net::SocketAddr;
-
-use comfyfleet_core::gateway::{Gateway, GatewayParts};
+use comfyfleet_core::gateway::{parse_listen, Gateway, GatewayParts, DEFAULT_LISTEN};
 use comfyfleet_core::health::MONITOR_INTERVAL;
 use comfyfleet_core::Fleet;
 
@@ -11,17 +9,12 @@ use crate::{CliError, Outcome};
 #[derive(clap::Args)]
 pub struct GatewayArgs {
     /// Address and port to listen on. 0.0.0.0:8189 lets ComfyUI clients on the LAN in.
-    #[arg(long, default_value = "127.0.0.1:8189", value_name = "ADDR:PORT")]
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR:PORT")]
     listen: String,
 }
 
 pub async fn run(fleet: &Fleet, a: GatewayArgs) -> Result<Outcome, CliError> {
-    let addr: SocketAddr = a.listen.trim().parse().map_err(|_| {
-        CliError(format!(
-            "'{}' is not an address and port; write it like 127.0.0.1:8189 (this computer only) or 0.0.0.0:8189 (the LAN too)",
-            a.listen
-        ))
-    })?;
+    let addr = parse_listen(&a.listen)?;
     let dispatcher = fleet.start_dispatcher().await;
     let _monitor = fleet
         .health

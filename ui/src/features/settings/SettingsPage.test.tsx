@@ -116,3 +116,59 @@ describe("RunPod account", () => {
     await waitFor(() => expect(within(section).getByTestId("runpod-key-state")).toHaveTextContent("Not set"));
   });
 });
+
+describe("Settings: share as a ComfyUI server", () => {
+  it("starts serving at the address given, warns when it is open to the network, and stops", async () => {
+    const fake = installFakeBackend();
+    const { user } = renderApp("settings");
+    const section = await screen.findByTestId("gateway-settings");
+    expect(within(section).getByTestId("gateway-state")).toHaveTextContent("Not serving.");
+    await user.click(within(section).getByTestId("gateway-enabled"));
+    await user.click(within(section).getByTestId("gateway-save"));
+    expect(await within(section).findByTestId("gateway-address")).toHaveTextContent("http://127.0.0.1:8189");
+    expect(within(section).queryByTestId("gateway-exposed")).not.toBeInTheDocument();
+    expect(fake.callsTo("gateway_set")[0].args).toEqual({ settings: { enabled: true, listen: "127.0.0.1:8189" } });
+
+    const listen = within(section).getByTestId("gateway-listen");
+    await user.clear(listen);
+    await user.type(listen, "0.0.0.0:8189");
+    await user.click(within(section).getByTestId("gateway-save"));
+    expect(await within(section).findByTestId("gateway-exposed")).toHaveTextContent("anyone who can reach it can queue jobs");
+
+    await user.click(within(section).getByTestId("gateway-enabled"));
+    await user.click(within(section).getByTestId("gateway-save"));
+    await waitFor(() => expect(within(section).getByTestId("gateway-state")).toHaveTextContent("Not serving."));
+  });
+
+  it("checks the address before sending, and shows why the core refused it", async () => {
+    const fake = installFakeBackend({}, {
+      gateway_set: () => {
+        throw uiError("The gateway could not listen on 127.0.0.1:8188: address in use. Is another program (a ComfyUI?) using that port? Choose another with --listen.", "gateway.listen_failed");
+      },
+    });
+    const { user } = renderApp("settings");
+    const section = await screen.findByTestId("gateway-settings");
+    const listen = within(section).getByTestId("gateway-listen");
+    await user.clear(listen);
+    await user.type(listen, "my computer");
+    await user.click(within(section).getByTestId("gateway-save"));
+    expect(await within(section).findByTestId("gateway-error")).toHaveTextContent("like 127.0.0.1:8189");
+    expect(fake.callsTo("gateway_set")).toHaveLength(0);
+    await user.clear(listen);
+    await user.type(listen, "127.0.0.1:8188");
+    await user.click(within(section).getByTestId("gateway-enabled"));
+    await user.click(within(section).getByTestId("gateway-save"));
+    expect(await within(section).findByTestId("gateway-error")).toHaveTextContent("The gateway was not changed. The gateway could not listen on 127.0.0.1:8188");
+    expect(within(section).getByTestId("gateway-state")).toHaveTextContent("Not serving.");
+  });
+
+  it("says why it is not serving when the saved address could not be used at start", async () => {
+    installFakeBackend({
+      gateway: { settings: { enabled: true, listen: "127.0.0.1:8189" }, address: null, exposed: false, error: "The gateway could not listen on 127.0.0.1:8189: address in use." },
+    });
+    renderApp("settings");
+    const state = await screen.findByTestId("gateway-state");
+    expect(state).toHaveTextContent("Not serving: The gateway could not listen on 127.0.0.1:8189");
+    expect(state).toHaveAttribute("role", "alert");
+  });
+});

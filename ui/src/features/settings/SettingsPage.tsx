@@ -4,6 +4,7 @@ import { Button } from "../../components/Button";
 import { Loading } from "../../components/Spinner";
 import { useToast } from "../../components/Toast";
 import { call, errorMessage } from "../../lib/errors";
+import { GatewaySection } from "./GatewaySection";
 import { RunpodAccountSection } from "./RunpodAccountSection";
 import { TokensSection } from "./TokensSection";
 
@@ -93,6 +94,8 @@ export function SettingsPage() {
       <RunpodAccountSection />
 
       <TokensSection />
+
+      <GatewaySection />
 
       <section className="card" aria-labelledby="settings-about">
         <h2 id="settings-about" className="card-title">

@@ -44,6 +44,10 @@ const HISTORY_DEFAULT: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    #[error("'{text}' is not an address and port; write it like 127.0.0.1:8189 (this computer only) or 0.0.0.0:8189 (the LAN too).")]
+    BadAddress { text: String },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("The gateway could not listen on {addr}: {source}. Is another program (a ComfyUI?) using that port? Choose another with --listen.")]
     Listen {
         addr: SocketAddr,
@@ -59,10 +63,79 @@ pub enum GatewayError {
 impl crate::HasErrorInfo for GatewayError {
     fn code(&self) -> &'static str {
         match self {
+            GatewayError::BadAddress { .. } => "gateway.bad_address",
             GatewayError::Listen { .. } => "gateway.listen_failed",
             GatewayError::Folder { .. } => "gateway.folder_failed",
+            GatewayError::Store(e) => e.code(),
         }
     }
+}
+
+/// Where the gateway listens by default: this computer only, beside ComfyUI's own 8188.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8189";
+const SETTINGS_KEY: &str = "gateway";
+
+/// Whether the desktop app serves the fleet as a ComfyUI, and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
+pub struct GatewaySettings {
+    pub enabled: bool,
+    /// Address and port, e.g. "127.0.0.1:8189" (this computer) or "0.0.0.0:8189" (the LAN too).
+    pub listen: String,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            enabled: false,
+            listen: DEFAULT_LISTEN.into(),
+        }
+    }
+}
+
+/// The gateway as it stands: its settings, its address while it runs, and why it does not run when it should.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct GatewayStatus {
+    pub settings: GatewaySettings,
+    /// "http://127.0.0.1:8189" while it serves.
+    pub address: Option<String>,
+    /// Open beyond this computer (not a loopback address).
+    pub exposed: bool,
+    pub error: Option<String>,
+}
+
+/// An address and port as people type them ("127.0.0.1:8189", "0.0.0.0:8189", "[::1]:8189"). Pure.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, GatewayError> {
+    text.trim()
+        .parse()
+        .map_err(|_| GatewayError::BadAddress { text: text.into() })
+}
+
+pub async fn load_settings(settings: &crate::settings::SettingsStore) -> GatewaySettings {
+    settings
+        .raw(SETTINGS_KEY)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Keep the settings once the address reads as one.
+pub async fn save_settings(
+    settings: &crate::settings::SettingsStore,
+    mut value: GatewaySettings,
+) -> Result<GatewaySettings, GatewayError> {
+    value.listen = parse_listen(&value.listen)?.to_string();
+    settings
+        .put(
+            SETTINGS_KEY,
+            serde_json::to_string(&value).unwrap_or_default(),
+        )
+        .await?;
+    Ok(value)
 }
 
 /// What the gateway stands on: the fleet's queue (through a running dispatcher), servers and their status.
@@ -196,6 +269,119 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.pump.abort();
         self.server.abort();
+    }
+}
+
+/// The desktop app's gateway: running or not as its saved settings say.
+#[derive(Clone)]
+pub struct GatewayHost {
+    parts: GatewayParts,
+    settings: crate::settings::SettingsStore,
+    state: Arc<tokio::sync::Mutex<HostState>>,
+}
+
+#[derive(Default)]
+struct HostState {
+    running: Option<Gateway>,
+    /// Why it is not running although enabled (the port was taken at start, ...).
+    error: Option<String>,
+}
+
+impl GatewayHost {
+    pub fn new(parts: GatewayParts, settings: crate::settings::SettingsStore) -> Self {
+        GatewayHost {
+            parts,
+            settings,
+            state: Arc::default(),
+        }
+    }
+
+    /// At app start: serve if the saved settings say so (a failure is kept for [`Self::status`], not fatal).
+    pub async fn start_saved(&self) -> GatewayStatus {
+        let saved = load_settings(&self.settings).await;
+        let mut state = self.state.lock().await;
+        if saved.enabled && state.running.is_none() {
+            match self.start_at(&saved.listen).await {
+                Ok(g) => state.running = Some(g),
+                Err(e) => {
+                    tracing::warn!(error = %e, "gateway: not started");
+                    state.error = Some(e.to_string());
+                }
+            }
+        }
+        self.view(saved, &state)
+    }
+
+    pub async fn status(&self) -> GatewayStatus {
+        let saved = load_settings(&self.settings).await;
+        let state = self.state.lock().await;
+        self.view(saved, &state)
+    }
+
+    /// Change the settings and start or stop serving to match. When the new address cannot be served, nothing
+    /// changes (the gateway goes on where it was) and the error says why.
+    pub async fn set(&self, value: GatewaySettings) -> Result<GatewayStatus, GatewayError> {
+        let addr = parse_listen(&value.listen)?;
+        let before = load_settings(&self.settings).await;
+        let mut state = self.state.lock().await;
+        // Already serving there (port 0 asks for any free port): nothing to restart.
+        let serves_there = |g: &Gateway| {
+            g.local_addr() == addr || (addr.port() == 0 && g.local_addr().ip() == addr.ip())
+        };
+        if value.enabled && !state.running.as_ref().is_some_and(serves_there) {
+            // The same port may be asked for again: the old one lets go of it first.
+            if let Some(old) = state.running.take() {
+                old.stop().await;
+            }
+            match Gateway::start(self.parts.clone(), addr).await {
+                Ok(g) => state.running = Some(g),
+                Err(e) => {
+                    if before.enabled {
+                        state.running = self.start_at(&before.listen).await.ok();
+                    }
+                    return Err(e);
+                }
+            }
+        } else if !value.enabled {
+            if let Some(old) = state.running.take() {
+                old.stop().await;
+            }
+        }
+        state.error = None;
+        let saved = save_settings(&self.settings, value).await?;
+        Ok(self.view(saved, &state))
+    }
+
+    /// Stop serving (the app is quitting); the settings stay.
+    pub async fn shutdown(&self) {
+        if let Some(g) = self.state.lock().await.running.take() {
+            g.stop().await;
+        }
+    }
+
+    async fn start_at(&self, listen: &str) -> Result<Gateway, GatewayError> {
+        Gateway::start(self.parts.clone(), parse_listen(listen)?).await
+    }
+
+    fn view(&self, settings: GatewaySettings, state: &HostState) -> GatewayStatus {
+        let address = state
+            .running
+            .as_ref()
+            .map(|g| format!("http://{}", g.local_addr()));
+        let exposed = state
+            .running
+            .as_ref()
+            .is_some_and(|g| !g.local_addr().ip().is_loopback());
+        GatewayStatus {
+            error: if settings.enabled && state.running.is_none() {
+                state.error.clone()
+            } else {
+                None
+            },
+            settings,
+            address,
+            exposed,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use comfyfleet_core::gateway::{Gateway, GatewayParts};
+use comfyfleet_core::gateway::{Gateway, GatewayHost, GatewayParts, GatewaySettings};
 use comfyfleet_core::jobs::JobState;
 use comfyfleet_core::jobs::NewJob;
 use comfyfleet_core::router::Policy;
@@ -14,19 +14,20 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::jobs::{active_server, dispatcher, empty_image, last_prompt_sent, uploads_to, wait};
 use crate::support::*;
 
+fn parts(t: &TestFleet, d: &comfyfleet_core::dispatcher::Dispatcher) -> GatewayParts {
+    GatewayParts {
+        dispatcher: d.clone(),
+        jobs: t.fleet.jobs.clone(),
+        servers: t.fleet.servers.clone(),
+        health: t.fleet.health.clone(),
+        uploads: t.dir.path().join("gateway-uploads"),
+    }
+}
+
 async fn gateway(t: &TestFleet, d: &comfyfleet_core::dispatcher::Dispatcher) -> Gateway {
-    Gateway::start(
-        GatewayParts {
-            dispatcher: d.clone(),
-            jobs: t.fleet.jobs.clone(),
-            servers: t.fleet.servers.clone(),
-            health: t.fleet.health.clone(),
-            uploads: t.dir.path().join("gateway-uploads"),
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    Gateway::start(parts(t, d), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 /// GET `url`, as JSON.
@@ -513,4 +514,104 @@ async fn gateway_interrupt_stops_the_running_prompt_and_says_so() {
         "{heard:?}"
     );
     g.stop().await;
+}
+
+/// Whether something answers `GET /prompt` at `address` as the gateway does.
+async fn answers(address: &str) -> bool {
+    match reqwest::get(format!("{address}/prompt")).await {
+        Ok(r) => r
+            .json::<Value>()
+            .await
+            .is_ok_and(|v| v["exec_info"].is_object()),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_host_serves_as_its_settings_say_and_keeps_serving_when_an_address_is_refused() {
+    let t = fleet();
+    let d = dispatcher(&t, Policy::Manual);
+    let host = GatewayHost::new(parts(&t, &d), t.fleet.settings.clone());
+    let off = host.start_saved().await;
+    assert_eq!(
+        (off.settings.enabled, off.address.as_deref()),
+        (false, None)
+    );
+    assert_eq!(off.settings.listen, "127.0.0.1:8189");
+
+    let on = host
+        .set(GatewaySettings {
+            enabled: true,
+            listen: "127.0.0.1:0".into(),
+        })
+        .await
+        .unwrap();
+    let address = on.address.clone().unwrap();
+    assert!(answers(&address).await);
+    assert!(!on.exposed);
+
+    // A port another program holds: refused with why, and the gateway goes on where it was.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let e = host
+        .set(GatewaySettings {
+            enabled: true,
+            listen: format!("127.0.0.1:{port}"),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("could not listen"), "{e}");
+    let still = host.status().await;
+    assert_eq!(still.settings.listen, "127.0.0.1:0");
+    assert!(still.address.is_some() && answers(still.address.as_deref().unwrap()).await);
+    let e = host
+        .set(GatewaySettings {
+            enabled: true,
+            listen: "my computer".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("like 127.0.0.1:8189"), "{e}");
+
+    // Off: nothing answers there any more.
+    let stopped = host
+        .set(GatewaySettings {
+            enabled: false,
+            listen: "127.0.0.1:0".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(stopped.address, None);
+    let now_address = still.address.unwrap();
+    assert!(!answers(&now_address).await);
+
+    // Saved: the next start of the app serves again, or says why it cannot.
+    host.set(GatewaySettings {
+        enabled: true,
+        listen: format!("127.0.0.1:{port}"),
+    })
+    .await
+    .unwrap_err();
+    drop(taken);
+    host.set(GatewaySettings {
+        enabled: true,
+        listen: format!("127.0.0.1:{port}"),
+    })
+    .await
+    .unwrap();
+    host.shutdown().await;
+    let restarted = GatewayHost::new(parts(&t, &d), t.fleet.settings.clone());
+    let up = restarted.start_saved().await;
+    assert_eq!(
+        up.address.as_deref(),
+        Some(format!("http://127.0.0.1:{port}").as_str())
+    );
+    assert!(answers(up.address.as_deref().unwrap()).await);
+    restarted.shutdown().await;
+    let _held = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let blocked = GatewayHost::new(parts(&t, &d), t.fleet.settings.clone())
+        .start_saved()
+        .await;
+    assert_eq!(blocked.address, None);
+    assert!(blocked.error.unwrap().contains("could not listen"));
 }
