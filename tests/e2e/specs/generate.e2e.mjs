@@ -113,6 +113,6 @@ describe("Generate", () => {
     await $(tid("nav-jobs")).click();
     const row = $(`${tid("job-row")}[data-job-id="${id}"][data-state="succeeded"]`);
     await row.waitForDisplayed({ timeout: 20_000 });
-    await expect(row).toHaveText(expect.stringContaining("Gateway · e2e-script"));
+    await expect(row).toHaveAttribute("aria-label", "Gateway · e2e-script, succeeded");
   });
 });

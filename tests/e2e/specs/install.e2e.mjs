@@ -107,7 +107,8 @@ describe("Install", () => {
     });
     await shot("local-logs.png");
     await browser.keys("Escape");
-    await $(tid("local-log-viewer")).waitForDisplayed({ reverse: true, timeout: 5_000 });
+    // A closed dialog leaves the page: wait for it to be gone (a handle to it would go stale).
+    await $(tid("local-log-viewer")).waitForExist({ reverse: true, timeout: 5_000 });
     await $(tid("local-stop")).click();
     await browser.waitUntil(async () => (await $(tid("local-state")).getText()).toLowerCase().includes("stopped"), {
       timeout: 20_000,

@@ -86,7 +86,8 @@ describe("Servers", () => {
     await shot("add-form-tested.png");
 
     await $(tid("save-server")).click();
-    await $(tid("server-form")).waitForDisplayed({ reverse: true });
+    // The form is a dialog that leaves the page when saved: wait for it to be gone (a handle to it would go stale).
+    await $(tid("server-form")).waitForExist({ reverse: true });
     await $(rowSelector).waitForDisplayed();
     await expect($(inRow("server-url"))).toHaveText(expect.stringContaining(COMFY_URL.replace(/^https?:\/\//, "")));
   });

@@ -60,7 +60,7 @@ function GatewayForm({ status, onSaved }: { status: GatewayStatus; onSaved: (s: 
   }
 
   return (
-    <form onSubmit={save} noValidate>
+    <form className="form-stack" onSubmit={save} noValidate>
       <label className="check-row">
         <input type="checkbox" data-testid="gateway-enabled" checked={fields.enabled} onChange={(e) => set("enabled", e.target.checked)} />
         <span className="check-label">Serve this fleet as one ComfyUI server</span>
