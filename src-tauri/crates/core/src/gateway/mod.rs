@@ -406,10 +406,24 @@ fn routes() -> Router<Ctx> {
         .route("/ws", get(websocket))
 }
 
-/// Everything else ComfyUI serves (its web page and their files, user settings, templates, custom nodes' routes) is
-/// passed on to the server node information comes from, so the ComfyUI web page itself works through the gateway.
+/// Everything else ComfyUI serves for reading (its web page and their files, node information, user settings,
+/// custom nodes' pages) is passed on to the server node information comes from, so the ComfyUI web page itself works
+/// through the gateway. Requests that change something on a server (POST, PUT, DELETE: settings, user files, a
+/// custom node manager's installs) are not passed on with the fleet's credentials: they go to that server directly.
 async fn forwarded(State(ctx): State<Ctx>, request: Request) -> Response {
     let method = request.method().clone();
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "The gateway runs prompts on the fleet and passes on only requests that read ({} {} would change \
+                 something on one of its servers); send it to that server directly.",
+                method,
+                request.uri().path()
+            ),
+        )
+            .into_response();
+    }
     let path_and_query = request
         .uri()
         .path_and_query()

@@ -184,8 +184,27 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
         get_json(format!("{base}/api/users")).await,
         get_json(format!("{}/api/users", server.url())).await
     );
-    let missing = post_json(format!("{base}/api/no-such-route"), &json!({})).await;
+    let missing = reqwest::get(format!("{base}/api/no-such-route"))
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
+    // What would change a server (its settings, its files, a node manager's installs) is not done with the fleet's
+    // credentials.
+    let change = post_json(
+        format!("{base}/api/settings/Comfy.ColorPalette"),
+        &json!("dark"),
+    )
+    .await;
+    assert_eq!(change.status(), 405);
+    assert!(change
+        .text()
+        .await
+        .unwrap()
+        .contains("send it to that server directly"));
+    assert!(!server
+        .requests()
+        .iter()
+        .any(|r| r.path_only().contains("settings/Comfy")));
 
     // Refusals in ComfyUI's shape, and nothing queued for them.
     let before = t.fleet.jobs.list(&[], 100).await.unwrap().len();
