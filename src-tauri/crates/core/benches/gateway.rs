@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use comfyfleet_core::comfyui::feed::Feed;
 use comfyfleet_core::comfyui::follow::{run_prompt, RunOutcome};
-use comfyfleet_core::comfyui::{http_client, ComfyClient};
+use comfyfleet_core::comfyui::{http_client, ComfyClient, Prompt};
 use comfyfleet_core::gateway::{Gateway, GatewayParts};
 use comfyfleet_core::home::AppHome;
 use comfyfleet_core::servers::ServerInput;
@@ -37,7 +37,7 @@ async fn sequential(feed: &Feed, n: u32, offset: u32) -> Vec<f64> {
         let t = Instant::now();
         let out = run_prompt(
             feed,
-            &workflow(offset + i),
+            Prompt::of(&workflow(offset + i)),
             &uuid::Uuid::new_v4().to_string(),
             Duration::from_secs(30),
             rx,
@@ -114,7 +114,7 @@ fn main() {
                 let (_tx, rx) = tokio::sync::watch::channel(false);
                 run_prompt(
                     &feed,
-                    &workflow(3 * n + i),
+                    Prompt::of(&workflow(3 * n + i)),
                     &uuid::Uuid::new_v4().to_string(),
                     Duration::from_secs(120),
                     rx,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use comfyfleet_core::comfyui::feed::Feed;
 use comfyfleet_core::comfyui::follow::{run_prompt, RunOutcome};
-use comfyfleet_core::comfyui::{http_client, ComfyClient};
+use comfyfleet_core::comfyui::{http_client, ComfyClient, Prompt};
 use comfyfleet_core::dispatcher::Dispatcher;
 use comfyfleet_core::home::AppHome;
 use comfyfleet_core::jobs::{JobState, NewJob};
@@ -82,7 +82,7 @@ fn main() {
             let t = Instant::now();
             let out = run_prompt(
                 &feed,
-                &workflow(i),
+                Prompt::of(&workflow(i)),
                 &uuid::Uuid::new_v4().to_string(),
                 Duration::from_secs(30),
                 rx,

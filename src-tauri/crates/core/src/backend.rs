@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::comfyui::feed::Feed;
 use crate::comfyui::follow::{attach, run_prompt, RunEvent, RunOutcome};
 use crate::comfyui::messages::OutputImage;
+use crate::comfyui::Prompt;
 use crate::comfyui::{ComfyClient, ComfyError, SubmitError};
 use crate::jobs::JobOutput;
 use crate::runpod::client::{JobEnd, JobEvent, RunpodError, ServerlessClient};
@@ -77,6 +78,7 @@ impl Backend {
     pub async fn run(
         &self,
         workflow: serde_json::Value,
+        extra_data: Option<serde_json::Value>,
         remote_id: &str,
         timeout: Duration,
         cancel: watch::Receiver<bool>,
@@ -89,7 +91,11 @@ impl Backend {
                     Err(Upload::Unreadable(message)) => return Ok(RunOutcome::Failed { message }),
                     Err(Upload::Call(e)) => return Err(SubmitError::Call(e)),
                 };
-                run_prompt(&b.feed, &workflow, remote_id, timeout, cancel, on_event)
+                let prompt = Prompt {
+                    workflow: &workflow,
+                    extra_data: extra_data.as_ref(),
+                };
+                run_prompt(&b.feed, prompt, remote_id, timeout, cancel, on_event)
                     .await
                     .map(|o| o.map_outputs(RemoteFile::Comfy))
             }

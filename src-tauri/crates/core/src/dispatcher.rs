@@ -147,6 +147,8 @@ struct Attempt {
     job: Job,
     server: Server,
     workflow: serde_json::Value,
+    /// Sent beside the prompt (a fresh send only).
+    extra_data: Option<serde_json::Value>,
     prompt_id: String,
     shape: String,
     sending: Option<Sending>,
@@ -409,7 +411,11 @@ impl Dispatcher {
     pub async fn retry(&self, id: &str) -> Result<Job, JobsError> {
         let old = self.inner.jobs.get(id).await?;
         let workflow = self.inner.jobs.workflow(id).await?;
-        self.submit(crate::jobs::retry_of(&old, workflow)?).await
+        let again = crate::jobs::NewJob {
+            extra_data: self.inner.jobs.extra_data(id).await?,
+            ..crate::jobs::retry_of(&old, workflow)?
+        };
+        self.submit(again).await
     }
 
     /// Cancel a job: a queued one at once; a running one is interrupted on its server.
@@ -763,10 +769,12 @@ impl Inner {
                         continue;
                     };
                     tracing::info!(job = %job.id, server = %server.name, %reason, "dispatched");
+                    let extra_data = self.jobs.extra_data(&job.id).await.unwrap_or_default();
                     self.spawn_run(Attempt {
                         job,
                         server,
                         workflow,
+                        extra_data,
                         prompt_id,
                         shape,
                         sending: Some(sending),
@@ -1017,6 +1025,7 @@ impl Inner {
             job,
             server,
             workflow,
+            extra_data,
             prompt_id,
             shape,
             sending,
@@ -1102,12 +1111,19 @@ impl Inner {
         let outcome = if submit {
             let mut sending = sending;
             backend
-                .run(workflow, &prompt_id, timeout, cancel, move |e| {
-                    if matches!(e, RunEvent::Accepted { .. }) {
-                        sending.take(); // on the server now: a shutdown no longer needs to wait
-                    }
-                    let _ = ev_tx.send(e);
-                })
+                .run(
+                    workflow,
+                    extra_data,
+                    &prompt_id,
+                    timeout,
+                    cancel,
+                    move |e| {
+                        if matches!(e, RunEvent::Accepted { .. }) {
+                            sending.take(); // on the server now: a shutdown no longer needs to wait
+                        }
+                        let _ = ev_tx.send(e);
+                    },
+                )
                 .await
         } else {
             backend
@@ -1330,6 +1346,7 @@ impl Inner {
                 job,
                 server,
                 workflow,
+                extra_data: None,
                 prompt_id,
                 shape,
                 sending: None,

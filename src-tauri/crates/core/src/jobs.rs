@@ -212,6 +212,7 @@ pub fn retry_of(old: &Job, workflow: serde_json::Value) -> Result<NewJob, JobsEr
         target: old.target.clone(),
         max_attempts: old.max_attempts,
         timeout_ms: old.timeout_ms,
+        extra_data: None,
     })
 }
 
@@ -224,6 +225,8 @@ pub struct NewJob {
     pub target: Option<String>,
     pub max_attempts: u32,
     pub timeout_ms: i64,
+    /// What a ComfyUI client sent beside the prompt (`extra_data`), passed on with it; `None` for the app's own jobs.
+    pub extra_data: Option<serde_json::Value>,
 }
 
 impl NewJob {
@@ -235,6 +238,7 @@ impl NewJob {
             target: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             timeout_ms: DEFAULT_TIMEOUT_MS as i64,
+            extra_data: None,
         }
     }
 }
@@ -343,9 +347,9 @@ impl Jobs {
         self.store
             .write(move |tx| {
                 tx.execute(
-                    "INSERT INTO jobs (id, name, state, priority, target, workflow, attempts, max_attempts, queued_ms, not_before_ms, timeout_ms, progress, outputs, failed_on, notes)
-                     VALUES (?1, ?2, 'queued', ?3, ?4, ?5, 0, ?6, ?7, ?7, ?8, 0, '[]', '[]', '[]')",
-                    params![id2, job.name, job.priority, job.target, job.workflow.to_string(), job.max_attempts, now_ms, job.timeout_ms],
+                    "INSERT INTO jobs (id, name, state, priority, target, workflow, attempts, max_attempts, queued_ms, not_before_ms, timeout_ms, progress, outputs, failed_on, notes, extra_data)
+                     VALUES (?1, ?2, 'queued', ?3, ?4, ?5, 0, ?6, ?7, ?7, ?8, 0, '[]', '[]', '[]', ?9)",
+                    params![id2, job.name, job.priority, job.target, job.workflow.to_string(), job.max_attempts, now_ms, job.timeout_ms, job.extra_data.as_ref().map(|v| v.to_string())],
                 )?;
                 get_in(tx, &id2)
             })
@@ -369,6 +373,22 @@ impl Jobs {
                     .optional()?
                     .ok_or_else(|| JobsError::NotFound(id.clone()))?;
                 Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+            })
+            .await
+    }
+
+    /// What a ComfyUI client sent beside the job's prompt (`None` for the app's own jobs).
+    pub async fn extra_data(&self, id: &str) -> Result<Option<serde_json::Value>, JobsError> {
+        let id = id.to_string();
+        self.store
+            .call(move |c| {
+                let text: Option<String> = c
+                    .query_row("SELECT extra_data FROM jobs WHERE id = ?1", [&id], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .ok_or_else(|| JobsError::NotFound(id.clone()))?;
+                Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
             })
             .await
     }
@@ -688,6 +708,7 @@ mod tests {
                     target: Some("gpu".into()),
                     max_attempts: 3,
                     timeout_ms: 90_000,
+                    extra_data: None,
                 }
             );
         }

@@ -164,6 +164,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE downloads ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 10: a job's `extra_data` as a ComfyUI client sent it with the prompt (e.g. the web page's workflow, which
+    // ComfyUI embeds in the images it saves), passed on to the server that runs it.
+    r#"
+    ALTER TABLE jobs ADD COLUMN extra_data TEXT;
+    "#,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::feed::{Feed, FeedItem};
 use super::messages::{ComfyEvent, OutputImage};
-use super::{ComfyClient, ComfyError, SubmitError};
+use super::{ComfyClient, ComfyError, Prompt, SubmitError};
 
 /// How often `/history` is polled once the WebSocket is gone (and, slowly, as a safety net while it is up).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -81,10 +81,10 @@ impl<O> RunOutcome<O> {
     }
 }
 
-/// Submit `workflow` as `prompt_id` and follow it to the end. `cancel` flips to true to cancel.
+/// Submit `prompt` as `prompt_id` and follow it to the end. `cancel` flips to true to cancel.
 pub async fn run_prompt(
     feed: &Feed,
-    workflow: &serde_json::Value,
+    prompt: Prompt<'_>,
     prompt_id: &str,
     timeout: Duration,
     mut cancel: watch::Receiver<bool>,
@@ -93,7 +93,7 @@ pub async fn run_prompt(
     let client = feed.client();
     let deadline = Instant::now() + timeout;
     let mut ws = feed.subscribe(prompt_id, Duration::from_secs(5)).await;
-    let accepted = client.submit(workflow, feed.client_id(), prompt_id).await?;
+    let accepted = client.submit(prompt, feed.client_id(), prompt_id).await?;
     on_event(RunEvent::Accepted {
         number: accepted.number,
     });

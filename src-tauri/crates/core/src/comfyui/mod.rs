@@ -324,11 +324,14 @@ impl ComfyClient {
     /// reconciled exactly) and client id (so execution messages come to our socket).
     pub async fn submit(
         &self,
-        workflow: &serde_json::Value,
+        prompt: Prompt<'_>,
         client_id: &str,
         prompt_id: &str,
     ) -> Result<Submitted, SubmitError> {
-        let body = serde_json::json!({ "prompt": workflow, "client_id": client_id, "prompt_id": prompt_id });
+        let mut body = serde_json::json!({ "prompt": prompt.workflow, "client_id": client_id, "prompt_id": prompt_id });
+        if let Some(extra) = prompt.extra_data {
+            body["extra_data"] = extra.clone();
+        }
         let resp = self.post_json("/prompt", &body).await?;
         let status = resp.status().as_u16();
         let bytes = read_limited(resp, STATS_BODY_LIMIT, "/prompt").await?;
@@ -664,6 +667,24 @@ impl ComfyClient {
     /// Headers for the WebSocket handshake (the same auth as HTTP).
     pub fn auth_header_map(&self) -> &HeaderMap {
         &self.headers
+    }
+}
+
+/// What `POST /prompt` sends: the workflow (API format) and what a client wants kept beside it (`extra_data`, e.g. the
+/// web page's workflow, which ComfyUI embeds in the images it saves).
+#[derive(Debug, Clone, Copy)]
+pub struct Prompt<'a> {
+    pub workflow: &'a serde_json::Value,
+    pub extra_data: Option<&'a serde_json::Value>,
+}
+
+impl<'a> Prompt<'a> {
+    /// Just the workflow.
+    pub fn of(workflow: &'a serde_json::Value) -> Self {
+        Prompt {
+            workflow,
+            extra_data: None,
+        }
     }
 }
 

@@ -153,7 +153,6 @@ pub struct GatewayParts {
 struct Tracked {
     client_id: Option<String>,
     prompt_id: String,
-    extra_data: Value,
     told: Told,
     /// When its client was told the end (tracked jobs are forgotten a day later).
     ended: Option<std::time::Instant>,
@@ -557,13 +556,24 @@ async fn submit(State(ctx): State<Ctx>, body: Bytes) -> Response {
     }
     let workflow = with_uploads(request.workflow.to_value(), &ctx.parts.uploads);
     let name = match &request.client_id {
-        Some(c) => format!("Gateway · {}", c.chars().take(24).collect::<String>()),
+        Some(c) => format!(
+            "Gateway · {}",
+            c.chars()
+                .filter(|c| !c.is_control())
+                .take(24)
+                .collect::<String>()
+        ),
         None => "Gateway".to_string(),
     };
+    let extra_data =
+        Some(request.extra_data).filter(|v| v.as_object().is_some_and(|o| !o.is_empty()));
     let job = match ctx
         .parts
         .dispatcher
-        .submit(NewJob::new(name, workflow))
+        .submit(NewJob {
+            extra_data,
+            ..NewJob::new(name, workflow)
+        })
         .await
     {
         Ok(job) => job,
@@ -578,7 +588,6 @@ async fn submit(State(ctx): State<Ctx>, body: Bytes) -> Response {
         Tracked {
             client_id: request.client_id,
             prompt_id: prompt_id.clone(),
-            extra_data: request.extra_data,
             told: Told::default(),
             ended: None,
         },
@@ -655,10 +664,14 @@ fn unfinished(ctx: &Ctx) -> Vec<String> {
         .collect()
 }
 
-fn extra_of(ctx: &Ctx, job_id: &str) -> Value {
-    lock(&ctx.tracked)
-        .get(job_id)
-        .map(|t| t.extra_data.clone())
+/// What the client sent beside the job's prompt, as `extra_data` is listed (`{}` when nothing).
+async fn extra_of(ctx: &Ctx, job_id: &str) -> Value {
+    ctx.parts
+        .jobs
+        .extra_data(job_id)
+        .await
+        .ok()
+        .flatten()
         .unwrap_or_else(|| json!({}))
 }
 
@@ -682,7 +695,7 @@ async fn queue(State(ctx): State<Ctx>) -> Response {
             job,
             &prompt_id_of(&ctx, &job.id),
             &workflow,
-            &extra_of(&ctx, &job.id),
+            &extra_of(&ctx, &job.id).await,
         );
         if job.state == JobState::Queued {
             pending.push(tuple);
@@ -750,7 +763,8 @@ struct HistoryQuery {
 async fn history_value(ctx: &Ctx, job: &Job) -> Option<(String, Value)> {
     let prompt_id = prompt_id_of(ctx, &job.id);
     let workflow = ctx.parts.jobs.workflow(&job.id).await.unwrap_or(json!({}));
-    api::history_entry(job, &prompt_id, &workflow, &extra_of(ctx, &job.id)).map(|h| (prompt_id, h))
+    api::history_entry(job, &prompt_id, &workflow, &extra_of(ctx, &job.id).await)
+        .map(|h| (prompt_id, h))
 }
 
 async fn history_list(State(ctx): State<Ctx>, Query(q): Query<HistoryQuery>) -> Response {

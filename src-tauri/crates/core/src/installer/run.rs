@@ -1612,7 +1612,7 @@ impl Ctx {
         let prompt_id = uuid::Uuid::new_v4().to_string();
         let mut stop = self.stop.clone();
         let outcome = tokio::select! {
-            r = run_prompt(&feed, &workflow, &prompt_id, VERIFY_TIMEOUT, cancel, |_| {}) => r,
+            r = run_prompt(&feed, crate::comfyui::Prompt::of(&workflow), &prompt_id, VERIFY_TIMEOUT, cancel, |_| {}) => r,
             _ = stopped(&mut stop) => return Err(InstallError::Stopped),
         }
         .map_err(|e| InstallError::Verify(e.to_string()))?;

@@ -11,7 +11,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::jobs::{active_server, dispatcher, empty_image, last_prompt_sent, uploads_to, wait};
+use crate::jobs::{
+    active_server, dispatcher, empty_image, last_prompt_body, last_prompt_sent, uploads_to, wait,
+};
 use crate::support::*;
 
 fn parts(t: &TestFleet, d: &comfyfleet_core::dispatcher::Dispatcher) -> GatewayParts {
@@ -80,10 +82,12 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
     assert_eq!(hello["type"], "status");
     assert_eq!(hello["data"]["sid"], "c1");
 
-    // Queued under the id the client chose; the router sends it to the fleet's server.
+    // Queued under the id the client chose, with what the web page sends beside it (its workflow, which ComfyUI
+    // embeds in the images it saves); the router sends it to the fleet's server.
+    let extra = json!({"extra_pnginfo": {"workflow": {"nodes": [{"id": 2, "type": "SaveImage"}]}}});
     let answer: Value = post_json(
         format!("{base}/prompt"),
-        &json!({"prompt": empty_image(7), "client_id": "c1", "prompt_id": "mine-1"}),
+        &json!({"prompt": empty_image(7), "client_id": "c1", "prompt_id": "mine-1", "extra_data": extra}),
     )
     .await
     .json()
@@ -133,6 +137,8 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
     assert_eq!(entry["status"]["status_str"], "success", "{history}");
     assert_eq!(entry["outputs"]["2"]["images"][0], image);
     assert_eq!(entry["prompt"][2]["2"]["class_type"], "SaveImage");
+    assert_eq!(entry["prompt"][3], extra);
+    assert_eq!(last_prompt_body(&server)["extra_data"], extra);
     let view = http
         .get(format!("{base}/view"))
         .query(&[
@@ -496,7 +502,11 @@ async fn gateway_interrupt_stops_the_running_prompt_and_says_so() {
     let g = gateway(&t, &d).await;
     let mut ws = connect(&g, "c3").await;
     let mut other = connect(&g, "c4").await;
-    let id = post_prompt(&g, json!({"prompt": empty_image(31), "client_id": "c3"})).await;
+    let id = post_prompt(
+        &g,
+        json!({"prompt": empty_image(31), "client_id": "c3", "extra_data": {"from": "krita"}}),
+    )
+    .await;
     loop {
         let m = next_json(&mut ws).await;
         if m["type"] == "execution_start" {
@@ -515,6 +525,13 @@ async fn gateway_interrupt_stops_the_running_prompt_and_says_so() {
     );
     let job = wait(&d, &id).await;
     assert_eq!(job.state, JobState::Cancelled);
+    // Run again from the Jobs page, it still carries what the client sent beside the prompt.
+    let again = d.retry(&id).await.unwrap();
+    assert_eq!(
+        t.fleet.jobs.extra_data(&again.id).await.unwrap(),
+        Some(json!({"from": "krita"}))
+    );
+    d.cancel(&again.id).await.unwrap();
     let history: Value = get_json(format!("http://{}/history/{id}", g.local_addr())).await;
     assert_eq!(history[&id]["status"]["status_str"], "error");
     assert_eq!(

@@ -67,16 +67,20 @@ pub fn uploads_to(server: &FakeComfy) -> usize {
         .count()
 }
 
-/// The prompt last queued on `server`.
-pub fn last_prompt_sent(server: &FakeComfy) -> serde_json::Value {
+/// The body of the last `POST /prompt` to `server`.
+pub fn last_prompt_body(server: &FakeComfy) -> serde_json::Value {
     let sent = server
         .requests()
         .into_iter()
         .rev()
         .find(|r| r.path_only() == "/prompt" && r.method == "POST")
         .expect("a prompt was sent");
-    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
-    body["prompt"].clone()
+    serde_json::from_slice(&sent.body).unwrap()
+}
+
+/// The prompt last queued on `server`.
+pub fn last_prompt_sent(server: &FakeComfy) -> serde_json::Value {
+    last_prompt_body(server)["prompt"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
