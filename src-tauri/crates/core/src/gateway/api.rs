@@ -237,6 +237,27 @@ pub fn job_messages(job: &Job, prompt_id: &str, told: Told) -> (Vec<Value>, Told
     (out, now)
 }
 
+/// The devices of the fleet's connected servers as `/system_stats` lists devices, named "<server>: <device>" and
+/// numbered in order. Pure.
+pub fn fleet_devices(servers: &[(String, Vec<crate::health::Device>)]) -> Vec<Value> {
+    servers
+        .iter()
+        .flat_map(|(server, devices)| devices.iter().map(move |d| (server, d)))
+        .enumerate()
+        .map(|(index, (server, d))| {
+            json!({
+                "name": format!("{server}: {}", d.name),
+                "type": d.kind,
+                "index": index,
+                "vram_total": d.vram_total,
+                "vram_free": d.vram_free,
+                "torch_vram_total": d.vram_total,
+                "torch_vram_free": d.vram_free,
+            })
+        })
+        .collect()
+}
+
 /// The `status` message: how many prompts are queued or running; `sid` is given on a connection's first message.
 pub fn status_message(queue_remaining: usize, sid: Option<&str>) -> Value {
     let mut data = json!({"status": {"exec_info": {"queue_remaining": queue_remaining}}});
@@ -448,6 +469,36 @@ mod tests {
             3
         );
         assert!(status_message(0, None)["data"].get("sid").is_none());
+    }
+
+    #[test]
+    fn gateway_lists_the_devices_of_every_connected_server_named_by_server() {
+        let gpu = |name: &str, total: u64| crate::health::Device {
+            name: name.into(),
+            kind: "cuda".into(),
+            vram_total: total,
+            vram_free: total / 2,
+        };
+        let listed = fleet_devices(&[
+            (
+                "Studio".into(),
+                vec![gpu("cuda:0 RTX 4090", 24), gpu("cuda:1 RTX 4090", 24)],
+            ),
+            ("Laptop".into(), vec![gpu("cuda:0 RTX 3060", 12)]),
+        ]);
+        let names: Vec<&str> = listed.iter().map(|d| d["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "Studio: cuda:0 RTX 4090",
+                "Studio: cuda:1 RTX 4090",
+                "Laptop: cuda:0 RTX 3060"
+            ]
+        );
+        assert_eq!(listed[2]["index"], 2);
+        assert_eq!(listed[2]["vram_free"], 6);
+        assert_eq!(listed[2]["torch_vram_total"], 12);
+        assert!(fleet_devices(&[]).is_empty());
     }
 
     #[test]

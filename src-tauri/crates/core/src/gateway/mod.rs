@@ -402,6 +402,7 @@ fn routes() -> Router<Ctx> {
             post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024)),
         )
         .route("/free", post(|| async { StatusCode::OK }))
+        .route("/system_stats", get(system_stats))
         .route("/ws", get(websocket))
 }
 
@@ -947,35 +948,66 @@ async fn upload(State(ctx): State<Ctx>, mut form: Multipart) -> Response {
 
 /// A connected ComfyUI server to read node information from: the active one if it is connected, else the first.
 async fn node_source(ctx: &Ctx) -> Option<ComfyClient> {
-    let servers = ctx.parts.servers.list().await.ok()?;
-    let statuses = ctx.parts.health.known_statuses(&servers);
-    let mut candidates: Vec<_> = servers
-        .iter()
-        .zip(&statuses)
-        .filter(|(s, st)| s.kind == ServerKind::Comfyui && st.status.is_online())
-        .map(|(s, _)| s)
-        .collect();
-    if candidates.is_empty() {
-        // Nothing probed yet (the gateway just started): probe now.
-        let fresh = ctx.parts.health.test_all(false).await.ok()?;
-        candidates = servers
-            .iter()
-            .filter(|s| {
-                s.kind == ServerKind::Comfyui
-                    && fresh
-                        .iter()
-                        .any(|st| st.server_id == s.id && st.status.is_online())
-            })
-            .collect();
-    }
-    candidates.sort_by_key(|s| !s.active);
-    let server = candidates.first()?;
-    let creds = ctx.parts.servers.credentials(server).await.ok();
+    let (server, _) = connected(ctx).await.into_iter().next()?;
+    let creds = ctx.parts.servers.credentials(&server).await.ok();
     Some(ComfyClient::new(
         ctx.http.clone(),
         &server.url,
         creds.as_ref(),
     ))
+}
+
+/// The fleet's connected ComfyUI servers with their status, the active one first.
+async fn connected(ctx: &Ctx) -> Vec<(crate::servers::Server, crate::health::ServerStatus)> {
+    let Ok(servers) = ctx.parts.servers.list().await else {
+        return Vec::new();
+    };
+    let online = |statuses: Vec<crate::health::ServerStatus>| {
+        let mut found: Vec<_> = servers
+            .iter()
+            .filter(|s| s.kind == ServerKind::Comfyui)
+            .filter_map(|s| {
+                let st = statuses.iter().find(|st| st.server_id == s.id)?;
+                st.status.is_online().then(|| (s.clone(), st.clone()))
+            })
+            .collect();
+        found.sort_by_key(|(s, _)| !s.active);
+        found
+    };
+    let known = online(ctx.parts.health.known_statuses(&servers));
+    if !known.is_empty() {
+        return known;
+    }
+    // Nothing probed yet (the gateway just started): probe now.
+    match ctx.parts.health.test_all(false).await {
+        Ok(fresh) => online(fresh),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `GET /system_stats`: the answering server's system, with the devices of every connected server of the fleet
+/// (its own first), so a client sees the GPUs its prompts may run on.
+async fn system_stats(State(ctx): State<Ctx>, request: Request) -> Response {
+    let fleet = connected(&ctx).await;
+    let answer = forwarded(State(ctx), request).await;
+    if answer.status() != StatusCode::OK {
+        return answer;
+    }
+    let Ok(body) = axum::body::to_bytes(answer.into_body(), MAX_PROXIED_BYTES).await else {
+        return unavailable("The server's system information could not be read.".into());
+    };
+    let Ok(mut stats) = serde_json::from_slice::<Value>(&body) else {
+        return unavailable("The server's system information is not JSON.".into());
+    };
+    let servers: Vec<(String, Vec<crate::health::Device>)> = fleet
+        .into_iter()
+        .map(|(s, st)| (s.name, st.devices))
+        .collect();
+    let devices = api::fleet_devices(&servers);
+    if !devices.is_empty() {
+        stats["devices"] = Value::Array(devices);
+    }
+    Json(stats).into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -175,6 +175,14 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
     assert!(ours.get("SaveImage").is_some());
     let stats: Value = get_json(format!("{base}/system_stats")).await;
     assert!(stats["system"]["comfyui_version"].is_string(), "{stats}");
+    // The devices are the fleet's, named by server.
+    let theirs: Value = get_json(format!("{}/system_stats", server.url())).await;
+    let first = &stats["devices"][0];
+    assert_eq!(
+        first["name"],
+        format!("A: {}", theirs["devices"][0]["name"].as_str().unwrap())
+    );
+    assert_eq!(first["vram_total"], theirs["devices"][0]["vram_total"]);
     // So do ComfyUI's web page and the rest of what it serves, its refusals included.
     let page = reqwest::get(format!("{base}/")).await.unwrap();
     assert!(page.headers()["content-type"]
