@@ -1,7 +1,7 @@
 //! ComfyUI's API shapes for the gateway: `POST /prompt` bodies and their refusals, history and queue entries, the
 //! WebSocket messages a job's changes become, and uploads named in `LoadImage` nodes. Pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
 
@@ -86,6 +86,53 @@ pub fn parse_prompt(body: &[u8]) -> Result<PromptRequest, ApiError> {
         prompt_id,
         extra_data: value.get("extra_data").cloned().unwrap_or(json!({})),
     })
+}
+
+/// Refuse, as ComfyUI does at `POST /prompt`, a prompt naming a node that no connected server of the fleet has, or
+/// one with no output node. `known`: node class → whether it is an output node, over the connected servers. Pure.
+pub fn check_nodes(workflow: &Workflow, known: &HashMap<String, bool>) -> Result<(), ApiError> {
+    let nodes = workflow.to_value();
+    let mut has_output = false;
+    for id in workflow.node_ids() {
+        let class = nodes[&id]["class_type"].as_str().unwrap_or("");
+        match known.get(class) {
+            None => {
+                return Err(ApiError::new(
+                    "invalid_prompt",
+                    format!("Cannot execute because node {class} does not exist."),
+                    format!("Node ID '#{id}' (none of the fleet's connected servers has it: install the custom node there)"),
+                ))
+            }
+            Some(output) => has_output |= output,
+        }
+    }
+    if !has_output {
+        return Err(ApiError::new(
+            "prompt_no_outputs",
+            "Prompt has no outputs",
+            "",
+        ));
+    }
+    Ok(())
+}
+
+/// The node classes a server's `GET /object_info` lists, each with whether it is an output node. Pure.
+pub fn node_classes(object_info: &Value) -> HashMap<String, bool> {
+    object_info
+        .as_object()
+        .map(|classes| {
+            classes
+                .iter()
+                .map(|(name, info)| {
+                    let output = info
+                        .get("output_node")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    (name.clone(), output)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The output nodes of a job with their files, as ComfyUI's history and `executed` messages list them. Files are in
@@ -499,6 +546,38 @@ mod tests {
         assert_eq!(listed[2]["vram_free"], 6);
         assert_eq!(listed[2]["torch_vram_total"], 12);
         assert!(fleet_devices(&[]).is_empty());
+    }
+
+    #[test]
+    fn gateway_refuses_unknown_nodes_and_prompts_without_outputs_as_comfyui_does() {
+        let known = node_classes(&json!({
+            "EmptyImage": {"output_node": false},
+            "SaveImage": {"output_node": true},
+            "PreviewImage": {"output_node": true}
+        }));
+        let wf = |v: Value| Workflow::from_value(v).unwrap();
+        let fine = wf(
+            json!({"1": {"class_type": "EmptyImage", "inputs": {}}, "2": {"class_type": "SaveImage", "inputs": {}}}),
+        );
+        assert_eq!(check_nodes(&fine, &known), Ok(()));
+        let unknown = wf(
+            json!({"1": {"class_type": "EmptyImage", "inputs": {}}, "2": {"class_type": "NoSuchNode", "inputs": {}}}),
+        );
+        let e = check_nodes(&unknown, &known).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                "invalid_prompt",
+                "Cannot execute because node NoSuchNode does not exist."
+            )
+        );
+        assert!(e.details.starts_with("Node ID '#2'"), "{e:?}");
+        let no_output = wf(json!({"1": {"class_type": "EmptyImage", "inputs": {}}}));
+        assert_eq!(
+            check_nodes(&no_output, &known).unwrap_err().kind,
+            "prompt_no_outputs"
+        );
+        assert!(node_classes(&json!("not an object")).is_empty());
     }
 
     #[test]

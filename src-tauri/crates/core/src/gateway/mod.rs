@@ -39,6 +39,8 @@ const MAX_UPLOAD_BYTES: usize = 100 * 1024 * 1024;
 const MAX_PROXIED_BYTES: usize = 64 * 1024 * 1024;
 /// How often jobs run by another process (the desktop app dispatching) are looked at.
 const POLL: Duration = Duration::from_millis(500);
+/// How long a server's node list is trusted before it is read again.
+const NODE_LIST_TTL: Duration = Duration::from_secs(60);
 /// `GET /history` without `max_items` lists this many of the latest finished jobs.
 const HISTORY_DEFAULT: usize = 200;
 
@@ -177,6 +179,8 @@ struct Shared {
     aliases: Mutex<HashMap<String, String>>,
     out: broadcast::Sender<Outgoing>,
     queue_remaining: Mutex<Option<usize>>,
+    /// Each connected server's node classes (from `/object_info`), and when they were read.
+    nodes: tokio::sync::Mutex<HashMap<String, (std::time::Instant, Arc<HashMap<String, bool>>)>>,
 }
 
 type Ctx = Arc<Shared>;
@@ -214,6 +218,7 @@ impl Gateway {
             aliases: Mutex::new(HashMap::new()),
             out,
             queue_remaining: Mutex::new(None),
+            nodes: tokio::sync::Mutex::new(HashMap::new()),
         });
         let pump = tokio::spawn(pump(ctx.clone()));
         let routes = routes();
@@ -546,6 +551,11 @@ async fn submit(State(ctx): State<Ctx>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad_request(&e),
     };
+    if let Some(known) = known_nodes(&ctx).await {
+        if let Err(e) = api::check_nodes(&request.workflow, &known) {
+            return bad_request(&e);
+        }
+    }
     if let Some(id) = &request.prompt_id {
         if lock(&ctx.aliases).contains_key(id) {
             return bad_request(&api::ApiError {
@@ -955,6 +965,56 @@ async fn node_source(ctx: &Ctx) -> Option<ComfyClient> {
         &server.url,
         creds.as_ref(),
     ))
+}
+
+/// The node classes the fleet's connected servers have (each server's list is read again after a minute); `None`
+/// when no server is connected or none answered (the prompt then waits in the queue unchecked, as any job).
+async fn known_nodes(ctx: &Ctx) -> Option<HashMap<String, bool>> {
+    let mut union: Option<HashMap<String, bool>> = None;
+    for (server, _) in connected(ctx).await {
+        let cached = ctx
+            .nodes
+            .lock()
+            .await
+            .get(&server.id)
+            .filter(|(at, _)| at.elapsed() < NODE_LIST_TTL)
+            .map(|(_, classes)| classes.clone());
+        let classes = match cached {
+            Some(c) => c,
+            None => {
+                let creds = ctx.parts.servers.credentials(&server).await.ok();
+                let client = ComfyClient::new(ctx.http.clone(), &server.url, creds.as_ref());
+                let read = client
+                    .forward(
+                        reqwest::Method::GET,
+                        "/object_info",
+                        None,
+                        Vec::new(),
+                        MAX_PROXIED_BYTES,
+                    )
+                    .await;
+                let Some(info) = read
+                    .ok()
+                    .filter(|a| a.status == 200)
+                    .and_then(|a| serde_json::from_slice::<Value>(&a.body).ok())
+                else {
+                    tracing::warn!(server = %server.name, "gateway: could not read the server's nodes");
+                    continue;
+                };
+                let classes = Arc::new(api::node_classes(&info));
+                ctx.nodes.lock().await.insert(
+                    server.id.clone(),
+                    (std::time::Instant::now(), classes.clone()),
+                );
+                classes
+            }
+        };
+        let all = union.get_or_insert_with(HashMap::new);
+        for (class, output) in classes.iter() {
+            *all.entry(class.clone()).or_insert(false) |= *output;
+        }
+    }
+    union
 }
 
 /// The fleet's connected ComfyUI servers with their status, the active one first.

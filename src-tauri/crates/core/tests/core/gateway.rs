@@ -222,19 +222,37 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
 
     // Refusals in ComfyUI's shape, and nothing queued for them.
     let before = t.fleet.jobs.list(&[], 100).await.unwrap().len();
-    for body in [
-        json!({}),
-        json!({"prompt": {"1": {"inputs": {}}}}),
-        json!({"prompt": empty_image(1), "prompt_id": "mine-1"}),
+    let unknown_node = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "NoSuchNode", "inputs": {"images": ["1", 0]}}
+    });
+    let no_output = json!({"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}}});
+    for (body, kind) in [
+        (json!({}), "no_prompt"),
+        (json!({"prompt": {"1": {"inputs": {}}}}), "invalid_prompt"),
+        (
+            json!({"prompt": empty_image(1), "prompt_id": "mine-1"}),
+            "invalid_prompt",
+        ),
+        // Checked against the nodes of the fleet's servers, as ComfyUI checks its own.
+        (json!({"prompt": unknown_node}), "invalid_prompt"),
+        (json!({"prompt": no_output}), "prompt_no_outputs"),
     ] {
         let r = post_json(format!("{base}/prompt"), &body).await;
         assert_eq!(r.status(), 400, "{body}");
         let e: Value = r.json().await.unwrap();
-        assert!(
-            e["error"]["type"].is_string() && e["error"]["message"].is_string(),
-            "{e}"
-        );
+        assert_eq!(e["error"]["type"], kind, "{e}");
+        assert!(e["error"]["message"].is_string(), "{e}");
     }
+    let e: Value = post_json(format!("{base}/prompt"), &json!({"prompt": unknown_node}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        e["error"]["message"],
+        "Cannot execute because node NoSuchNode does not exist."
+    );
     assert_eq!(t.fleet.jobs.list(&[], 100).await.unwrap().len(), before);
     // A web page from another site cannot use it; the gateway's own origin can.
     let r = http
