@@ -93,6 +93,7 @@ pub struct DownloadItem {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
+#[allow(clippy::large_enum_variant)] // short-lived messages, mostly `Changed`; boxing would only add allocations
 pub enum DownloadUpdate {
     Changed {
         item: DownloadItem,
