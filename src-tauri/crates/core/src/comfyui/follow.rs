@@ -13,6 +13,8 @@ use super::{ComfyClient, ComfyError, Prompt, SubmitError};
 /// How often `/history` is polled once the WebSocket is gone (and, slowly, as a safety net while it is up).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// How long `POST /prompt` may take to answer (it only validates and queues; RunPod's proxy gives up at 100 s).
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Consecutive failed polls after which the server is considered dead for this job.
 const MAX_POLL_FAILURES: u32 = 4;
 
@@ -81,6 +83,18 @@ impl<O> RunOutcome<O> {
     }
 }
 
+/// Resolves once `cancel` turns true (never, if its sender is gone).
+async fn until_cancelled(cancel: &mut watch::Receiver<bool>) {
+    loop {
+        if *cancel.borrow() {
+            return;
+        }
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Submit `prompt` as `prompt_id` and follow it to the end. `cancel` flips to true to cancel.
 pub async fn run_prompt(
     feed: &Feed,
@@ -92,8 +106,31 @@ pub async fn run_prompt(
 ) -> Result<RunOutcome, SubmitError> {
     let client = feed.client();
     let deadline = Instant::now() + timeout;
-    let mut ws = feed.subscribe(prompt_id, Duration::from_secs(5)).await;
-    let accepted = client.submit(prompt, feed.client_id(), prompt_id).await?;
+    let mut ws = tokio::select! {
+        ws = feed.subscribe(prompt_id, Duration::from_secs(5)) => ws,
+        // Nothing was sent yet.
+        _ = until_cancelled(&mut cancel) => return Ok(RunOutcome::Cancelled),
+    };
+    // A server that takes the prompt and never answers must neither hold the job forever nor ignore a cancel.
+    let submitted = tokio::select! {
+        answer = tokio::time::timeout(SUBMIT_TIMEOUT.min(timeout), client.submit(prompt, feed.client_id(), prompt_id)) => answer,
+        _ = until_cancelled(&mut cancel) => {
+            // It may have reached the server's queue: take it out, without making the cancel wait on a server
+            // that is not answering.
+            let (client, prompt_id) = (client.clone(), prompt_id.to_string());
+            tokio::spawn(async move { client.stop(&prompt_id).await });
+            return Ok(RunOutcome::Cancelled);
+        }
+    };
+    let Ok(accepted) = submitted else {
+        return Ok(RunOutcome::Lost {
+            reason: format!(
+                "it did not answer within {} s when the job was sent",
+                SUBMIT_TIMEOUT.min(timeout).as_secs()
+            ),
+        });
+    };
+    let accepted = accepted?;
     on_event(RunEvent::Accepted {
         number: accepted.number,
     });

@@ -135,6 +135,9 @@ pub fn auth_headers(creds: Option<&Credentials>) -> HeaderMap {
     headers
 }
 
+/// How long [`ComfyClient::stop`] tries to reach the server.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The HTTP client shared by every server call: no redirects followed (a redirect to a login page
 /// means auth is needed), no proxy surprises for loopback, connection reuse.
 pub fn http_client() -> reqwest::Client {
@@ -449,8 +452,12 @@ impl ComfyClient {
 
     /// Stop a prompt wherever it is: removed from the queue if pending, interrupted if running.
     pub async fn stop(&self, prompt_id: &str) {
-        let _ = self.delete_pending(&[prompt_id.to_string()]).await;
-        let _ = self.interrupt(prompt_id).await;
+        // Best effort, and bounded: a server that stopped answering must not keep a cancelled job waiting.
+        let stop = async {
+            let _ = self.delete_pending(&[prompt_id.to_string()]).await;
+            let _ = self.interrupt(prompt_id).await;
+        };
+        let _ = tokio::time::timeout(STOP_TIMEOUT, stop).await;
     }
 
     /// `GET /models/{folder}`: the files in one models folder (`None` when the server has no such folder).
@@ -632,19 +639,20 @@ impl ComfyClient {
     }
 
     /// Pass a request on as it came (method, path with query, body and its content type), with this server's
-    /// credentials; the answer's status, content type and body (refused past `limit` bytes). Redirects are not
-    /// followed. For the gateway's pages and routes of ComfyUI it does not answer itself.
+    /// credentials; the answer's status, content type and body (refused past `limit` bytes, given up after
+    /// `timeout`). Redirects are not followed. For the gateway's pages and routes of ComfyUI it does not answer itself.
     pub async fn forward(
         &self,
         method: reqwest::Method,
         path_and_query: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
-        limit: usize,
+        (limit, timeout): (usize, Duration),
     ) -> Result<Forwarded, ComfyError> {
         let mut request = self
             .http
             .request(method, format!("{}{}", self.base, path_and_query))
+            .timeout(timeout)
             .headers(self.headers.clone());
         if let Some(ct) = content_type {
             request = request.header(reqwest::header::CONTENT_TYPE, ct);

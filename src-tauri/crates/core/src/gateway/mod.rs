@@ -39,6 +39,10 @@ const MAX_UPLOAD_BYTES: usize = 100 * 1024 * 1024;
 const MAX_PROXIED_BYTES: usize = 64 * 1024 * 1024;
 /// How often jobs run by another process (the desktop app dispatching) are looked at.
 const POLL: Duration = Duration::from_millis(500);
+/// How long a request passed on to a server may take (RunPod's proxy gives up at 100 s too).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(100);
+/// How long `POST /prompt` waits for a server's node list before queueing the prompt unchecked against it.
+const NODE_LIST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a server's node list is trusted before it is read again.
 const NODE_LIST_TTL: Duration = Duration::from_secs(60);
 /// `GET /history` without `max_items` lists this many of the latest finished jobs.
@@ -180,10 +184,13 @@ struct Shared {
     out: broadcast::Sender<Outgoing>,
     queue_remaining: Mutex<Option<usize>>,
     /// Each connected server's node classes (from `/object_info`), and when they were read.
-    nodes: tokio::sync::Mutex<HashMap<String, (std::time::Instant, Arc<HashMap<String, bool>>)>>,
+    /// `None`: the server did not answer (not asked again until the minute is over).
+    nodes: tokio::sync::Mutex<HashMap<String, (std::time::Instant, Option<NodeClasses>)>>,
 }
 
 type Ctx = Arc<Shared>;
+/// Node class → whether it is an output node.
+type NodeClasses = Arc<HashMap<String, bool>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -466,7 +473,7 @@ async fn forwarded(State(ctx): State<Ctx>, request: Request) -> Response {
             &path_and_query,
             content_type.as_deref(),
             body,
-            MAX_PROXIED_BYTES,
+            (MAX_PROXIED_BYTES, FORWARD_TIMEOUT),
         )
         .await
     {
@@ -980,7 +987,8 @@ async fn known_nodes(ctx: &Ctx) -> Option<HashMap<String, bool>> {
             .filter(|(at, _)| at.elapsed() < NODE_LIST_TTL)
             .map(|(_, classes)| classes.clone());
         let classes = match cached {
-            Some(c) => c,
+            Some(Some(c)) => c,
+            Some(None) => continue,
             None => {
                 let creds = ctx.parts.servers.credentials(&server).await.ok();
                 let client = ComfyClient::new(ctx.http.clone(), &server.url, creds.as_ref());
@@ -990,7 +998,7 @@ async fn known_nodes(ctx: &Ctx) -> Option<HashMap<String, bool>> {
                         "/object_info",
                         None,
                         Vec::new(),
-                        MAX_PROXIED_BYTES,
+                        (MAX_PROXIED_BYTES, NODE_LIST_TIMEOUT),
                     )
                     .await;
                 let Some(info) = read
@@ -998,13 +1006,19 @@ async fn known_nodes(ctx: &Ctx) -> Option<HashMap<String, bool>> {
                     .filter(|a| a.status == 200)
                     .and_then(|a| serde_json::from_slice::<Value>(&a.body).ok())
                 else {
-                    tracing::warn!(server = %server.name, "gateway: could not read the server's nodes");
+                    // Not asked again for a minute: a hanging server must not hold up every prompt.
+                    tracing::warn!(server = %server.name, "gateway: could not read the server's nodes; not checking against them");
+                    let now = std::time::Instant::now();
+                    ctx.nodes
+                        .lock()
+                        .await
+                        .insert(server.id.clone(), (now, None));
                     continue;
                 };
                 let classes = Arc::new(api::node_classes(&info));
                 ctx.nodes.lock().await.insert(
                     server.id.clone(),
-                    (std::time::Instant::now(), classes.clone()),
+                    (std::time::Instant::now(), Some(classes.clone())),
                 );
                 classes
             }

@@ -677,3 +677,35 @@ async fn gateway_host_serves_as_its_settings_say_and_keeps_serving_when_an_addre
     assert_eq!(blocked.address, None);
     assert!(blocked.error.unwrap().contains("could not listen"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_queues_prompts_unchecked_when_a_server_hangs_instead_of_hanging_too() {
+    let t = fleet();
+    let server = active_server(&t, 20).await;
+    t.fleet.health.test_all(true).await.unwrap();
+    let d = dispatcher(&t, Policy::Manual);
+    let g = gateway(&t, &d).await;
+    // Known as connected a moment ago, it now takes requests and never answers.
+    server.set_config(|c| c.fault = comfyfleet_testkit::Fault::Hang);
+    let start = std::time::Instant::now();
+    let first = post_prompt(&g, json!({"prompt": empty_image(41)})).await;
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "POST /prompt took {waited:?}"
+    );
+    // The next prompt does not wait for that server's node list again.
+    let start = std::time::Instant::now();
+    let second = post_prompt(&g, json!({"prompt": empty_image(42)})).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    for id in [first, second] {
+        let job = t.fleet.jobs.get(&id).await.unwrap();
+        assert!(!job.state.is_final(), "{job:?}");
+        d.cancel(&id).await.unwrap();
+    }
+    g.stop().await;
+}

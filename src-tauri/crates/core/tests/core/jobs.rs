@@ -214,6 +214,35 @@ async fn jobs_cancel_interrupts_running_removes_pending_and_stops_queued() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_sent_to_a_server_that_never_answers_can_still_be_cancelled() {
+    let t = fleet();
+    let server = active_server(&t, 20).await;
+    t.fleet.health.test_all(true).await.unwrap();
+    // Known as connected, it now takes the prompt and never answers.
+    server.set_config(|c| c.fault = comfyfleet_testkit::Fault::Hang);
+    let d = dispatcher(&t, Policy::Manual);
+    let job = d
+        .submit(NewJob::new("stuck", empty_image(51)))
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    while t.fleet.jobs.get(&job.id).await.unwrap().state != JobState::Dispatched {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never dispatched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // the prompt is on its way, unanswered
+    d.cancel(&job.id).await.unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(3), d.wait(&job.id))
+        .await
+        .expect("the cancel took effect although the server never answered")
+        .unwrap();
+    assert_eq!(done.state, JobState::Cancelled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_when_the_websocket_drops_mid_job() {
     let t = fleet();
     let server = active_server(&t, 1500).await;
