@@ -26,6 +26,22 @@ fn parts(t: &TestFleet, d: &comfyfleet_core::dispatcher::Dispatcher) -> GatewayP
     }
 }
 
+/// A fleet whose one server (active) takes `exec_ms` per prompt, dispatching, behind a gateway.
+struct Studio {
+    t: TestFleet,
+    server: comfyfleet_testkit::FakeComfy,
+    d: comfyfleet_core::dispatcher::Dispatcher,
+    g: Gateway,
+}
+
+async fn studio(exec_ms: u64) -> Studio {
+    let t = fleet();
+    let server = active_server(&t, exec_ms).await;
+    let d = dispatcher(&t, Policy::Manual);
+    let g = gateway(&t, &d).await;
+    Studio { t, server, d, g }
+}
+
 async fn gateway(t: &TestFleet, d: &comfyfleet_core::dispatcher::Dispatcher) -> Gateway {
     Gateway::start(parts(t, d), "127.0.0.1:0".parse().unwrap())
         .await
@@ -66,10 +82,12 @@ async fn next_json(ws: &mut Socket) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
-    let t = fleet();
-    let server = active_server(&t, 300).await;
-    let d = dispatcher(&t, Policy::Manual);
-    let g = gateway(&t, &d).await;
+    let Studio {
+        t,
+        server,
+        d: _d,
+        g,
+    } = studio(300).await;
     let base = format!("http://{}", g.local_addr());
     let http = reqwest::Client::new();
 
@@ -276,10 +294,7 @@ async fn gateway_speaks_comfyuis_http_and_websocket_api_over_the_fleet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_carries_an_uploaded_image_to_the_server_that_runs_the_prompt() {
-    let t = fleet();
-    let server = active_server(&t, 20).await;
-    let d = dispatcher(&t, Policy::Manual);
-    let g = gateway(&t, &d).await;
+    let Studio { t, server, d, g } = studio(20).await;
     let base = format!("http://{}", g.local_addr());
     let http = reqwest::Client::new();
     let made = d.submit(NewJob::new("make", empty_image(3))).await.unwrap();
@@ -522,10 +537,12 @@ async fn gateway_tells_its_clients_about_prompts_another_process_dispatches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_interrupt_stops_the_running_prompt_and_says_so() {
-    let t = fleet();
-    let _server = active_server(&t, 10_000).await;
-    let d = dispatcher(&t, Policy::Manual);
-    let g = gateway(&t, &d).await;
+    let Studio {
+        t,
+        server: _server,
+        d,
+        g,
+    } = studio(10_000).await;
     let mut ws = connect(&g, "c3").await;
     let mut other = connect(&g, "c4").await;
     let id = post_prompt(
