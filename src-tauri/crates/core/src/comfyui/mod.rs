@@ -638,26 +638,24 @@ impl ComfyClient {
         format!("{base}/ws?clientId={client_id}")
     }
 
-    /// Pass a request on as it came (method, path with query, body and its content type), with this server's
-    /// credentials; the answer's status, content type and body (refused past `limit` bytes, given up after
-    /// `timeout`). Redirects are not followed. For the gateway's pages and routes of ComfyUI it does not answer itself.
+    /// Pass a reading request (GET or HEAD, path with query) on with this server's credentials; the answer's
+    /// status, content type and body (refused past `limit` bytes, given up after `timeout`). Redirects are not
+    /// followed. For the gateway's pages and routes of ComfyUI it does not answer itself.
     pub async fn forward(
         &self,
         method: reqwest::Method,
         path_and_query: &str,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-        (limit, timeout): (usize, Duration),
+        limit: usize,
+        timeout: Duration,
     ) -> Result<Forwarded, ComfyError> {
-        let mut request = self
+        let resp = self
             .http
             .request(method, format!("{}{}", self.base, path_and_query))
             .timeout(timeout)
-            .headers(self.headers.clone());
-        if let Some(ct) = content_type {
-            request = request.header(reqwest::header::CONTENT_TYPE, ct);
-        }
-        let resp = request.body(body).send().await.map_err(transport_error)?;
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(transport_error)?;
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()

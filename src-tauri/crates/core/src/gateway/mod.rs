@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -339,11 +339,14 @@ impl GatewayHost {
         let serves_there = |g: &Gateway| {
             g.local_addr() == addr || (addr.port() == 0 && g.local_addr().ip() == addr.ip())
         };
-        if value.enabled && !state.running.as_ref().is_some_and(serves_there) {
+        let keep = value.enabled && state.running.as_ref().is_some_and(serves_there);
+        if !keep {
             // The same port may be asked for again: the old one lets go of it first.
             if let Some(old) = state.running.take() {
                 old.stop().await;
             }
+        }
+        if value.enabled && !keep {
             match Gateway::start(self.parts.clone(), addr).await {
                 Ok(g) => state.running = Some(g),
                 Err(e) => {
@@ -352,10 +355,6 @@ impl GatewayHost {
                     }
                     return Err(e);
                 }
-            }
-        } else if !value.enabled {
-            if let Some(old) = state.running.take() {
-                old.stop().await;
             }
         }
         state.error = None;
@@ -422,59 +421,35 @@ fn routes() -> Router<Ctx> {
 /// custom nodes' pages) is passed on to the server node information comes from, so the ComfyUI web page itself works
 /// through the gateway. Requests that change something on a server (POST, PUT, DELETE: settings, user files, a
 /// custom node manager's installs) are not passed on with the fleet's credentials: they go to that server directly.
-async fn forwarded(State(ctx): State<Ctx>, request: Request) -> Response {
-    let method = request.method().clone();
-    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+async fn forwarded(State(ctx): State<Ctx>, method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
             format!(
                 "The gateway runs prompts on the fleet and passes on only requests that read ({} {} would change \
                  something on one of its servers); send it to that server directly.",
                 method,
-                request.uri().path()
+                uri.path()
             ),
         )
             .into_response();
     }
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = match axum::body::to_bytes(request.into_body(), MAX_UPLOAD_BYTES).await {
-        Ok(b) => b.to_vec(),
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "Requests are limited to {} MB.",
-                    MAX_UPLOAD_BYTES / 1024 / 1024
-                ),
-            )
-                .into_response()
-        }
+    match node_source(&ctx).await {
+        Some(client) => pass_on(&client, &method, &uri).await,
+        None => no_server(),
+    }
+}
+
+/// A reading request passed on to `client`'s server, its answer (status, content type, body) passed back.
+async fn pass_on(client: &ComfyClient, method: &Method, uri: &Uri) -> Response {
+    let method = if method == Method::HEAD {
+        reqwest::Method::HEAD
+    } else {
+        reqwest::Method::GET
     };
-    let Some(client) = node_source(&ctx).await else {
-        return unavailable(
-            "No ComfyUI server of the fleet is connected to answer this; add one or start one, then try again."
-                .into(),
-        );
-    };
-    let method =
-        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     match client
-        .forward(
-            method,
-            &path_and_query,
-            content_type.as_deref(),
-            body,
-            (MAX_PROXIED_BYTES, FORWARD_TIMEOUT),
-        )
+        .forward(method, path_and_query, MAX_PROXIED_BYTES, FORWARD_TIMEOUT)
         .await
     {
         Ok(answer) => {
@@ -490,6 +465,12 @@ async fn forwarded(State(ctx): State<Ctx>, request: Request) -> Response {
         }
         Err(e) => unavailable(format!("{} answered: {e}", client.base_url())),
     }
+}
+
+fn no_server() -> Response {
+    unavailable(
+        "No ComfyUI server of the fleet is connected to answer this; add one or start one, then try again.".into(),
+    )
 }
 
 /// As ComfyUI does: a browser request from another site (its Origin is not this host) is refused, so a web page
@@ -539,13 +520,9 @@ fn unavailable(message: String) -> Response {
 async fn queue_remaining(ctx: &Ctx) -> usize {
     ctx.parts
         .jobs
-        .list(
-            &[JobState::Queued, JobState::Dispatched, JobState::Running],
-            100_000,
-        )
+        .count(&[JobState::Queued, JobState::Dispatched, JobState::Running])
         .await
-        .map(|j| j.len())
-        .unwrap_or(0)
+        .unwrap_or(0) as usize
 }
 
 async fn prompt_info(State(ctx): State<Ctx>) -> Json<Value> {
@@ -966,12 +943,13 @@ async fn upload(State(ctx): State<Ctx>, mut form: Multipart) -> Response {
 /// A connected ComfyUI server to read node information from: the active one if it is connected, else the first.
 async fn node_source(ctx: &Ctx) -> Option<ComfyClient> {
     let (server, _) = connected(ctx).await.into_iter().next()?;
-    let creds = ctx.parts.servers.credentials(&server).await.ok();
-    Some(ComfyClient::new(
-        ctx.http.clone(),
-        &server.url,
-        creds.as_ref(),
-    ))
+    Some(client_for(ctx, &server).await)
+}
+
+/// A client for one of the fleet's servers, with its credentials.
+async fn client_for(ctx: &Ctx, server: &crate::servers::Server) -> ComfyClient {
+    let creds = ctx.parts.servers.credentials(server).await.ok();
+    ComfyClient::new(ctx.http.clone(), &server.url, creds.as_ref())
 }
 
 /// The node classes the fleet's connected servers have (each server's list is read again after a minute); `None`
@@ -990,15 +968,13 @@ async fn known_nodes(ctx: &Ctx) -> Option<HashMap<String, bool>> {
             Some(Some(c)) => c,
             Some(None) => continue,
             None => {
-                let creds = ctx.parts.servers.credentials(&server).await.ok();
-                let client = ComfyClient::new(ctx.http.clone(), &server.url, creds.as_ref());
-                let read = client
+                let read = client_for(ctx, &server)
+                    .await
                     .forward(
                         reqwest::Method::GET,
                         "/object_info",
-                        None,
-                        Vec::new(),
-                        (MAX_PROXIED_BYTES, NODE_LIST_TIMEOUT),
+                        MAX_PROXIED_BYTES,
+                        NODE_LIST_TIMEOUT,
                     )
                     .await;
                 let Some(info) = read
@@ -1061,9 +1037,12 @@ async fn connected(ctx: &Ctx) -> Vec<(crate::servers::Server, crate::health::Ser
 
 /// `GET /system_stats`: the answering server's system, with the devices of every connected server of the fleet
 /// (its own first), so a client sees the GPUs its prompts may run on.
-async fn system_stats(State(ctx): State<Ctx>, request: Request) -> Response {
+async fn system_stats(State(ctx): State<Ctx>, uri: Uri) -> Response {
     let fleet = connected(&ctx).await;
-    let answer = forwarded(State(ctx), request).await;
+    let Some((answering, _)) = fleet.first() else {
+        return no_server();
+    };
+    let answer = pass_on(&client_for(&ctx, answering).await, &Method::GET, &uri).await;
     if answer.status() != StatusCode::OK {
         return answer;
     }
@@ -1185,7 +1164,8 @@ async fn pump(ctx: Ctx) {
                         announce_queue(&ctx).await;
                     }
                 }
-                Ok(JobUpdate::Progress { job_id, progress }) => {
+                // Progress of jobs no client of this gateway queued (the desktop's own) is not read at all.
+                Ok(JobUpdate::Progress { job_id, progress }) if lock(&ctx.tracked).contains_key(&job_id) => {
                     if let Ok(mut job) = ctx.parts.jobs.get(&job_id).await {
                         job.progress = progress;
                         tell(&ctx, &job);
@@ -1201,7 +1181,7 @@ async fn pump(ctx: Ctx) {
                         });
                     }
                 }
-                Ok(JobUpdate::Notice { .. }) => {}
+                Ok(JobUpdate::Progress { .. } | JobUpdate::Notice { .. }) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break,
             },
