@@ -283,6 +283,15 @@ impl crate::HasErrorInfo for JobsError {
     }
 }
 
+/// `WHERE state IN (...)` for `states` (nothing when empty); the names are the enum's own, never user text.
+fn state_filter(states: &[JobState]) -> String {
+    if states.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    format!("WHERE state IN ({})", names.join(","))
+}
+
 const COLUMNS: &str = "id, name, state, priority, target, server_id, remote_id, attempts, max_attempts, queued_ms, started_ms,
     finished_ms, not_before_ms, timeout_ms, progress, outputs, error, failed_on, notes, delay_ms, execution_ms";
 
@@ -395,22 +404,25 @@ impl Jobs {
 
     /// Jobs, newest first, optionally only some states.
     pub async fn list(&self, states: &[JobState], limit: u32) -> Result<Vec<Job>, JobsError> {
-        let filter = if states.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "WHERE state IN ({})",
-                states
-                    .iter()
-                    .map(|s| format!("'{}'", s.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        };
+        let filter = state_filter(states);
         self.store
             .call(move |c| {
                 let sql = format!("SELECT {COLUMNS} FROM jobs {filter} ORDER BY queued_ms DESC, rowid DESC LIMIT ?1");
                 Ok(store::rows(c, &sql, [limit], from_row)?)
+            })
+            .await
+    }
+
+    /// How many jobs are in `states` (all jobs when empty).
+    pub async fn count(&self, states: &[JobState]) -> Result<u32, JobsError> {
+        let filter = state_filter(states);
+        self.store
+            .call(move |c| {
+                let n: i64 =
+                    c.query_row(&format!("SELECT COUNT(*) FROM jobs {filter}"), [], |r| {
+                        r.get(0)
+                    })?;
+                Ok(n.max(0) as u32)
             })
             .await
     }
@@ -809,6 +821,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("j.db")).unwrap();
         (Jobs::new(store), dir)
+    }
+
+    #[tokio::test]
+    async fn jobs_are_counted_by_state_as_they_are_listed() {
+        let (j, _d) = jobs().await;
+        let w = serde_json::json!({});
+        let a = j.submit(NewJob::new("a", w.clone()), 1).await.unwrap();
+        j.submit(NewJob::new("b", w.clone()), 2).await.unwrap();
+        j.apply(&a.id, JobEvent::Cancelled, 3).await.unwrap();
+        for states in [
+            vec![],
+            vec![JobState::Queued],
+            vec![JobState::Cancelled, JobState::Running],
+            vec![JobState::Failed],
+        ] {
+            let listed = j.list(&states, 100).await.unwrap().len() as u32;
+            assert_eq!(j.count(&states).await.unwrap(), listed, "{states:?}");
+        }
+        assert_eq!(j.count(&[JobState::Queued]).await.unwrap(), 1);
     }
 
     #[tokio::test]
