@@ -182,14 +182,12 @@ impl LocalServer {
     }
 
     pub async fn config(&self) -> Result<Option<LocalConfig>, LocalError> {
-        let raw = self.inner.settings.raw(CONFIG_KEY).await?;
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+        Ok(self.inner.settings.json(CONFIG_KEY).await?)
     }
 
     /// Saved by the installer once ComfyUI is in place.
     pub async fn set_config(&self, cfg: &LocalConfig) -> Result<(), LocalError> {
-        let text = serde_json::to_string(cfg).unwrap_or_default();
-        self.inner.settings.put(CONFIG_KEY, text).await?;
+        self.inner.settings.put_json(CONFIG_KEY, cfg).await?;
         self.refresh().await;
         Ok(())
     }

@@ -48,10 +48,7 @@ impl SettingsStore {
 
     /// The routing settings; `auto_switch` always mirrors the app setting of that name.
     pub async fn router(&self) -> Result<crate::router::RouterConfig, StoreError> {
-        let raw = self.raw(ROUTER_KEY).await?;
-        let mut cfg: crate::router::RouterConfig = raw
-            .and_then(|r| serde_json::from_str(&r).ok())
-            .unwrap_or_default();
+        let mut cfg: crate::router::RouterConfig = self.json(ROUTER_KEY).await?;
         cfg.auto_switch = self.get().await?.auto_switch;
         Ok(cfg)
     }
@@ -63,8 +60,7 @@ impl SettingsStore {
         let mut settings = self.get().await?;
         settings.auto_switch = cfg.auto_switch;
         self.set(settings).await?;
-        self.put(ROUTER_KEY, serde_json::to_string(&cfg).unwrap_or_default())
-            .await?;
+        self.put_json(ROUTER_KEY, &cfg).await?;
         Ok(cfg)
     }
 
@@ -80,6 +76,28 @@ impl SettingsStore {
                     .optional()?,
                 )
             })
+            .await
+    }
+
+    /// A setting another module keeps as JSON under `key`; its default when missing or unreadable.
+    pub async fn json<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        key: &'static str,
+    ) -> Result<T, StoreError> {
+        Ok(self
+            .raw(key)
+            .await?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
+    }
+
+    /// Keep `value` as JSON under `key`.
+    pub async fn put_json<T: Serialize>(
+        &self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        self.put(key, serde_json::to_string(value).unwrap_or_default())
             .await
     }
 

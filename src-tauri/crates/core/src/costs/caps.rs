@@ -206,9 +206,7 @@ impl Costs {
     }
 
     pub async fn set_caps(&self, caps: Caps) -> Result<Caps, CostsError> {
-        self.settings
-            .put(CAPS_KEY, serde_json::to_string(&caps).unwrap_or_default())
-            .await?;
+        self.settings.put_json(CAPS_KEY, &caps).await?;
         Ok(caps)
     }
 

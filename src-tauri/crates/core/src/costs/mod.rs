@@ -139,32 +139,17 @@ impl Costs {
     }
 
     pub async fn prices(&self) -> Result<PriceSettings, CostsError> {
-        Ok(self
-            .settings
-            .raw(PRICES_KEY)
-            .await?
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default())
+        Ok(self.settings.json(PRICES_KEY).await?)
     }
 
     pub async fn set_prices(&self, prices: PriceSettings) -> Result<PriceSettings, CostsError> {
-        self.settings
-            .put(
-                PRICES_KEY,
-                serde_json::to_string(&prices).unwrap_or_default(),
-            )
-            .await?;
+        self.settings.put_json(PRICES_KEY, &prices).await?;
         Ok(prices)
     }
 
     /// Serverless prices refreshed from RunPod's catalogue (empty until refreshed: the shipped table applies).
     pub async fn price_table(&self) -> Result<prices::PriceTable, CostsError> {
-        Ok(self
-            .settings
-            .raw(PRICE_TABLE_KEY)
-            .await?
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default())
+        Ok(self.settings.json(PRICE_TABLE_KEY).await?)
     }
 
     /// The serverless GPU classes at today's prices (refreshed or shipped), for choosing the reference GPU.
@@ -177,12 +162,7 @@ impl Costs {
         &self,
         table: prices::PriceTable,
     ) -> Result<prices::PriceTable, CostsError> {
-        self.settings
-            .put(
-                PRICE_TABLE_KEY,
-                serde_json::to_string(&table).unwrap_or_default(),
-            )
-            .await?;
+        self.settings.put_json(PRICE_TABLE_KEY, &table).await?;
         Ok(table)
     }
 

@@ -120,13 +120,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, GatewayError> {
 }
 
 pub async fn load_settings(settings: &crate::settings::SettingsStore) -> GatewaySettings {
-    settings
-        .raw(SETTINGS_KEY)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+    settings.json(SETTINGS_KEY).await.unwrap_or_default()
 }
 
 /// Keep the settings once the address reads as one.
@@ -135,12 +129,7 @@ pub async fn save_settings(
     mut value: GatewaySettings,
 ) -> Result<GatewaySettings, GatewayError> {
     value.listen = parse_listen(&value.listen)?.to_string();
-    settings
-        .put(
-            SETTINGS_KEY,
-            serde_json::to_string(&value).unwrap_or_default(),
-        )
-        .await?;
+    settings.put_json(SETTINGS_KEY, &value).await?;
     Ok(value)
 }
 

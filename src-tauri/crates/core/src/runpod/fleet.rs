@@ -222,11 +222,7 @@ pub fn usd(micros: u64) -> String {
 
 /// The stored idle auto-shutdown settings, or the defaults (no RunPod key needed).
 pub async fn load_idle_config(settings: &SettingsStore) -> Result<IdleConfig, StoreError> {
-    Ok(settings
-        .raw(IDLE_KEY)
-        .await?
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default())
+    settings.json(IDLE_KEY).await
 }
 
 /// Save the idle settings, once [`IdleConfig::check`] passes.
@@ -235,9 +231,7 @@ pub async fn save_idle_config(
     cfg: IdleConfig,
 ) -> Result<IdleConfig, PodFleetError> {
     cfg.check().map_err(PodFleetError::InvalidIdle)?;
-    settings
-        .put(IDLE_KEY, serde_json::to_string(&cfg).unwrap_or_default())
-        .await?;
+    settings.put_json(IDLE_KEY, &cfg).await?;
     Ok(cfg)
 }
 
