@@ -162,17 +162,13 @@ pub async fn gallery_image(state: State<'_, AppState>, path: String) -> Res<Stri
             format!("Could not read {}: {e}", file.display()),
         )
     })?;
-    let mime = match file
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("jpg") | Some("jpeg") => "image/jpeg",
-        Some("webp") => "image/webp",
-        Some("gif") => "image/gif",
-        _ => "image/png",
-    };
+    // Previews are images; anything else is shown as the PNG ComfyUI saves by default.
+    let mime = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(comfyfleet_core::gallery::media_type)
+        .filter(|m| m.starts_with("image/"))
+        .unwrap_or("image/png");
     Ok(format!(
         "data:{mime};base64,{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -15,6 +15,21 @@ impl crate::HasErrorInfo for GalleryError {
     }
 }
 
+/// The media type of a file ComfyUI saves, by its extension (any case); `None` for others. Pure.
+pub fn media_type(file_name: &str) -> Option<&'static str> {
+    let ext = file_name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "json" => "application/json",
+        _ => return None,
+    })
+}
+
 /// A plain file name: no separators, no `..`, not absolute, no control or reserved characters.
 pub fn check_file_name(name: &str) -> Result<&str, GalleryError> {
     let bad = name.is_empty()
@@ -45,6 +60,15 @@ pub fn output_path(gallery: &Path, job_id: &str, file_name: &str) -> Result<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gallery_names_the_media_type_of_what_comfyui_saves_by_extension() {
+        assert_eq!(media_type("a.PNG"), Some("image/png"));
+        assert_eq!(media_type("x.jpeg"), Some("image/jpeg"));
+        assert_eq!(media_type("clip.webm"), Some("video/webm"));
+        assert_eq!(media_type("noext"), None);
+        assert_eq!(media_type("model.safetensors"), None);
+    }
 
     #[test]
     fn gallery_refuses_names_that_escape_the_folder() {

@@ -831,7 +831,8 @@ async fn view(State(ctx): State<Ctx>, Query(q): Query<ViewQuery>) -> Response {
     };
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
-            let mime = mime_of(&q.filename);
+            let mime =
+                crate::gallery::media_type(&q.filename).unwrap_or("application/octet-stream");
             let disposition = format!("filename=\"{}\"", q.filename.replace('"', ""));
             (
                 [
@@ -843,20 +844,6 @@ async fn view(State(ctx): State<Ctx>, Query(q): Query<ViewQuery>) -> Response {
                 .into_response()
         }
         Err(_) => (StatusCode::NOT_FOUND, "The file is no longer there.").into_response(),
-    }
-}
-
-fn mime_of(name: &str) -> &'static str {
-    let lower = name.to_ascii_lowercase();
-    match lower.rsplit('.').next().unwrap_or("") {
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        "gif" => "image/gif",
-        "mp4" => "video/mp4",
-        "webm" => "video/webm",
-        "json" => "application/json",
-        _ => "application/octet-stream",
     }
 }
 
@@ -1190,13 +1177,6 @@ async fn pump(ctx: Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gateway_names_what_it_serves_by_extension() {
-        assert_eq!(mime_of("a.PNG"), "image/png");
-        assert_eq!(mime_of("clip.webm"), "video/webm");
-        assert_eq!(mime_of("noext"), "application/octet-stream");
-    }
 
     #[test]
     fn gateway_points_load_image_nodes_at_images_uploaded_here_only() {
