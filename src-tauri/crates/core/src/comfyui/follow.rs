@@ -85,13 +85,8 @@ impl<O> RunOutcome<O> {
 
 /// Resolves once `cancel` turns true (never, if its sender is gone).
 async fn until_cancelled(cancel: &mut watch::Receiver<bool>) {
-    loop {
-        if *cancel.borrow() {
-            return;
-        }
-        if cancel.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
